@@ -1,0 +1,14 @@
+// The `perseus` subcommands. Each Register* adds a subcommand to the app and
+// arranges for its Run to be called; Run returns the process exit code
+// (0 success, 2 bad input, 1 anything else).
+#pragma once
+
+#include "CLI/CLI.hpp"
+
+namespace perseus::cli {
+
+void RegisterPlan(CLI::App* app, int* exit_code);
+void RegisterDemo(CLI::App* app, int* exit_code);
+void RegisterShowPlan(CLI::App* app, int* exit_code);
+
+}  // namespace perseus::cli

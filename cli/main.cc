@@ -1,0 +1,30 @@
+// The `perseus` command.
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Perseus: removes energy bloat from pipeline-parallel training by planning a GPU "
+      "frequency for every forward and backward computation."};
+  app.set_version_flag("--version", PERSEUS_VERSION);
+  app.require_subcommand(1);
+  int exit_code = 0;
+  perseus::cli::RegisterPlan(&app, &exit_code);
+  perseus::cli::RegisterShowPlan(&app, &exit_code);
+  perseus::cli::RegisterDemo(&app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;  // bad command line: same code as any other bad input
+  }
+  return exit_code;
+}

@@ -1,0 +1,76 @@
+// The iteration time–energy frontier: ordered points, each with the model's
+// and the realized (measured) time and energy, and the plan that achieves it.
+//
+// Points are stored in solver order: slowest first, model time strictly
+// decreasing by one unit per point, the last point being T_min. Plans are
+// stored compactly: the first point's plan in full, then for each later point
+// only the computations whose option changed (a few per point), plus a full
+// checkpoint every kCheckpointInterval points so that any plan is rebuilt in
+// O(n + kCheckpointInterval * changes per point).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "perseus/planner/problem.h"
+#include "perseus/planner/realized.h"
+
+namespace perseus::planner {
+
+struct FrontierPoint {
+  double time_s = 0;  // realized
+  double energy_j = 0;
+  double model_time_s = 0;
+  double model_energy_j = 0;
+};
+
+class Frontier {
+ public:
+  static constexpr size_t kCheckpointInterval = 256;
+
+  Frontier() = default;
+  explicit Frontier(std::shared_ptr<const Problem> problem) : problem_(std::move(problem)) {}
+
+  // Appends a point and its plan. REQUIRES: plan.size() == number of computations.
+  void Append(const FrontierPoint& point, const Plan& plan);
+
+  const Problem& problem() const { return *problem_; }
+  std::shared_ptr<const Problem> problem_ptr() const { return problem_; }
+  const std::vector<FrontierPoint>& points() const { return points_; }
+  size_t size() const { return points_.size(); }
+  Plan PlanAt(size_t index) const;
+
+  // The lowest-energy point among those with the smallest realized time.
+  size_t TMinIndex() const;
+  // The lowest realized energy point.
+  size_t TStarIndex() const;
+  // The plan to run for deadline T: the lowest-energy point whose realized
+  // time is <= deadline_s; nullopt if every point is slower. O(log n) after
+  // the first call (an index sorted by time with running minima).
+  std::optional<size_t> IndexForDeadline(double deadline_s) const;
+
+  // Bytes used by the stored plans (for benchmarks).
+  size_t PlanStorageBytes() const;
+
+  // Figures of every computation at its highest frequency.
+  Figures all_max;
+  double solve_seconds = 0;
+
+ private:
+  void BuildDeadlineIndex() const;
+
+  std::shared_ptr<const Problem> problem_;
+  std::vector<FrontierPoint> points_;
+  Plan last_plan_;
+  std::vector<std::vector<uint16_t>> checkpoints_;  // plan of point k*kCheckpointInterval
+  std::vector<uint32_t> change_begin_;  // changes of point k: [change_begin_[k], change_begin_[k+1])
+  std::vector<uint32_t> change_node_;
+  std::vector<uint16_t> change_option_;
+  // Deadline index: point ids sorted by realized time; best_[k] = argmin energy of the first k+1.
+  mutable std::vector<double> sorted_time_;
+  mutable std::vector<uint32_t> best_upto_;
+};
+
+}  // namespace perseus::planner

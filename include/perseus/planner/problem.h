@@ -1,0 +1,68 @@
+// The planning problem: a DAG plus, for every computation, its Pareto-optimal
+// measured options and the cost table the solver uses.
+//
+// Computations of the same (stage, instruction) share one OptionSet. Options
+// are Pareto-optimal in (real time, effective energy), sorted fastest first:
+// time strictly increasing, effective energy strictly decreasing. A planned
+// duration of d units maps to the slowest option whose quantised time fits,
+// which is also the option of lowest effective energy that fits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "perseus/common/status.h"
+#include "perseus/planner/cost_model.h"
+#include "perseus/planner/dag.h"
+#include "perseus/planner/profile.h"
+
+namespace perseus::planner {
+
+struct PlannerOptions {
+  // Power drawn by one stage's GPUs while not computing, in watts (for a
+  // tensor-parallel stage of 8 A100s: 8 x 83.64 W). Must be >= 0.
+  double blocking_power_w = 0;
+  // Time quantum tau in seconds (> 0).
+  double unit_time_s = 0.001;
+  CostModel cost_model = CostModel::kConvex;
+};
+
+struct Option {
+  int frequency_mhz = 0;
+  double time_s = 0;
+  double energy_j = 0;
+  double effective_j = 0;  // energy_j - blocking_power_w * time_s
+  int64_t units = 0;       // ceil(time_s / unit_time_s), >= 1
+};
+
+struct OptionSet {
+  ProfileKey key;
+  std::vector<Option> options;  // Pareto, fastest first
+  Option highest_frequency;     // what "all-max" runs (may be off the Pareto set)
+  CostTable cost;               // durations [options.front().units, options.back().units]
+  // option_for_units[d - cost.min_units]: the option to run for a planned
+  // duration of d units.
+  std::vector<int> option_for_units;
+
+  int OptionForUnits(int64_t d) const { return option_for_units[d - cost.min_units]; }
+};
+
+struct Problem {
+  std::shared_ptr<const Dag> dag;
+  PlannerOptions options;
+  int num_gpus = 0;  // S: GPUs (pipeline ranks) that each draw blocking power when idle
+  std::vector<OptionSet> option_sets;
+  std::vector<int> set_of_node;  // node id -> index into option_sets
+
+  const OptionSet& set(int node) const { return option_sets[set_of_node[node]]; }
+  const Option& option(int node, int index) const { return set(node).options[index]; }
+};
+
+// Validates the inputs (every (stage, instruction) of the DAG present in the
+// profile, a positive unit time, non-negative blocking power) and builds the
+// problem. Errors are kInvalidInput with a message naming what is missing.
+Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& profile,
+                             const PlannerOptions& options);
+
+}  // namespace perseus::planner

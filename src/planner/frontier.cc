@@ -1,0 +1,94 @@
+#include "perseus/planner/frontier.h"
+
+#include <algorithm>
+#include <cassert>
+#include <numeric>
+
+namespace perseus::planner {
+
+void Frontier::Append(const FrontierPoint& point, const Plan& plan) {
+  const size_t k = points_.size();
+  points_.push_back(point);
+  sorted_time_.clear();
+  best_upto_.clear();
+  if (change_begin_.empty()) change_begin_.push_back(0);
+  if (k % kCheckpointInterval == 0) {
+    checkpoints_.emplace_back(plan.begin(), plan.end());
+  }
+  if (k > 0) {
+    for (size_t i = 0; i < plan.size(); ++i) {
+      if (plan[i] != last_plan_[i]) {
+        change_node_.push_back(static_cast<uint32_t>(i));
+        change_option_.push_back(static_cast<uint16_t>(plan[i]));
+      }
+    }
+  }
+  change_begin_.push_back(static_cast<uint32_t>(change_node_.size()));
+  last_plan_ = plan;
+}
+
+Plan Frontier::PlanAt(size_t index) const {
+  assert(index < points_.size());
+  const size_t base = index / kCheckpointInterval;
+  Plan plan(checkpoints_[base].begin(), checkpoints_[base].end());
+  for (size_t k = base * kCheckpointInterval + 1; k <= index; ++k) {
+    for (uint32_t c = change_begin_[k]; c < change_begin_[k + 1]; ++c) {
+      plan[change_node_[c]] = change_option_[c];
+    }
+  }
+  return plan;
+}
+
+size_t Frontier::TMinIndex() const {
+  assert(!points_.empty());
+  size_t best = 0;
+  for (size_t k = 1; k < points_.size(); ++k) {
+    const FrontierPoint& p = points_[k];
+    const FrontierPoint& b = points_[best];
+    if (p.time_s < b.time_s || (p.time_s == b.time_s && p.energy_j < b.energy_j)) best = k;
+  }
+  return best;
+}
+
+size_t Frontier::TStarIndex() const {
+  assert(!points_.empty());
+  size_t best = 0;
+  for (size_t k = 1; k < points_.size(); ++k) {
+    if (points_[k].energy_j < points_[best].energy_j) best = k;
+  }
+  return best;
+}
+
+void Frontier::BuildDeadlineIndex() const {
+  std::vector<uint32_t> order(points_.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return points_[a].time_s < points_[b].time_s;
+  });
+  sorted_time_.resize(order.size());
+  best_upto_.resize(order.size());
+  for (size_t k = 0; k < order.size(); ++k) {
+    sorted_time_[k] = points_[order[k]].time_s;
+    best_upto_[k] = order[k];
+    if (k > 0 && points_[best_upto_[k - 1]].energy_j <= points_[order[k]].energy_j) {
+      best_upto_[k] = best_upto_[k - 1];
+    }
+  }
+}
+
+std::optional<size_t> Frontier::IndexForDeadline(double deadline_s) const {
+  if (points_.empty()) return std::nullopt;
+  if (sorted_time_.size() != points_.size()) BuildDeadlineIndex();
+  auto it = std::upper_bound(sorted_time_.begin(), sorted_time_.end(), deadline_s);
+  if (it == sorted_time_.begin()) return std::nullopt;
+  return best_upto_[(it - sorted_time_.begin()) - 1];
+}
+
+size_t Frontier::PlanStorageBytes() const {
+  size_t bytes = change_begin_.size() * sizeof(uint32_t) + change_node_.size() * sizeof(uint32_t) +
+                 change_option_.size() * sizeof(uint16_t);
+  for (const auto& c : checkpoints_) bytes += c.size() * sizeof(uint16_t);
+  return bytes;
+}
+
+}  // namespace perseus::planner

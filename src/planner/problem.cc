@@ -1,0 +1,115 @@
+#include "perseus/planner/problem.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace perseus::planner {
+namespace {
+
+// A real time a hair above an integer number of units (from floating-point
+// noise in t / tau) must not cost a whole extra unit.
+constexpr double kQuantizationSlackUnits = 1e-6;
+
+int64_t Quantize(double time_s, double unit_time_s) {
+  double u = std::ceil(time_s / unit_time_s - kQuantizationSlackUnits);
+  return std::max<int64_t>(1, static_cast<int64_t>(u));
+}
+
+OptionSet MakeOptionSet(const ProfileKey& key, const std::vector<Measurement>& rows,
+                        const PlannerOptions& opt) {
+  OptionSet set;
+  set.key = key;
+  std::vector<Option> all;
+  for (const Measurement& m : rows) {
+    Option o;
+    o.frequency_mhz = m.frequency_mhz;
+    o.time_s = m.time_s;
+    o.energy_j = m.energy_j;
+    o.effective_j = m.energy_j - opt.blocking_power_w * m.time_s;
+    o.units = Quantize(m.time_s, opt.unit_time_s);
+    all.push_back(o);
+  }
+  set.highest_frequency = *std::max_element(
+      all.begin(), all.end(),
+      [](const Option& a, const Option& b) { return a.frequency_mhz < b.frequency_mhz; });
+  // Pareto filter in (time, effective energy): sort by time (ties: lower
+  // effective first), keep options strictly cheaper than every faster one.
+  std::sort(all.begin(), all.end(), [](const Option& a, const Option& b) {
+    if (a.time_s != b.time_s) return a.time_s < b.time_s;
+    return a.effective_j < b.effective_j;
+  });
+  for (const Option& o : all) {
+    if (set.options.empty() || o.effective_j < set.options.back().effective_j) {
+      set.options.push_back(o);
+    }
+  }
+  // Model points: per distinct unit count, the cheapest option (the slowest of
+  // those sharing it, since effective energy falls with time).
+  std::vector<ModelPoint> points;
+  for (const Option& o : set.options) {
+    if (!points.empty() && points.back().units == o.units) {
+      points.back().effective_j = o.effective_j;
+    } else {
+      points.push_back(ModelPoint{o.units, o.effective_j});
+    }
+  }
+  set.cost = BuildCostTable(points, opt.cost_model);
+  set.option_for_units.assign(set.cost.max_units - set.cost.min_units + 1, 0);
+  int chosen = 0;
+  for (int64_t d = set.cost.min_units; d <= set.cost.max_units; ++d) {
+    while (chosen + 1 < static_cast<int>(set.options.size()) && set.options[chosen + 1].units <= d) {
+      ++chosen;
+    }
+    set.option_for_units[d - set.cost.min_units] = chosen;
+  }
+  return set;
+}
+
+}  // namespace
+
+Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& profile,
+                             const PlannerOptions& options) {
+  if (!dag || !dag->finalized()) return Status::Internal("BuildProblem needs a finalized DAG");
+  if (!(options.unit_time_s > 0) || !std::isfinite(options.unit_time_s)) {
+    return Status::InvalidInput("--unit-time must be a positive number of seconds");
+  }
+  if (!(options.blocking_power_w >= 0) || !std::isfinite(options.blocking_power_w)) {
+    return Status::InvalidInput("--blocking-power must be a non-negative number of watts");
+  }
+  Problem problem;
+  problem.dag = dag;
+  problem.options = options;
+  problem.num_gpus = dag->num_gpus();
+  std::map<ProfileKey, int> set_index;
+  problem.set_of_node.resize(dag->num_nodes());
+  for (int id = 0; id < dag->num_nodes(); ++id) {
+    const Computation& c = dag->node(id);
+    ProfileKey key{c.stage, c.instruction};
+    auto it = set_index.find(key);
+    if (it == set_index.end()) {
+      const std::vector<Measurement>* rows = profile.Find(c.stage, c.instruction);
+      if (rows == nullptr || rows->empty()) {
+        return Status::InvalidInput(profile.source + ": no rows for stage " +
+                                    std::to_string(c.stage) + " " +
+                                    std::string(InstructionName(c.instruction)) +
+                                    " (the schedule needs it; the profile has " +
+                                    std::to_string(profile.num_stages) + " stages)");
+      }
+      // The profile's units quantised with a tiny tau could overflow durations.
+      double max_time = 0;
+      for (const Measurement& m : *rows) max_time = std::max(max_time, m.time_s);
+      if (max_time / options.unit_time_s > 1e8) {
+        return Status::InvalidInput("--unit-time " + std::to_string(options.unit_time_s) +
+                                    " s is too small for computations of " +
+                                    std::to_string(max_time) + " s (more than 1e8 units)");
+      }
+      it = set_index.emplace(key, static_cast<int>(problem.option_sets.size())).first;
+      problem.option_sets.push_back(MakeOptionSet(key, *rows, options));
+    }
+    problem.set_of_node[id] = it->second;
+  }
+  return problem;
+}
+
+}  // namespace perseus::planner

@@ -1,0 +1,252 @@
+// The frontier solver against exact oracles:
+//  - the model oracle enumerates every integer duration vector and proves the
+//    solver's model cost optimal at every frontier time (exact, integer);
+//  - the realized oracle enumerates every measured frequency assignment and
+//    bounds how far the solver's realized energy is from the true optimum.
+#include "perseus/planner/solver.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "src/planner/testing/random_profile.h"
+#include "src/planner/timing.h"
+
+namespace perseus::planner {
+namespace {
+
+using testing::MakeProblem;
+using testing::RandomProfile;
+
+// min model cost (integer micro-joules) at each exact makespan in units.
+std::map<int64_t, int64_t> ModelOracle(const Problem& problem) {
+  const Dag& dag = *problem.dag;
+  const int n = dag.num_nodes();
+  std::vector<int64_t> d(n), es;
+  for (int i = 0; i < n; ++i) d[i] = problem.set(i).cost.min_units;
+  std::map<int64_t, int64_t> best;
+  for (;;) {
+    int64_t makespan = EarliestStarts(dag, d, &es);
+    int64_t cost = 0;
+    for (int i = 0; i < n; ++i) cost += problem.set(i).cost.At(d[i]);
+    auto it = best.find(makespan);
+    if (it == best.end() || cost < it->second) best[makespan] = cost;
+    int i = 0;
+    for (; i < n; ++i) {
+      if (d[i] < problem.set(i).cost.max_units) {
+        ++d[i];
+        break;
+      }
+      d[i] = problem.set(i).cost.min_units;
+    }
+    if (i == n) break;
+  }
+  return best;
+}
+
+// (realized time, realized energy) of every measured option assignment.
+std::vector<Figures> RealizedOracle(const Problem& problem) {
+  const int n = problem.dag->num_nodes();
+  Plan plan(n, 0);
+  std::vector<Figures> all;
+  for (;;) {
+    all.push_back(EvaluatePlan(problem, plan));
+    int i = 0;
+    for (; i < n; ++i) {
+      if (plan[i] + 1 < static_cast<int>(problem.set(i).options.size())) {
+        ++plan[i];
+        break;
+      }
+      plan[i] = 0;
+    }
+    if (i == n) break;
+  }
+  return all;
+}
+
+double OptimumWithin(const std::vector<Figures>& all, double deadline) {
+  double best = std::numeric_limits<double>::infinity();
+  for (const Figures& f : all) {
+    if (f.time_s <= deadline * (1 + 1e-12)) best = std::min(best, f.energy_j);
+  }
+  return best;
+}
+
+int64_t SearchSpace(const Problem& problem) {
+  int64_t size = 1;
+  for (int i = 0; i < problem.dag->num_nodes(); ++i) {
+    size *= problem.set(i).cost.max_units - problem.set(i).cost.min_units + 1;
+    if (size > 3'000'000) return size;
+  }
+  return size;
+}
+
+class SolverOracleTest : public ::testing::TestWithParam<std::tuple<int, int, int, CostModel>> {};
+
+TEST_P(SolverOracleTest, ModelCostIsOptimalAtEveryFrontierTime) {
+  auto [stages, microbatches, seed, model] = GetParam();
+  std::mt19937 rng(seed);
+  PlannerOptions opt;
+  opt.unit_time_s = 1.0;
+  opt.blocking_power_w = 2.0;
+  opt.cost_model = model;
+  Profile profile = RandomProfile(rng, stages, 3, 1.5);
+  auto problem = MakeProblem(profile, stages, microbatches, opt);
+  ASSERT_NE(problem, nullptr);
+  if (SearchSpace(*problem) > 3'000'000) {
+    GTEST_SKIP() << "instance too large to enumerate";
+  }
+  auto frontier = SolveFrontier(problem);
+  ASSERT_TRUE(frontier.ok()) << frontier.status().message();
+  std::map<int64_t, int64_t> exact = ModelOracle(*problem);
+  // Best cost with makespan <= T.
+  std::map<int64_t, int64_t> within;
+  int64_t running = std::numeric_limits<int64_t>::max();
+  for (auto& [t, c] : exact) within[t] = running = std::min(running, c);
+
+  const double stage_blocking = opt.blocking_power_w * problem->num_gpus;
+  int64_t previous_units = -1;
+  for (const FrontierPoint& p : frontier->points()) {
+    int64_t units = std::llround(p.model_time_s / opt.unit_time_s);
+    if (previous_units >= 0) {
+      EXPECT_EQ(units, previous_units - 1);
+    }
+    previous_units = units;
+    double model_cost = p.model_energy_j - stage_blocking * p.model_time_s;
+    ASSERT_TRUE(within.count(units));
+    EXPECT_NEAR(model_cost, static_cast<double>(within[units]) * kCostUnitJoules, 1e-6)
+        << "makespan " << units;
+  }
+  // The sweep ends at the fastest makespan any assignment reaches.
+  EXPECT_EQ(previous_units, exact.begin()->first);
+}
+
+TEST_P(SolverOracleTest, RealizedEnergyIsCloseToTheTrueOptimum) {
+  auto [stages, microbatches, seed, model] = GetParam();
+  std::mt19937 rng(seed + 1000);
+  PlannerOptions opt;
+  opt.unit_time_s = 0.05;
+  opt.blocking_power_w = 3.0;
+  opt.cost_model = model;
+  Profile profile = RandomProfile(rng, stages, 3, 1.0);
+  auto problem = MakeProblem(profile, stages, microbatches, opt);
+  ASSERT_NE(problem, nullptr);
+  int64_t space = 1;
+  for (int i = 0; i < problem->dag->num_nodes(); ++i) space *= problem->set(i).options.size();
+  if (space > 2'000'000) {
+    GTEST_SKIP() << "instance too large to enumerate";
+  }
+  auto frontier = SolveFrontier(problem);
+  ASSERT_TRUE(frontier.ok()) << frontier.status().message();
+  std::vector<Figures> all = RealizedOracle(*problem);
+
+  // At every deadline T, what a user gets (the lowest-energy frontier point
+  // whose realized time is <= T) is within this relative gap of the exact
+  // optimum over all frequency assignments. The solver optimises a convex
+  // model of the discrete options, so it is not exact on realized energies;
+  // the deadlines checked are the times of every oracle assignment and of
+  // every frontier point.
+  constexpr double kRelativeGap = 0.03;
+  std::vector<double> deadlines;
+  for (const Figures& f : all) deadlines.push_back(f.time_s);
+  for (const FrontierPoint& p : frontier->points()) deadlines.push_back(p.time_s);
+  const double fastest = frontier->points()[frontier->TMinIndex()].time_s;
+  double worst = 0;
+  for (double deadline : deadlines) {
+    if (deadline < fastest) continue;
+    auto index = frontier->IndexForDeadline(deadline);
+    ASSERT_TRUE(index.has_value());
+    const FrontierPoint& p = frontier->points()[*index];
+    double optimum = OptimumWithin(all, deadline);
+    EXPECT_GE(p.energy_j, optimum * (1 - 1e-9));  // nothing beats the oracle
+    worst = std::max(worst, (p.energy_j - optimum) / optimum);
+  }
+  EXPECT_LE(worst, kRelativeGap);
+  // At T_min the plan meets the all-max time with measured times.
+  const FrontierPoint& tmin = frontier->points()[frontier->TMinIndex()];
+  EXPECT_LE(tmin.time_s, frontier->all_max.time_s * (1 + 1e-12));
+  double optimum_at_max = OptimumWithin(all, frontier->all_max.time_s);
+  EXPECT_LE(tmin.energy_j, optimum_at_max * (1 + kRelativeGap));
+  RecordProperty("worst_gap", std::to_string(worst));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Tiny, SolverOracleTest,
+    ::testing::Combine(::testing::Values(2, 3), ::testing::Values(2, 3), ::testing::Range(1, 7),
+                       ::testing::Values(CostModel::kConvex, CostModel::kExponential)));
+
+// A single chain has one critical path; the frontier is the convex hull sum.
+TEST(SolverTest, OneStageOneMicrobatchWalksTheConvexHull) {
+  Profile profile;
+  profile.source = "inline";
+  profile.num_stages = 1;
+  // Forward: 2 s / 10 J, 3 s / 7 J, 4 s / 6 J. Backward: 1 s / 5 J only.
+  profile.measurements[ProfileKey{0, Instruction::kForward}] = {
+      {1000, 2, 10, 2}, {900, 3, 7, 3}, {800, 4, 6, 4}};
+  profile.measurements[ProfileKey{0, Instruction::kBackward}] = {{1000, 1, 5, 5}};
+  PlannerOptions opt;
+  opt.unit_time_s = 1;
+  opt.blocking_power_w = 0;
+  auto problem = testing::MakeProblem(profile, 1, 1, opt);
+  ASSERT_NE(problem, nullptr);
+  auto frontier = SolveFrontier(problem);
+  ASSERT_TRUE(frontier.ok());
+  ASSERT_EQ(frontier->size(), 3u);
+  EXPECT_DOUBLE_EQ(frontier->points()[0].model_time_s, 5);
+  EXPECT_DOUBLE_EQ(frontier->points()[0].energy_j, 11);
+  EXPECT_DOUBLE_EQ(frontier->points()[1].model_time_s, 4);
+  EXPECT_DOUBLE_EQ(frontier->points()[1].energy_j, 12);
+  EXPECT_DOUBLE_EQ(frontier->points()[2].model_time_s, 3);
+  EXPECT_DOUBLE_EQ(frontier->points()[2].energy_j, 15);
+  EXPECT_EQ(frontier->TStarIndex(), 0u);
+  EXPECT_EQ(frontier->TMinIndex(), 2u);
+}
+
+// Invariants on the shipped GPT-3 profile (unscaled, 1 ms, A100 blocking power).
+TEST(SolverTest, ShippedProfileInvariants) {
+  auto profile = ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/gpt3-175b+a100_sxm_bf16.csv");
+  ASSERT_TRUE(profile.ok()) << profile.status().message();
+  for (CostModel model : {CostModel::kConvex, CostModel::kExponential}) {
+    PlannerOptions opt;
+    opt.unit_time_s = 0.001;
+    opt.blocking_power_w = 83.64;
+    opt.cost_model = model;
+    auto problem = testing::MakeProblem(*profile, 8, 4, opt);
+    ASSERT_NE(problem, nullptr);
+    auto frontier = SolveFrontier(problem);
+    ASSERT_TRUE(frontier.ok()) << frontier.status().message();
+    const auto& points = frontier->points();
+    ASSERT_GT(points.size(), 10u);
+    for (size_t k = 1; k < points.size(); ++k) {
+      EXPECT_LT(points[k].model_time_s, points[k - 1].model_time_s);
+    }
+    // Realized time never exceeds the model's (durations are rounded up), except
+    // the polished T_min point, which is held to the all-max time instead.
+    for (size_t k = 0; k + 1 < points.size(); ++k) {
+      EXPECT_LE(points[k].time_s, points[k].model_time_s + 1e-9);
+    }
+    // Model T_min is the all-max critical path up to quantisation: at most one
+    // unit per computation on the path, and never below it.
+    const double tmin_model = points.back().model_time_s;
+    const int path_len = 2 * (4 + 8 - 1);
+    EXPECT_GE(tmin_model, frontier->all_max.time_s - 1e-9);
+    EXPECT_LE(tmin_model, frontier->all_max.time_s + path_len * opt.unit_time_s);
+    const FrontierPoint& tmin = points[frontier->TMinIndex()];
+    EXPECT_LE(tmin.time_s, frontier->all_max.time_s);
+    EXPECT_LT(tmin.energy_j, frontier->all_max.energy_j);
+    const FrontierPoint& tstar = points[frontier->TStarIndex()];
+    EXPECT_LE(tstar.energy_j, tmin.energy_j);
+    // Plans are reconstructible and evaluate to the stored figures.
+    for (size_t k : {size_t{0}, points.size() / 2, points.size() - 1}) {
+      Figures f = EvaluatePlan(*problem, frontier->PlanAt(k));
+      EXPECT_DOUBLE_EQ(f.time_s, points[k].time_s);
+      EXPECT_DOUBLE_EQ(f.energy_j, points[k].energy_j);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace perseus::planner
