@@ -1,1 +1,84 @@
+#include "perseus/planner/frontier.h"
+
 #include <gtest/gtest.h>
+
+#include <limits>
+#include <random>
+
+namespace perseus::planner {
+namespace {
+
+// A frontier of `count` random points over plans of `n` computations, each
+// plan a few random changes away from the previous one.
+struct RandomFrontier {
+  Frontier frontier{nullptr};
+  std::vector<Plan> plans;
+};
+
+RandomFrontier MakeRandom(std::mt19937& rng, size_t count, int n) {
+  RandomFrontier r;
+  Plan plan(n, 0);
+  std::uniform_real_distribution<double> u(0, 1);
+  double model_time = 1000;
+  for (size_t k = 0; k < count; ++k) {
+    for (int c = 0; c < 3; ++c) plan[rng() % n] = static_cast<int>(rng() % 70);
+    FrontierPoint p;
+    p.model_time_s = model_time--;
+    p.time_s = p.model_time_s - 3 * u(rng);  // realized times need not be monotone
+    p.energy_j = 100 + 50 * u(rng);
+    p.model_energy_j = p.energy_j;
+    r.frontier.Append(p, plan);
+    r.plans.push_back(plan);
+  }
+  return r;
+}
+
+TEST(FrontierTest, PlansAreRebuiltExactlyAcrossCheckpoints) {
+  std::mt19937 rng(1);
+  RandomFrontier r = MakeRandom(rng, 3 * Frontier::kCheckpointInterval + 17, 400);
+  ASSERT_EQ(r.frontier.size(), r.plans.size());
+  for (size_t k = 0; k < r.plans.size(); ++k) {
+    ASSERT_EQ(r.frontier.PlanAt(k), r.plans[k]) << "point " << k;
+  }
+  // Compact: far below storing every plan in full.
+  EXPECT_LT(r.frontier.PlanStorageBytes(), r.plans.size() * 400 * sizeof(uint16_t) / 10);
+}
+
+TEST(FrontierTest, DeadlineLookupMatchesALinearScan) {
+  std::mt19937 rng(2);
+  RandomFrontier r = MakeRandom(rng, 700, 10);
+  const auto& points = r.frontier.points();
+  std::uniform_real_distribution<double> deadline(200, 1010);
+  for (int q = 0; q < 2000; ++q) {
+    const double t = q < 700 ? points[q].time_s : deadline(rng);
+    std::optional<size_t> expected;
+    for (size_t k = 0; k < points.size(); ++k) {
+      if (points[k].time_s > t) continue;
+      if (!expected || points[k].energy_j < points[*expected].energy_j) expected = k;
+    }
+    std::optional<size_t> got = r.frontier.IndexForDeadline(t);
+    ASSERT_EQ(got.has_value(), expected.has_value()) << t;
+    if (expected) {
+      EXPECT_EQ(points[*got].energy_j, points[*expected].energy_j) << t;
+    }
+  }
+  double fastest = std::numeric_limits<double>::infinity();
+  for (const auto& p : points) fastest = std::min(fastest, p.time_s);
+  EXPECT_FALSE(r.frontier.IndexForDeadline(fastest * 0.999).has_value());
+}
+
+TEST(FrontierTest, TMinAndTStar) {
+  Frontier f(nullptr);
+  Plan plan = {0};
+  f.Append({10, 5, 10, 5}, plan);
+  f.Append({8, 7, 9, 7}, plan);
+  f.Append({8, 6.5, 8, 6.5}, plan);  // same time, less energy: this is T_min
+  f.Append({9, 4, 7, 4}, plan);      // lowest energy: T*
+  EXPECT_EQ(f.TMinIndex(), 2u);
+  EXPECT_EQ(f.TStarIndex(), 3u);
+  EXPECT_EQ(*f.IndexForDeadline(8.5), 2u);
+  EXPECT_EQ(*f.IndexForDeadline(9), 3u);
+}
+
+}  // namespace
+}  // namespace perseus::planner
