@@ -1,0 +1,175 @@
+// End-to-end tests of the `perseus` binary: exit codes, messages, JSON output,
+// the paper's headline case, and the --out / show-plan round trip.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "nlohmann/json.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Output {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("perseus_cli_test_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Output Run(const std::string& args) {
+    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
+    std::string command = std::string(PERSEUS_BIN_DIR) + "/perseus " + args + " >" +
+                          out.string() + " 2>" + err.string() + " </dev/null";
+    int status = std::system(command.c_str());
+    Output o;
+    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    o.out = ReadFile(out);
+    o.err = ReadFile(err);
+    return o;
+  }
+
+  fs::path Write(const std::string& name, const std::string& text) {
+    fs::path p = dir_ / name;
+    std::ofstream(p) << text;
+    return p;
+  }
+
+  static std::string Gpt3() {
+    return std::string(PERSEUS_DATA_DIR) + "/profiles/gpt3-175b+a100_sxm_bf16.csv";
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CliTest, HelpListsCommands) {
+  Output o = Run("--help");
+  EXPECT_EQ(o.exit_code, 0);
+  for (const char* c : {"plan", "show-plan", "demo"}) {
+    EXPECT_NE(o.out.find(c), std::string::npos) << c;
+  }
+  Output plan_help = Run("plan --help");
+  EXPECT_EQ(plan_help.exit_code, 0);
+  EXPECT_NE(plan_help.out.find("--blocking-power"), std::string::npos);
+}
+
+TEST_F(CliTest, BadProfileExitsTwoNamingFileAndLine) {
+  fs::path p = Write("bad.csv",
+                     "stage,instruction,frequency,time,energy\n"
+                     "0,forward,1410,0.5,100\n"
+                     "0,backward,1410,nan,200\n");
+  Output o = Run("plan --profile " + p.string() + " --stages 1 --microbatches 2");
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find(p.string() + ":3: time is not finite"), std::string::npos) << o.err;
+  EXPECT_TRUE(o.out.empty());
+}
+
+TEST_F(CliTest, MissingProfileAndBadArgumentsExitTwo) {
+  EXPECT_EQ(Run("plan --profile /nonexistent.csv --stages 8 --microbatches 4").exit_code, 2);
+  Output stages = Run("plan --profile " + Gpt3() + " --stages 4 --microbatches 4");
+  EXPECT_EQ(stages.exit_code, 2);
+  EXPECT_NE(stages.err.find("the profile has 8 stages but --stages is 4"), std::string::npos)
+      << stages.err;
+  Output model = Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --cost-model x");
+  EXPECT_EQ(model.exit_code, 2);
+  EXPECT_NE(model.err.find("--cost-model"), std::string::npos);
+  EXPECT_EQ(Run("plan --profile " + Gpt3() + " --stages 8 --microbatches zero").exit_code, 2);
+  EXPECT_EQ(Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --unit-time -1")
+                .exit_code,
+            2);
+  EXPECT_EQ(Run("no-such-command").exit_code, 2);
+}
+
+// The paper's emulation setting for GPT-3 175B on A100 (8 stages, 12
+// microbatches): Perseus must not slow the iteration and should save >= 15.2%.
+TEST_F(CliTest, PaperHeadlineCase) {
+  Output o = Run("plan --profile " + Gpt3() +
+                 " --stages 8 --microbatches 12 --blocking-power 669.12 --time-scale 10 "
+                 "--energy-scale 80 --json");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  nlohmann::json j = nlohmann::json::parse(o.out);
+  for (const char* key : {"all_max", "t_min", "t_star", "frontier_points", "solve_seconds"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  const double all_max_time = j["all_max"]["time"];
+  const double t_min_time = j["t_min"]["time"];
+  EXPECT_LE(t_min_time, all_max_time * 1.001);
+  EXPECT_GE(j["t_min"]["saving_pct"].get<double>(), 15.2);
+  EXPECT_GE(j["t_star"]["saving_pct"].get<double>(), j["t_min"]["saving_pct"].get<double>());
+  EXPECT_LT(j["t_min"]["energy"].get<double>(), j["all_max"]["energy"].get<double>());
+  EXPECT_GT(j["frontier_points"].get<int>(), 1000);
+}
+
+TEST_F(CliTest, DemoPrintsATable) {
+  Output o = Run("demo");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("T_min"), std::string::npos);
+  EXPECT_NE(o.out.find("all-max"), std::string::npos);
+}
+
+TEST_F(CliTest, OutDirectoryAndShowPlanRoundTrip) {
+  const fs::path out = dir_ / "frontier";
+  Output o = Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --blocking-power 83.64 " +
+                 "--out " + out.string() + " --json");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  nlohmann::json summary = nlohmann::json::parse(o.out);
+  ASSERT_TRUE(fs::exists(out / "frontier.csv"));
+  std::string csv = ReadFile(out / "frontier.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "time,energy,model_time,model_energy");
+
+  // A deadline halfway between T_min and T*: the plan meets it.
+  const double t_min = summary["t_min"]["time"], t_star = summary["t_star"]["time"];
+  const double deadline = (t_min + t_star) / 2;
+  Output show = Run("show-plan " + out.string() + " --time " + std::to_string(deadline));
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  nlohmann::json plan = nlohmann::json::parse(show.out);
+  EXPECT_LE(plan["time"].get<double>(), deadline);
+  EXPECT_GT(plan["energy"].get<double>(), summary["t_star"]["energy"].get<double>() - 1e-6);
+  ASSERT_EQ(plan["stages"].size(), 8u);
+  for (const auto& stage : plan["stages"]) {
+    ASSERT_EQ(stage["frequencies_mhz"].size(), 8u);  // 4 forwards + 4 backwards
+    ASSERT_EQ(stage["instructions"].size(), 8u);
+  }
+  // Stage 7 (the last) alternates forward and backward from the start.
+  EXPECT_EQ(plan["stages"][7]["instructions"][0]["instruction"], "forward");
+  EXPECT_EQ(plan["stages"][7]["instructions"][1]["instruction"], "backward");
+
+  // At T_min itself the plan is the T_min point.
+  Output fastest = Run("show-plan " + out.string() + " --time " + std::to_string(t_min + 1e-6));
+  ASSERT_EQ(fastest.exit_code, 0);
+  EXPECT_NEAR(nlohmann::json::parse(fastest.out)["energy"].get<double>(),
+              summary["t_min"]["energy"].get<double>(), 1e-3);
+
+  // Faster than T_min: no plan, a clear error.
+  Output too_fast = Run("show-plan " + out.string() + " --time " + std::to_string(t_min * 0.9));
+  EXPECT_EQ(too_fast.exit_code, 2);
+  EXPECT_NE(too_fast.err.find("error"), std::string::npos);
+  EXPECT_TRUE(too_fast.out.empty());
+
+  // A directory that is not a plan output.
+  EXPECT_EQ(Run("show-plan " + dir_.string() + "/nothing --time 10").exit_code, 2);
+}
+
+}  // namespace
