@@ -11,8 +11,9 @@ namespace {
 // noise in t / tau) must not cost a whole extra unit.
 constexpr double kQuantizationSlackUnits = 1e-6;
 
-int64_t Quantize(double time_s, double unit_time_s) {
-  double u = std::ceil(time_s / unit_time_s - kQuantizationSlackUnits);
+int64_t Quantize(double time_s, double unit_time_s, bool round_down) {
+  double u = round_down ? std::floor(time_s / unit_time_s + kQuantizationSlackUnits)
+                        : std::ceil(time_s / unit_time_s - kQuantizationSlackUnits);
   return std::max<int64_t>(1, static_cast<int64_t>(u));
 }
 
@@ -27,7 +28,7 @@ OptionSet MakeOptionSet(const ProfileKey& key, const std::vector<Measurement>& r
     o.time_s = m.time_s;
     o.energy_j = m.energy_j;
     o.effective_j = m.energy_j - opt.blocking_power_w * m.time_s;
-    o.units = Quantize(m.time_s, opt.unit_time_s);
+    o.units = Quantize(m.time_s, opt.unit_time_s, opt.round_down);
     all.push_back(o);
   }
   set.highest_frequency = *std::max_element(

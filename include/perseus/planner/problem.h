@@ -26,6 +26,12 @@ struct PlannerOptions {
   // Time quantum tau in seconds (> 0).
   double unit_time_s = 0.001;
   CostModel cost_model = CostModel::kConvex;
+  // Reference-compatible rounding: quantise times down (floor), as the
+  // Python reference planner does, and report its plans unrepaired. Realized
+  // plans may then be slower than the model promises (each computation off
+  // the critical path may overrun its slot by up to one unit). For
+  // comparisons only (bench/compare_reference); the default rounds up.
+  bool round_down = false;
 };
 
 struct Option {
