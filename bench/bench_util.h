@@ -26,8 +26,8 @@ inline std::shared_ptr<const planner::Problem> MakeProblem(const planner::Profil
                                                            int microbatches,
                                                            const planner::PlannerOptions& opt) {
   auto dag = schedules::MakeOneFOneB(profile.num_stages, microbatches);
-  auto problem = planner::BuildProblem(
-      std::make_shared<planner::Dag>(std::move(dag).value()), profile, opt);
+  auto problem =
+      planner::BuildProblem(std::make_shared<planner::Dag>(std::move(dag).value()), profile, opt);
   if (!problem.ok()) {
     std::fprintf(stderr, "%s\n", problem.status().message().c_str());
     std::exit(1);

@@ -84,8 +84,9 @@ void Compare(const std::string& model_name, planner::CostModel model) {
   for (const char* model_file : {"gpt3-175b", "bloom"}) {
     planner::Profile profile = LoadShippedProfile(std::string(model_file) + "+a100_sxm_bf16.csv");
     for (int m : {12, 24}) {
-      auto ref = ReadReference(std::string(PERSEUS_DATA_DIR) + "/reference/lowtime-frontier/a100_sxm/" +
-                               model_file + "_bf16_mb" + std::to_string(m) + ".csv");
+      auto ref =
+          ReadReference(std::string(PERSEUS_DATA_DIR) + "/reference/lowtime-frontier/a100_sxm/" +
+                        model_file + "_bf16_mb" + std::to_string(m) + ".csv");
       planner::PlannerOptions opt;
       opt.unit_time_s = 0.001;
       opt.blocking_power_w = 83.64;
@@ -100,9 +101,9 @@ void Compare(const std::string& model_name, planner::CostModel model) {
       const auto& tstar = f.points()[f.TStarIndex()];
       double our_max = 0;
       for (const auto& p : f.points()) our_max = std::max(our_max, p.time_s);
-      auto ref_star = *std::min_element(ref.begin(), ref.end(), [](const RefPoint& a, const RefPoint& b) {
-        return a.energy_j < b.energy_j;
-      });
+      auto ref_star = *std::min_element(
+          ref.begin(), ref.end(),
+          [](const RefPoint& a, const RefPoint& b) { return a.energy_j < b.energy_j; });
       const double median = ref[ref.size() / 2].time_s;
       std::printf(
           "| %s M=%d | %.3f–%.3f | %.4f–%.4f (all-max %.4f) | %.3f s: %.1f J | %.4f s: %.1f J "
@@ -127,10 +128,11 @@ void Compare(const std::string& model_name, planner::CostModel model) {
         best = std::min(best, d);
         ++n;
       }
-      std::fprintf(stderr,
-                   "%s M=%d (%s): %d of %zu reference times met; realized vs reference: mean %+.2f%%, "
-                   "range %+.2f%% .. %+.2f%%\n",
-                   model_file, m, model_name.c_str(), n, ref.size(), n ? sum / n : 0.0, best, worst);
+      std::fprintf(
+          stderr,
+          "%s M=%d (%s): %d of %zu reference times met; realized vs reference: mean %+.2f%%, "
+          "range %+.2f%% .. %+.2f%%\n",
+          model_file, m, model_name.c_str(), n, ref.size(), n ? sum / n : 0.0, best, worst);
     }
   }
 }
@@ -146,8 +148,9 @@ void CompareReferenceMode() {
   for (const char* model_file : {"gpt3-175b", "bloom"}) {
     planner::Profile profile = LoadShippedProfile(std::string(model_file) + "+a100_sxm_bf16.csv");
     for (int m : {12, 24}) {
-      auto ref = ReadReference(std::string(PERSEUS_DATA_DIR) + "/reference/lowtime-frontier/a100_sxm/" +
-                               model_file + "_bf16_mb" + std::to_string(m) + ".csv");
+      auto ref =
+          ReadReference(std::string(PERSEUS_DATA_DIR) + "/reference/lowtime-frontier/a100_sxm/" +
+                        model_file + "_bf16_mb" + std::to_string(m) + ".csv");
       planner::PlannerOptions opt;
       opt.unit_time_s = 0.001;
       opt.blocking_power_w = 83.64;
@@ -186,7 +189,8 @@ void CompareReferenceMode() {
 int main(int argc, char** argv) {
   std::string which = "both";
   if (argc == 3 && std::string(argv[1]) == "--cost-model") which = argv[2];
-  if (which == "convex" || which == "both") perseus::bench::Compare("convex", perseus::planner::CostModel::kConvex);
+  if (which == "convex" || which == "both")
+    perseus::bench::Compare("convex", perseus::planner::CostModel::kConvex);
   if (which == "exponential" || which == "both") {
     perseus::bench::Compare("exponential", perseus::planner::CostModel::kExponential);
   }

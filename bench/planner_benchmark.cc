@@ -39,8 +39,8 @@ void BM_SolveFrontier(benchmark::State& state) {
   state.counters["points"] = static_cast<double>(points);
   state.counters["plan_bytes"] = static_cast<double>(bytes);
   state.counters["s_per_point"] = benchmark::Counter(
-      static_cast<double>(points), benchmark::Counter::kIsIterationInvariantRate |
-                                       benchmark::Counter::kInvert);
+      static_cast<double>(points),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
 BENCHMARK(BM_SolveFrontier)

@@ -13,13 +13,16 @@
 namespace perseus::cli {
 
 void AddJobOptions(CLI::App* command, JobOptions* job) {
-  command->add_option("--profile", job->profile_path, "Profile CSV (stage,instruction,frequency,time,energy)")
+  command
+      ->add_option("--profile", job->profile_path,
+                   "Profile CSV (stage,instruction,frequency,time,energy)")
       ->required();
   command->add_option("--stages", job->stages, "Number of pipeline stages S")->required();
   command->add_option("--microbatches", job->microbatches, "Microbatches per iteration M")
       ->required();
-  command->add_option("--blocking-power", job->blocking_power_w,
-                      "Power (W) one stage's GPUs draw while waiting (A100: 83.64 per GPU)")
+  command
+      ->add_option("--blocking-power", job->blocking_power_w,
+                   "Power (W) one stage's GPUs draw while waiting (A100: 83.64 per GPU)")
       ->capture_default_str();
   command->add_option("--unit-time", job->unit_time_s, "Time quantum of the solver, seconds")
       ->capture_default_str();

@@ -31,8 +31,8 @@ int RunPlan(const PlanArgs& args) {
   } else {
     std::cout << SummaryTable(args.job, *frontier);
     if (!args.out_dir.empty()) {
-      std::cout << "  frontier and plans written to " << args.out_dir
-                << " (see `perseus show-plan " << args.out_dir << " --time T`)\n";
+      std::cout << "  frontier and plans written to " << args.out_dir << " (see `perseus show-plan "
+                << args.out_dir << " --time T`)\n";
     }
   }
   return 0;
@@ -53,10 +53,10 @@ void RegisterPlan(CLI::App* app, int* exit_code) {
 
 void RegisterDemo(CLI::App* app, int* exit_code) {
   auto args = std::make_shared<PlanArgs>();
-  CLI::App* cmd = app->add_subcommand(
-      "demo",
-      "Plan the shipped GPT-3 175B A100 profile as in the paper's emulation "
-      "(8 stages, 12 microbatches, 8 x 83.64 W, time x10, energy x80)");
+  CLI::App* cmd =
+      app->add_subcommand("demo",
+                          "Plan the shipped GPT-3 175B A100 profile as in the paper's emulation "
+                          "(8 stages, 12 microbatches, 8 x 83.64 W, time x10, energy x80)");
   cmd->add_option("--out", args->out_dir, "Also write the frontier and plans to this directory");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
   cmd->callback([args, exit_code] {

@@ -34,7 +34,8 @@ int RunShowPlan(const ShowPlanArgs& args) {
                               {"microbatch", c.microbatch},
                               {"frequency_mhz", plan->frequency_mhz[id]}});
     }
-    gpus.push_back({{"stage", gpu}, {"frequencies_mhz", frequencies}, {"instructions", instructions}});
+    gpus.push_back(
+        {{"stage", gpu}, {"frequencies_mhz", frequencies}, {"instructions", instructions}});
   }
   nlohmann::json out = {{"deadline", args.time_s},
                         {"point", plan->point},

@@ -41,8 +41,8 @@ class CliTest : public ::testing::Test {
 
   Output Run(const std::string& args) {
     const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    std::string command = std::string(PERSEUS_BIN_DIR) + "/perseus " + args + " >" +
-                          out.string() + " 2>" + err.string() + " </dev/null";
+    std::string command = std::string(PERSEUS_BIN_DIR) + "/perseus " + args + " >" + out.string() +
+                          " 2>" + err.string() + " </dev/null";
     int status = std::system(command.c_str());
     Output o;
     o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -96,9 +96,8 @@ TEST_F(CliTest, MissingProfileAndBadArgumentsExitTwo) {
   EXPECT_EQ(model.exit_code, 2);
   EXPECT_NE(model.err.find("--cost-model"), std::string::npos);
   EXPECT_EQ(Run("plan --profile " + Gpt3() + " --stages 8 --microbatches zero").exit_code, 2);
-  EXPECT_EQ(Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --unit-time -1")
-                .exit_code,
-            2);
+  EXPECT_EQ(
+      Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --unit-time -1").exit_code, 2);
   EXPECT_EQ(Run("no-such-command").exit_code, 2);
 }
 
@@ -131,8 +130,9 @@ TEST_F(CliTest, DemoPrintsATable) {
 
 TEST_F(CliTest, OutDirectoryAndShowPlanRoundTrip) {
   const fs::path out = dir_ / "frontier";
-  Output o = Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --blocking-power 83.64 " +
-                 "--out " + out.string() + " --json");
+  Output o =
+      Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --blocking-power 83.64 " +
+          "--out " + out.string() + " --json");
   ASSERT_EQ(o.exit_code, 0) << o.err;
   nlohmann::json summary = nlohmann::json::parse(o.out);
   ASSERT_TRUE(fs::exists(out / "frontier.csv"));

@@ -37,7 +37,8 @@ double SolveLinear(const std::vector<double>& u, const std::vector<double>& y, d
 }
 
 // Linear interpolation on the lower convex hull of points (x strictly increasing).
-std::vector<double> ConvexHullValues(const std::vector<ModelPoint>& points, int64_t lo, int64_t hi) {
+std::vector<double> ConvexHullValues(const std::vector<ModelPoint>& points, int64_t lo,
+                                     int64_t hi) {
   std::vector<ModelPoint> hull;
   for (const ModelPoint& p : points) {
     while (hull.size() >= 2) {

@@ -104,7 +104,8 @@ TEST(CostModelTest, TablesAreConvexAndNonIncreasingOnRandomPoints) {
         // the real-valued hull by under one micro-joule per unit.
         const int64_t slack = 1 + (t.max_units - t.min_units);
         for (const ModelPoint& p : points) EXPECT_LE(t.At(p.units), Micro(p.effective_j) + slack);
-        EXPECT_LE(std::llabs(t.At(points.front().units) - Micro(points.front().effective_j)), slack);
+        EXPECT_LE(std::llabs(t.At(points.front().units) - Micro(points.front().effective_j)),
+                  slack);
         EXPECT_LE(std::llabs(t.At(points.back().units) - Micro(points.back().effective_j)), slack);
       }
     }

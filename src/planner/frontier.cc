@@ -62,9 +62,8 @@ size_t Frontier::TStarIndex() const {
 void Frontier::BuildDeadlineIndex() const {
   std::vector<uint32_t> order(points_.size());
   std::iota(order.begin(), order.end(), 0u);
-  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return points_[a].time_s < points_[b].time_s;
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return points_[a].time_s < points_[b].time_s; });
   sorted_time_.resize(order.size());
   best_upto_.resize(order.size());
   for (size_t k = 0; k < order.size(); ++k) {

@@ -41,7 +41,8 @@ struct CsvFile {
 
 Result<CsvFile> ReadCsv(const std::string& path, const std::string& expected_header) {
   std::ifstream in(path);
-  if (!in) return Status::InvalidInput(path + ": cannot open (is this a `perseus plan --out` directory?)");
+  if (!in)
+    return Status::InvalidInput(path + ": cannot open (is this a `perseus plan --out` directory?)");
   CsvFile file;
   file.path = path;
   std::string line;
@@ -109,8 +110,8 @@ Status WriteFrontierDir(const Frontier& frontier, const std::string& dir) {
   for (int i = 0; i < dag.num_nodes(); ++i) {
     const Computation& c = dag.node(i);
     text += std::to_string(i) + "," + std::to_string(c.gpu) + "," + std::to_string(c.stage) + "," +
-            std::string(InstructionName(c.instruction)) + "," + std::to_string(c.microbatch) +
-            "," + std::to_string(order[i]) + "\n";
+            std::string(InstructionName(c.instruction)) + "," + std::to_string(c.microbatch) + "," +
+            std::to_string(order[i]) + "\n";
   }
   s = WriteAtomically(base / "computations.csv", text);
   if (!s.ok()) return s;
@@ -164,8 +165,8 @@ Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s
                             " s; the fastest frontier point takes " + Format(fastest) + " s");
   }
 
-  auto comps_csv = ReadCsv((base / "computations.csv").string(),
-                           "id,gpu,stage,instruction,microbatch,order");
+  auto comps_csv =
+      ReadCsv((base / "computations.csv").string(), "id,gpu,stage,instruction,microbatch,order");
   if (!comps_csv.ok()) return comps_csv.status();
   StoredPlan plan;
   plan.point = static_cast<size_t>(best);
@@ -202,8 +203,8 @@ Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s
   }
   for (size_t i = 0; i < plan.frequency_mhz.size(); ++i) {
     if (plan.frequency_mhz[i] <= 0) {
-      return Status::InvalidInput(plans_csv->path + ": point 0 gives no frequency for computation " +
-                                  std::to_string(i));
+      return Status::InvalidInput(
+          plans_csv->path + ": point 0 gives no frequency for computation " + std::to_string(i));
     }
   }
   return plan;

@@ -50,7 +50,7 @@ class LowerBoundedMaxFlow {
   bool BuildLevels(int s, int t);
   int64_t Push(int u, int t, int64_t limit);
 
-  int num_nodes_ = 0;  // user nodes; two more are added for the reduction
+  int num_nodes_ = 0;           // user nodes; two more are added for the reduction
   std::vector<int64_t> lower_;  // per user arc
   std::vector<int> arc_from_;   // per internal arc
   std::vector<int> arc_to_;

@@ -59,7 +59,8 @@ OptionSet MakeOptionSet(const ProfileKey& key, const std::vector<Measurement>& r
   set.option_for_units.assign(set.cost.max_units - set.cost.min_units + 1, 0);
   int chosen = 0;
   for (int64_t d = set.cost.min_units; d <= set.cost.max_units; ++d) {
-    while (chosen + 1 < static_cast<int>(set.options.size()) && set.options[chosen + 1].units <= d) {
+    while (chosen + 1 < static_cast<int>(set.options.size()) &&
+           set.options[chosen + 1].units <= d) {
       ++chosen;
     }
     set.option_for_units[d - set.cost.min_units] = chosen;

@@ -86,8 +86,8 @@ char InstructionLetter(Instruction instruction) {
 }
 
 bool ParseInstruction(std::string_view text, Instruction* out) {
-  for (Instruction i : {Instruction::kForward, Instruction::kBackward,
-                        Instruction::kBackwardInput, Instruction::kBackwardWeight}) {
+  for (Instruction i : {Instruction::kForward, Instruction::kBackward, Instruction::kBackwardInput,
+                        Instruction::kBackwardWeight}) {
     if (text == InstructionName(i)) {
       *out = i;
       return true;
@@ -155,15 +155,13 @@ Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source
 
     if (fields.size() != num_header_fields) {
       return error(line_no, "expected " + std::to_string(num_header_fields) +
-                                " fields as in the header, found " +
-                                std::to_string(fields.size()));
+                                " fields as in the header, found " + std::to_string(fields.size()));
     }
     auto field = [&](int c) { return fields[column_index[c]]; };
 
     long stage = 0;
     if (!ParseInt(field(0), &stage) || stage < 0) {
-      return error(line_no, "stage '" + std::string(field(0)) +
-                                "' is not a non-negative integer");
+      return error(line_no, "stage '" + std::string(field(0)) + "' is not a non-negative integer");
     }
     if (stage > 100000) return error(line_no, "stage " + std::to_string(stage) + " is too large");
     Instruction instruction;
@@ -174,8 +172,8 @@ Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source
     }
     long frequency = 0;
     if (!ParseInt(field(2), &frequency) || frequency <= 0) {
-      return error(line_no, "frequency '" + std::string(field(2)) +
-                                "' is not a positive integer (MHz)");
+      return error(line_no,
+                   "frequency '" + std::string(field(2)) + "' is not a positive integer (MHz)");
     }
     double time = 0, energy = 0;
     if (!ParseDouble(field(3), &time)) {

@@ -13,7 +13,8 @@ constexpr double kRelativeTimeTolerance = 1e-9;
 
 std::vector<double> Durations(const Problem& problem, const Plan& plan) {
   std::vector<double> t(plan.size());
-  for (size_t i = 0; i < plan.size(); ++i) t[i] = problem.option(static_cast<int>(i), plan[i]).time_s;
+  for (size_t i = 0; i < plan.size(); ++i)
+    t[i] = problem.option(static_cast<int>(i), plan[i]).time_s;
   return t;
 }
 

@@ -81,7 +81,8 @@ TEST(RealizedTest, AccountsComputationAndBlockingEnergy) {
   EXPECT_DOUBLE_EQ(all_max.energy_j, 37);
   Plan plan = FastestPlan(*problem);
   for (int i = 0; i < problem->dag->num_nodes(); ++i) {
-    if (problem->dag->node(i).stage == 0 && problem->dag->node(i).instruction == Instruction::kForward) {
+    if (problem->dag->node(i).stage == 0 &&
+        problem->dag->node(i).instruction == Instruction::kForward) {
       plan[i] = 1;
     }
   }

@@ -176,9 +176,9 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     previous = makespan;
 
     if (have_pending) frontier.Append(pending, pending_plan);
-    pending_plan = problem.options.round_down
-                       ? sweep.MappedPlan()
-                       : FillSlack(problem, sweep.MappedPlan(), static_cast<double>(makespan) * tau);
+    pending_plan = problem.options.round_down ? sweep.MappedPlan()
+                                              : FillSlack(problem, sweep.MappedPlan(),
+                                                          static_cast<double>(makespan) * tau);
     Figures realized = EvaluatePlan(problem, pending_plan);
     pending.time_s = realized.time_s;
     pending.energy_j = realized.energy_j;

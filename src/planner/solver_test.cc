@@ -192,7 +192,8 @@ TEST_P(SolverOracleTest, RealizedEnergyIsCloseToTheTrueOptimum) {
     if (p.time_s >= fastest) check(p.time_s, oracle.Within(p.time_s));
   }
   for (const Figures& f : oracle.sorted()) {
-    if (f.time_s - opt.unit_time_s >= fastest) check(f.time_s, oracle.Within(f.time_s - opt.unit_time_s));
+    if (f.time_s - opt.unit_time_s >= fastest)
+      check(f.time_s, oracle.Within(f.time_s - opt.unit_time_s));
   }
   EXPECT_LE(worst, kRelativeGap) << "at deadline " << worst_deadline << " the frontier gives "
                                  << worst_energy << " J, the optimum is " << worst_optimum
@@ -242,7 +243,8 @@ TEST(SolverTest, OneStageOneMicrobatchWalksTheConvexHull) {
 
 // Invariants on the shipped GPT-3 profile (unscaled, 1 ms, A100 blocking power).
 TEST(SolverTest, ShippedProfileInvariants) {
-  auto profile = ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/gpt3-175b+a100_sxm_bf16.csv");
+  auto profile =
+      ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/gpt3-175b+a100_sxm_bf16.csv");
   ASSERT_TRUE(profile.ok()) << profile.status().message();
   for (CostModel model : {CostModel::kConvex, CostModel::kExponential}) {
     PlannerOptions opt;

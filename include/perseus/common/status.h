@@ -12,10 +12,10 @@ namespace perseus {
 // code 2 (bad user input) and everything else to 1.
 enum class StatusCode {
   kOk = 0,
-  kInvalidInput,   // the user's file, flag or request is wrong
-  kNotFound,       // a file or object does not exist
-  kInfeasible,     // a solver invariant failed (a bug, reported, not hidden)
-  kInternal,       // anything else
+  kInvalidInput,  // the user's file, flag or request is wrong
+  kNotFound,      // a file or object does not exist
+  kInfeasible,    // a solver invariant failed (a bug, reported, not hidden)
+  kInternal,      // anything else
 };
 
 class [[nodiscard]] Status {
@@ -45,7 +45,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }

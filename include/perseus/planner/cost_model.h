@@ -50,7 +50,7 @@ struct ModelPoint {
 struct CostTable {
   int64_t min_units = 0;
   int64_t max_units = 0;
-  std::vector<int64_t> cost;  // cost[d - min_units], micro-joules
+  std::vector<int64_t> cost;         // cost[d - min_units], micro-joules
   bool fell_back_to_convex = false;  // exponential requested but not usable
 
   int64_t At(int64_t d) const { return cost[d - min_units]; }
@@ -67,6 +67,7 @@ struct ExponentialFit {
   double a = 0, b = 0, c = 0;
   double sse = 0;
 };
-bool FitExponential(const std::vector<double>& x, const std::vector<double>& y, ExponentialFit* fit);
+bool FitExponential(const std::vector<double>& x, const std::vector<double>& y,
+                    ExponentialFit* fit);
 
 }  // namespace perseus::planner

@@ -20,8 +20,8 @@
 namespace perseus::planner {
 
 struct Computation {
-  int gpu = 0;         // pipeline rank that runs it
-  int stage = 0;       // model stage (chunk) whose profile rows it uses
+  int gpu = 0;    // pipeline rank that runs it
+  int stage = 0;  // model stage (chunk) whose profile rows it uses
   Instruction instruction = Instruction::kForward;
   int microbatch = 0;
 };

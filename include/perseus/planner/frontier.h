@@ -65,7 +65,8 @@ class Frontier {
   std::vector<FrontierPoint> points_;
   Plan last_plan_;
   std::vector<std::vector<uint16_t>> checkpoints_;  // plan of point k*kCheckpointInterval
-  std::vector<uint32_t> change_begin_;  // changes of point k: [change_begin_[k], change_begin_[k+1])
+  std::vector<uint32_t>
+      change_begin_;  // changes of point k: [change_begin_[k], change_begin_[k+1])
   std::vector<uint32_t> change_node_;
   std::vector<uint16_t> change_option_;
   // Deadline index: point ids sorted by realized time; best_[k] = argmin energy of the first k+1.

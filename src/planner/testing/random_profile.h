@@ -38,8 +38,7 @@ inline Profile RandomProfile(std::mt19937& rng, int stages, int options, double 
 inline std::shared_ptr<const Problem> MakeProblem(const Profile& profile, int stages,
                                                   int microbatches, const PlannerOptions& opt) {
   auto dag = schedules::MakeOneFOneB(stages, microbatches);
-  auto problem =
-      BuildProblem(std::make_shared<Dag>(std::move(dag).value()), profile, opt);
+  auto problem = BuildProblem(std::make_shared<Dag>(std::move(dag).value()), profile, opt);
   if (!problem.ok()) return nullptr;
   return std::make_shared<Problem>(std::move(problem).value());
 }
