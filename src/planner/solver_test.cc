@@ -208,11 +208,19 @@ TEST_P(SolverOracleTest, RealizedEnergyIsCloseToTheTrueOptimum) {
   RecordProperty("worst_gap", std::to_string(worst));
 }
 
+std::string OracleCaseName(const ::testing::TestParamInfo<SolverOracleTest::ParamType>& info) {
+  const Shape shape = std::get<0>(info.param);
+  return "S" + std::to_string(shape.first) + "M" + std::to_string(shape.second) + "Seed" +
+         std::to_string(std::get<1>(info.param)) + "_" +
+         std::string(CostModelName(std::get<2>(info.param)));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Tiny, SolverOracleTest,
     ::testing::Combine(::testing::Values(Shape{2, 2}, Shape{2, 3}, Shape{3, 2}, Shape{4, 1}),
                        ::testing::Range(1, 7),
-                       ::testing::Values(CostModel::kConvex, CostModel::kExponential)));
+                       ::testing::Values(CostModel::kConvex, CostModel::kExponential)),
+    OracleCaseName);
 
 // A single chain has one critical path; the frontier is the convex hull sum.
 TEST(SolverTest, OneStageOneMicrobatchWalksTheConvexHull) {
