@@ -8,62 +8,59 @@
 #include <memory>
 
 #include "perseus/planner/profile.h"
-#include "perseus/schedules/one_f_one_b.h"
+#include "perseus/schedules/schedule.h"
 
 namespace perseus::cli {
 
-void AddJobOptions(CLI::App* command, JobOptions* job) {
+void AddScheduleOptions(CLI::App* command, job::JobSpec* spec) {
   command
-      ->add_option("--profile", job->profile_path,
-                   "Profile CSV (stage,instruction,frequency,time,energy)")
-      ->required();
-  command->add_option("--stages", job->stages, "Number of pipeline stages S")->required();
-  command->add_option("--microbatches", job->microbatches, "Microbatches per iteration M")
-      ->required();
+      ->add_option("--schedule", spec->schedule, "Pipeline schedule: " + schedules::ScheduleNames())
+      ->capture_default_str();
+  command->add_option("--schedule-file", spec->schedule_file,
+                      "A schedule exported by torch.distributed.pipelining as CSV (one row per "
+                      "rank, actions such as 0F3, 1B2, 2I0, 2W0); gives stages and microbatches");
+  command->add_option("--stages", spec->stages,
+                      "Pipeline stages S (GPUs per pipeline, one per tensor-parallel group)");
+  command->add_option("--microbatches", spec->microbatches, "Microbatches per iteration M");
   command
-      ->add_option("--blocking-power", job->blocking_power_w,
-                   "Power (W) one stage's GPUs draw while waiting (A100: 83.64 per GPU)")
-      ->capture_default_str();
-  command->add_option("--unit-time", job->unit_time_s, "Time quantum of the solver, seconds")
-      ->capture_default_str();
-  command->add_option("--cost-model", job->cost_model, "exponential | convex")
-      ->capture_default_str();
-  command->add_option("--time-scale", job->time_scale, "Multiply every profiled time")
-      ->capture_default_str();
-  command->add_option("--energy-scale", job->energy_scale, "Multiply every profiled energy")
+      ->add_option("--virtual-stages", spec->virtual_stages,
+                   "Model chunks per GPU V (interleaved-1f1b)")
       ->capture_default_str();
 }
 
-Result<planner::Frontier> PlanJob(const JobOptions& job, const planner::ProgressFn& progress) {
-  planner::PlannerOptions options;
-  if (!planner::ParseCostModel(job.cost_model, &options.cost_model)) {
-    return Status::InvalidInput("--cost-model must be 'exponential' or 'convex', not '" +
-                                job.cost_model + "'");
-  }
-  if (!(job.time_scale > 0) || !std::isfinite(job.time_scale)) {
-    return Status::InvalidInput("--time-scale must be a positive number");
-  }
-  if (!(job.energy_scale > 0) || !std::isfinite(job.energy_scale)) {
-    return Status::InvalidInput("--energy-scale must be a positive number");
-  }
-  options.blocking_power_w = job.blocking_power_w;
-  options.unit_time_s = job.unit_time_s;
+void AddJobOptions(CLI::App* command, job::JobSpec* spec) {
+  command
+      ->add_option("--profile", spec->profile_path,
+                   "Profile CSV (stage,instruction,frequency,time,energy[,tp_rank])")
+      ->required();
+  AddScheduleOptions(command, spec);
+  command->add_option("--tp", spec->tp, "Tensor-parallel degree N (GPUs per stage)")
+      ->capture_default_str();
+  command->add_option("--dp", spec->dp, "Data-parallel degree D (pipelines)")
+      ->capture_default_str();
+  command
+      ->add_option("--blocking-power", spec->blocking_power_w,
+                   "Power (W) one GPU draws while waiting (A100: 83.64, A40: 70.38)")
+      ->capture_default_str();
+  command->add_option("--unit-time", spec->unit_time_s, "Time quantum of the solver, seconds")
+      ->capture_default_str();
+  command->add_option("--cost-model", spec->cost_model, "exponential | convex")
+      ->capture_default_str();
+  command->add_option("--time-scale", spec->time_scale, "Multiply every profiled time")
+      ->capture_default_str();
+  command->add_option("--energy-scale", spec->energy_scale, "Multiply every profiled energy")
+      ->capture_default_str();
+}
 
-  auto profile = planner::ReadProfileCsv(job.profile_path);
-  if (!profile.ok()) return profile.status();
-  planner::ScaleProfile(&profile.value(), job.time_scale, job.energy_scale);
-  if (job.stages != profile->num_stages) {
-    return Status::InvalidInput(job.profile_path + ": the profile has " +
-                                std::to_string(profile->num_stages) + " stages but --stages is " +
-                                std::to_string(job.stages));
+Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& progress) {
+  auto prepared = job::PrepareJob(spec);
+  if (!prepared.ok()) return prepared.status();
+  for (const std::string& note : prepared->notes) {
+    std::fprintf(stderr, "perseus: note: %s\n", note.c_str());
   }
-  auto dag = schedules::MakeOneFOneB(job.stages, job.microbatches);
-  if (!dag.ok()) return dag.status();
-  auto problem = planner::BuildProblem(std::make_shared<planner::Dag>(std::move(dag).value()),
-                                       *profile, options);
-  if (!problem.ok()) return problem.status();
-  return planner::SolveFrontier(std::make_shared<planner::Problem>(std::move(problem).value()),
-                                progress);
+  auto frontier = planner::SolveFrontier(prepared->problem, progress);
+  if (!frontier.ok()) return frontier.status();
+  return PlannedJob{std::move(prepared).value(), std::move(frontier).value()};
 }
 
 planner::ProgressFn TerminalProgress(const std::string& what) {

@@ -1,33 +1,31 @@
-// What every planning subcommand takes: a profile, a job shape and the
-// planner's options, and the one function that turns them into a frontier.
+// What every planning subcommand takes (a profile, a schedule, a parallel
+// layout and the planner's options) and helpers shared by the subcommands.
 #pragma once
 
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "perseus/common/status.h"
+#include "perseus/job/job.h"
 #include "perseus/planner/frontier.h"
-#include "perseus/planner/problem.h"
 #include "perseus/planner/solver.h"
 
 namespace perseus::cli {
 
-struct JobOptions {
-  std::string profile_path;
-  int stages = 0;
-  int microbatches = 0;
-  double blocking_power_w = 0;
-  double unit_time_s = 0.001;
-  std::string cost_model = "convex";
-  double time_scale = 1;
-  double energy_scale = 1;
+// Registers --profile, --schedule, --stages, ... on `command`.
+void AddJobOptions(CLI::App* command, job::JobSpec* spec);
+
+// Registers only the schedule options (--schedule, --schedule-file, --stages,
+// --microbatches, --virtual-stages).
+void AddScheduleOptions(CLI::App* command, job::JobSpec* spec);
+
+struct PlannedJob {
+  job::PreparedJob job;
+  planner::Frontier frontier;
 };
 
-// Registers --profile, --stages, ... on `command`.
-void AddJobOptions(CLI::App* command, JobOptions* job);
-
-// Reads, validates and plans. Errors carry file:line where they come from a file.
-Result<planner::Frontier> PlanJob(const JobOptions& job, const planner::ProgressFn& progress);
+// Reads, validates and plans; prints the notes of derived data on stderr.
+Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& progress);
 
 // A progress printer on stderr when stderr is a terminal; otherwise empty.
 planner::ProgressFn TerminalProgress(const std::string& what);

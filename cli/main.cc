@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   perseus::cli::RegisterPlan(&app, &exit_code);
   perseus::cli::RegisterShowPlan(&app, &exit_code);
+  perseus::cli::RegisterShowSchedule(&app, &exit_code);
   perseus::cli::RegisterDemo(&app, &exit_code);
   try {
     app.parse(argc, argv);

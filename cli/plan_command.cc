@@ -12,24 +12,24 @@ namespace perseus::cli {
 namespace {
 
 struct PlanArgs {
-  JobOptions job;
+  job::JobSpec job;
   std::string out_dir;
   bool json = false;
 };
 
 int RunPlan(const PlanArgs& args) {
-  auto frontier = PlanJob(args.job, TerminalProgress("planning"));
-  if (!frontier.ok()) return ReportError(frontier.status());
+  auto planned = PlanJob(args.job, TerminalProgress("planning"));
+  if (!planned.ok()) return ReportError(planned.status());
   if (!args.out_dir.empty()) {
-    Status status = planner::WriteFrontierDir(*frontier, args.out_dir);
+    Status status = planner::WriteFrontierDir(planned->frontier, args.out_dir);
     if (!status.ok()) return ReportError(status);
   }
   if (args.json) {
-    nlohmann::json summary = SummaryJson(args.job, *frontier);
+    nlohmann::json summary = SummaryJson(args.job, *planned);
     if (!args.out_dir.empty()) summary["out_dir"] = args.out_dir;
     std::cout << summary.dump() << std::endl;
   } else {
-    std::cout << SummaryTable(args.job, *frontier);
+    std::cout << SummaryTable(args.job, *planned);
     if (!args.out_dir.empty()) {
       std::cout << "  frontier and plans written to " << args.out_dir << " (see `perseus show-plan "
                 << args.out_dir << " --time T`)\n";
@@ -63,7 +63,7 @@ void RegisterDemo(CLI::App* app, int* exit_code) {
     args->job.profile_path = DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv";
     args->job.stages = 8;
     args->job.microbatches = 12;
-    args->job.blocking_power_w = 8 * 83.64;
+    args->job.blocking_power_w = 8 * 83.64;  // one "GPU" of the scaled profile is a TP-8 stage
     args->job.time_scale = 10;
     args->job.energy_scale = 80;
     *exit_code = RunPlan(*args);

@@ -10,64 +10,90 @@ double SavingPct(double energy, double baseline) {
   return baseline > 0 ? 100.0 * (baseline - energy) / baseline : 0.0;
 }
 
-nlohmann::json PointJson(const planner::Frontier& frontier, size_t index) {
-  const planner::FrontierPoint& p = frontier.points()[index];
+nlohmann::json PointJson(const PlannedJob& planned, size_t index) {
+  const planner::Frontier& f = planned.frontier;
+  const planner::FrontierPoint& p = f.points()[index];
+  const double dp = planned.job.dp;
   return {{"time", p.time_s},
-          {"energy", p.energy_j},
-          {"saving_pct", SavingPct(p.energy_j, frontier.all_max.energy_j)},
+          {"energy", p.energy_j * dp},
+          {"saving_pct", SavingPct(p.energy_j, f.all_max.energy_j)},
           {"model_time", p.model_time_s},
-          {"model_energy", p.model_energy_j}};
+          {"model_energy", p.model_energy_j * dp}};
+}
+
+std::string ScheduleLine(const PlannedJob& planned) {
+  const job::PreparedJob& j = planned.job;
+  std::string line = j.schedule + ", " + std::to_string(j.stages) + " stages";
+  if (j.model_stages != j.stages) line += " (" + std::to_string(j.model_stages) + " model chunks)";
+  line += " x " + std::to_string(j.microbatches) + " microbatches";
+  if (j.tp > 1 || j.dp > 1) {
+    line += ", TP " + std::to_string(j.tp) + " x DP " + std::to_string(j.dp) + " = " +
+            std::to_string(j.gpus) + " GPUs";
+  }
+  return line;
 }
 
 }  // namespace
 
-nlohmann::json SummaryJson(const JobOptions& job, const planner::Frontier& frontier) {
+nlohmann::json SummaryJson(const job::JobSpec& spec, const PlannedJob& planned) {
+  const planner::Frontier& f = planned.frontier;
+  const job::PreparedJob& j = planned.job;
   return {
-      {"profile", job.profile_path},
-      {"schedule", "1f1b"},
-      {"stages", job.stages},
-      {"microbatches", job.microbatches},
-      {"blocking_power_w", job.blocking_power_w},
-      {"unit_time_s", job.unit_time_s},
-      {"cost_model", job.cost_model},
-      {"time_scale", job.time_scale},
-      {"energy_scale", job.energy_scale},
-      {"all_max", {{"time", frontier.all_max.time_s}, {"energy", frontier.all_max.energy_j}}},
-      {"t_min", PointJson(frontier, frontier.TMinIndex())},
-      {"t_star", PointJson(frontier, frontier.TStarIndex())},
-      {"frontier_points", frontier.size()},
-      {"solve_seconds", frontier.solve_seconds},
+      {"profile", spec.profile_path},
+      {"schedule", j.schedule},
+      {"stages", j.stages},
+      {"model_stages", j.model_stages},
+      {"virtual_stages", j.virtual_stages},
+      {"microbatches", j.microbatches},
+      {"tp", j.tp},
+      {"dp", j.dp},
+      {"gpus", j.gpus},
+      {"computations", f.problem().dag->num_nodes()},
+      {"blocking_power_w", spec.blocking_power_w},
+      {"unit_time_s", spec.unit_time_s},
+      {"cost_model", spec.cost_model},
+      {"time_scale", spec.time_scale},
+      {"energy_scale", spec.energy_scale},
+      {"energy_scope", "job"},
+      {"notes", j.notes},
+      {"all_max", {{"time", f.all_max.time_s}, {"energy", f.all_max.energy_j * j.dp}}},
+      {"t_min", PointJson(planned, f.TMinIndex())},
+      {"t_star", PointJson(planned, f.TStarIndex())},
+      {"frontier_points", f.size()},
+      {"solve_seconds", f.solve_seconds},
   };
 }
 
-std::string SummaryTable(const JobOptions& job, const planner::Frontier& frontier) {
+std::string SummaryTable(const job::JobSpec& spec, const PlannedJob& planned) {
+  const planner::Frontier& f = planned.frontier;
+  const double dp = planned.job.dp;
   std::string out;
-  char line[256];
+  char line[512];
   std::snprintf(line, sizeof(line), "Perseus plan: %s\n",
-                std::filesystem::path(job.profile_path).filename().c_str());
+                std::filesystem::path(spec.profile_path).filename().c_str());
   out += line;
   std::snprintf(line, sizeof(line),
-                "  1F1B, %d stages x %d microbatches, %s cost model, unit %g s, blocking power "
-                "%g W per stage\n\n",
-                job.stages, job.microbatches, job.cost_model.c_str(), job.unit_time_s,
-                job.blocking_power_w);
+                "  %s\n  %s cost model, unit %g s, blocking power %g W per GPU\n",
+                ScheduleLine(planned).c_str(), spec.cost_model.c_str(), spec.unit_time_s,
+                spec.blocking_power_w);
   out += line;
-  std::snprintf(line, sizeof(line), "  %-22s %14s %16s %9s\n", "", "time (s)", "energy (J)",
-                "saving");
+  for (const std::string& note : planned.job.notes) out += "  note: " + note + "\n";
+  std::snprintf(line, sizeof(line), "\n  %-22s %14s %16s %9s\n", "", "time (s)",
+                dp > 1 ? "job energy (J)" : "energy (J)", "saving");
   out += line;
   std::snprintf(line, sizeof(line), "  %-22s %14.4f %16.1f %9s\n", "all-max frequency",
-                frontier.all_max.time_s, frontier.all_max.energy_j, "-");
+                f.all_max.time_s, f.all_max.energy_j * dp, "-");
   out += line;
   auto row = [&](const char* name, size_t index) {
-    const planner::FrontierPoint& p = frontier.points()[index];
-    std::snprintf(line, sizeof(line), "  %-22s %14.4f %16.1f %8.2f%%\n", name, p.time_s, p.energy_j,
-                  SavingPct(p.energy_j, frontier.all_max.energy_j));
+    const planner::FrontierPoint& p = f.points()[index];
+    std::snprintf(line, sizeof(line), "  %-22s %14.4f %16.1f %8.2f%%\n", name, p.time_s,
+                  p.energy_j * dp, SavingPct(p.energy_j, f.all_max.energy_j));
     out += line;
   };
-  row("T_min (same speed)", frontier.TMinIndex());
-  row("T* (lowest energy)", frontier.TStarIndex());
-  std::snprintf(line, sizeof(line), "\n  %zu frontier points, solved in %.2f s\n", frontier.size(),
-                frontier.solve_seconds);
+  row("T_min (same speed)", f.TMinIndex());
+  row("T* (lowest energy)", f.TStarIndex());
+  std::snprintf(line, sizeof(line), "\n  %zu frontier points, solved in %.2f s\n", f.size(),
+                f.solve_seconds);
   out += line;
   return out;
 }

@@ -90,7 +90,8 @@ TEST_F(CliTest, MissingProfileAndBadArgumentsExitTwo) {
   EXPECT_EQ(Run("plan --profile /nonexistent.csv --stages 8 --microbatches 4").exit_code, 2);
   Output stages = Run("plan --profile " + Gpt3() + " --stages 4 --microbatches 4");
   EXPECT_EQ(stages.exit_code, 2);
-  EXPECT_NE(stages.err.find("the profile has 8 stages but --stages is 4"), std::string::npos)
+  EXPECT_NE(stages.err.find("the profile has 8 stages but the schedule needs 4 (--stages is 4)"),
+            std::string::npos)
       << stages.err;
   Output model = Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --cost-model x");
   EXPECT_EQ(model.exit_code, 2);
@@ -170,6 +171,93 @@ TEST_F(CliTest, OutDirectoryAndShowPlanRoundTrip) {
 
   // A directory that is not a plan output.
   EXPECT_EQ(Run("show-plan " + dir_.string() + "/nothing --time 10").exit_code, 2);
+}
+
+// Issue #3: the paper's GPT-3 case with 16 microbatches plans under every
+// schedule, meets the all-max time and saves energy; derived profile data is
+// announced.
+TEST_F(CliTest, EveryScheduleOnThePaperCase) {
+  for (std::string schedule : {"gpipe", "zb-h1", "interleaved-1f1b --virtual-stages 2"}) {
+    SCOPED_TRACE(schedule);
+    Output o = Run("plan --profile " + Gpt3() +
+                   " --stages 8 --microbatches 16 --blocking-power 669.12 --time-scale 10 "
+                   "--energy-scale 80 --json --schedule " +
+                   schedule);
+    ASSERT_EQ(o.exit_code, 0) << o.err;
+    nlohmann::json j = nlohmann::json::parse(o.out);
+    EXPECT_LE(j["t_min"]["time"].get<double>(), j["all_max"]["time"].get<double>() * 1.001);
+    EXPECT_GT(j["t_min"]["saving_pct"].get<double>(), 0);
+    if (schedule == "gpipe") {
+      EXPECT_TRUE(j["notes"].empty());
+      EXPECT_EQ(j["computations"], 8 * 16 * 2);
+    } else if (schedule == "zb-h1") {
+      ASSERT_EQ(j["notes"].size(), 1u);
+      EXPECT_NE(j["notes"][0].get<std::string>().find("backward_input and backward_weight"),
+                std::string::npos);
+      EXPECT_NE(o.err.find("note:"), std::string::npos);
+      EXPECT_EQ(j["computations"], 8 * 16 * 3);
+    } else {
+      EXPECT_EQ(j["model_stages"], 16);
+      ASSERT_EQ(j["notes"].size(), 1u);
+      EXPECT_NE(j["notes"][0].get<std::string>().find("chunks"), std::string::npos);
+      EXPECT_EQ(j["computations"], 16 * 16 * 2);
+    }
+  }
+}
+
+// Issue #3: a 1F1B schedule exported to the torch CSV form and planned through
+// --schedule-file gives the same frontier as --schedule 1f1b.
+TEST_F(CliTest, ScheduleFileGivesTheSameFrontier) {
+  const fs::path csv = dir_ / "1f1b.csv";
+  Output exported =
+      Run("show-schedule --schedule 1f1b --stages 8 --microbatches 6 --csv " + csv.string());
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_NE(exported.out.find("rank 7 | 7F0 7B0 7F1 7B1"), std::string::npos) << exported.out;
+  const std::string common =
+      " --profile " + Gpt3() + " --blocking-power 83.64 --unit-time 0.002 --json --out ";
+  Output built_in =
+      Run("plan --schedule 1f1b --stages 8 --microbatches 6" + common + (dir_ / "a").string());
+  Output from_file = Run("plan --schedule-file " + csv.string() + common + (dir_ / "b").string());
+  ASSERT_EQ(built_in.exit_code, 0) << built_in.err;
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  std::string a = ReadFile(dir_ / "a" / "frontier.csv"), b = ReadFile(dir_ / "b" / "frontier.csv");
+  EXPECT_GT(a.size(), 1000u);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(ReadFile(dir_ / "a" / "plans.csv"), ReadFile(dir_ / "b" / "plans.csv"));
+  nlohmann::json j = nlohmann::json::parse(from_file.out);
+  EXPECT_EQ(j["stages"], 8);
+  EXPECT_EQ(j["microbatches"], 6);
+}
+
+TEST_F(CliTest, ScheduleErrorsExitTwo) {
+  Output bad =
+      Run("show-schedule --schedule interleaved-1f1b --stages 4 --microbatches 6 "
+          "--virtual-stages 2");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("multiple of the number of stages"), std::string::npos) << bad.err;
+  fs::path deadlock = Write("deadlock.csv", "0F0,0B0\n1B0,1F0\n");
+  Output d = Run("plan --profile " + Gpt3() + " --schedule-file " + deadlock.string());
+  EXPECT_EQ(d.exit_code, 2);
+  EXPECT_NE(d.err.find("deadlocks"), std::string::npos) << d.err;
+  EXPECT_EQ(Run("show-schedule --schedule pipedream --stages 2 --microbatches 2").exit_code, 2);
+}
+
+// Issue #3: TP and DP: job-wide energies and GPU count.
+TEST_F(CliTest, TensorAndDataParallelSummary) {
+  const std::string base =
+      "plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --blocking-power 83.64 --json";
+  Output one = Run(base);
+  Output many = Run(base + " --tp 8 --dp 4");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  ASSERT_EQ(many.exit_code, 0) << many.err;
+  nlohmann::json a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(many.out);
+  EXPECT_EQ(b["gpus"], 8 * 8 * 4);
+  EXPECT_EQ(b["energy_scope"], "job");
+  // Rows for one GPU, multiplied by TP 8, blocking power for all 8, times 4
+  // pipelines: exactly 32 times the single-GPU-per-stage job.
+  EXPECT_NEAR(b["all_max"]["energy"].get<double>(), 32 * a["all_max"]["energy"].get<double>(),
+              1e-6 * b["all_max"]["energy"].get<double>());
+  EXPECT_DOUBLE_EQ(b["all_max"]["time"].get<double>(), a["all_max"]["time"].get<double>());
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 
+#include "src/planner/timing.h"
+
 namespace perseus::planner {
 
 std::string ComputationLabel(const Computation& c) {
@@ -85,6 +87,11 @@ Status Dag::Finalize() {
   }
   finalized_ = true;
   return Status::Ok();
+}
+
+double Dag::Makespan(const std::vector<double>& duration) const {
+  std::vector<double> earliest_start;
+  return EarliestStarts(*this, duration, &earliest_start);
 }
 
 }  // namespace perseus::planner

@@ -111,12 +111,13 @@ Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source
   // Strip a UTF-8 byte order mark.
   if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
 
-  const char* kColumns[] = {"stage", "instruction", "frequency", "time", "energy"};
-  int column_index[5] = {-1, -1, -1, -1, -1};
+  const char* kColumns[] = {"stage", "instruction", "frequency", "time", "energy", "tp_rank"};
+  constexpr int kRequired = 5, kAll = 6;
+  int column_index[kAll] = {-1, -1, -1, -1, -1, -1};
   size_t num_header_fields = 0;
   bool have_header = false;
-  // (stage, instruction, frequency) -> line, to report duplicates.
-  std::map<std::tuple<int, int, int>, int> seen;
+  // (stage, instruction, frequency, tp rank) -> line, to report duplicates.
+  std::map<std::tuple<int, int, int, int>, int> seen;
   std::set<int> stages;
 
   int line_no = 0;
@@ -134,7 +135,7 @@ Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source
       have_header = true;
       num_header_fields = fields.size();
       for (size_t f = 0; f < fields.size(); ++f) {
-        for (int c = 0; c < 5; ++c) {
+        for (int c = 0; c < kAll; ++c) {
           if (fields[f] == kColumns[c]) {
             if (column_index[c] >= 0) {
               return error(line_no, "column '" + std::string(kColumns[c]) + "' appears twice");
@@ -143,13 +144,14 @@ Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source
           }
         }
       }
-      for (int c = 0; c < 5; ++c) {
+      for (int c = 0; c < kRequired; ++c) {
         if (column_index[c] < 0) {
           return error(line_no, "missing column '" + std::string(kColumns[c]) +
                                     "' (the header must name stage,instruction,frequency,"
                                     "time,energy)");
         }
       }
+      profile.has_tp_rank = column_index[5] >= 0;
       continue;
     }
 
@@ -191,18 +193,24 @@ Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source
       return error(line_no, "energy " + std::string(field(4)) + " must not be negative (joules)");
     }
 
+    long tp_rank = -1;
+    if (profile.has_tp_rank && (!ParseInt(field(5), &tp_rank) || tp_rank < 0 || tp_rank > 65535)) {
+      return error(line_no,
+                   "tp_rank '" + std::string(field(5)) + "' is not a non-negative integer");
+    }
     auto key = std::make_tuple(static_cast<int>(stage), static_cast<int>(instruction),
-                               static_cast<int>(frequency));
+                               static_cast<int>(frequency), static_cast<int>(tp_rank));
     auto [it, inserted] = seen.emplace(key, line_no);
     if (!inserted) {
       return error(line_no, "duplicate row for stage " + std::to_string(stage) + " " +
                                 std::string(InstructionName(instruction)) + " at " +
-                                std::to_string(frequency) + " MHz (first given on line " +
-                                std::to_string(it->second) + ")");
+                                std::to_string(frequency) + " MHz" +
+                                (tp_rank >= 0 ? " on tp_rank " + std::to_string(tp_rank) : "") +
+                                " (first given on line " + std::to_string(it->second) + ")");
     }
     stages.insert(static_cast<int>(stage));
     profile.measurements[ProfileKey{static_cast<int>(stage), instruction}].push_back(
-        Measurement{static_cast<int>(frequency), time, energy, line_no});
+        Measurement{static_cast<int>(frequency), time, energy, line_no, static_cast<int>(tp_rank)});
   }
 
   if (!have_header) return error(1, "empty file (expected a header line)");

@@ -94,7 +94,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"Duplicate", H + "0,forward,1000,1,1\n1,forward,1000,1,1\n0,forward,1000,2,2\n",
                  "p.csv:4: duplicate row for stage 0 forward at 1000 MHz (first given on line 2)"},
         BadInput{"StageGap", H + "0,forward,1000,1,1\n2,forward,1000,1,1\n", "stage 1 has no rows"},
-        BadInput{"NoStageZero", H + "1,forward,1000,1,1\n", "stage 0 has no rows"}),
+        BadInput{"NoStageZero", H + "1,forward,1000,1,1\n", "stage 0 has no rows"},
+        BadInput{"TpRankNotInteger",
+                 "stage,instruction,frequency,time,energy,tp_rank\n0,forward,1000,1,1,x\n",
+                 "p.csv:2: tp_rank 'x'"},
+        BadInput{"TpRankDuplicate",
+                 "stage,instruction,frequency,time,energy,tp_rank\n0,forward,1000,1,1,1\n"
+                 "0,forward,1000,1,1,0\n0,forward,1000,2,2,1\n",
+                 "p.csv:4: duplicate row for stage 0 forward at 1000 MHz on tp_rank 1"}),
     [](const ::testing::TestParamInfo<BadInput>& p) { return std::string(p.param.name); });
 
 TEST(ProfileTest, MissingFileIsNotFound) {

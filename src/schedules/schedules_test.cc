@@ -245,6 +245,20 @@ TEST(ScheduleDagTest, TextbookIterationTimes) {
   }
 }
 
+// ZB-H1's bubble is a third of 1F1B's when F = I = W (Qi et al. 2024,
+// table 1: (p - 1)(T_F + T_B - T_W) with T_B = T_I): 3M + (S - 1) in all,
+// against 1F1B's 3M + 3(S - 1) (the M >= S case the paper analyses).
+TEST(ScheduleDagTest, ZeroBubbleH1HasAThirdOfTheBubble) {
+  for (int s = 1; s <= 6; ++s) {
+    for (int m = s; m <= 12; ++m) {
+      auto dag = MakeScheduleDag(ScheduleKind::kZeroBubbleH1, {s, m, 1});
+      ASSERT_TRUE(dag.ok());
+      std::vector<double> d(dag->num_nodes(), 1.0);
+      EXPECT_DOUBLE_EQ(dag->Makespan(d), 3.0 * m + (s - 1)) << s << "x" << m;
+    }
+  }
+}
+
 // The solver's invariants hold on every schedule.
 TEST(ScheduleDagTest, FrontierInvariantsOnEverySchedule) {
   std::mt19937 rng(9);

@@ -59,6 +59,11 @@ class Dag {
     return {pred_.data() + pred_begin_[id], pred_.data() + pred_begin_[id + 1]};
   }
   const std::vector<int>& topological_order() const { return topo_; }
+  // Length of the longest path with the given duration per node (the
+  // iteration time when every computation starts as early as it can).
+  // REQUIRES: finalized(), duration.size() == num_nodes()
+  double Makespan(const std::vector<double>& duration) const;
+
   // Program order of each GPU: gpu_order()[g] lists node ids in execution order.
   const std::vector<std::vector<int>>& gpu_order() const { return gpu_order_; }
 

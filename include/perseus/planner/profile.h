@@ -9,6 +9,8 @@
 //   frequency    SM frequency in MHz (positive integer)
 //   time         seconds (finite, > 0)
 //   energy       joules (finite, >= 0)
+//   tp_rank      optional: the tensor-parallel rank the row was measured on
+//                (non-negative integer); see CombineTensorParallel
 // Every problem is reported as "FILE:LINE: problem" with StatusCode::kInvalidInput.
 #pragma once
 
@@ -34,7 +36,8 @@ struct Measurement {
   int frequency_mhz = 0;
   double time_s = 0;
   double energy_j = 0;
-  int line = 0;  // line in the source file, for error messages
+  int line = 0;      // line in the source file, for error messages
+  int tp_rank = -1;  // tensor-parallel rank, if the file has a tp_rank column
 };
 
 struct ProfileKey {
@@ -48,6 +51,7 @@ struct ProfileKey {
 struct Profile {
   std::string source;  // file name, for messages
   int num_stages = 0;
+  bool has_tp_rank = false;  // rows are per tensor-parallel rank
   std::map<ProfileKey, std::vector<Measurement>> measurements;
 
   // nullptr if the profile has no rows for (stage, instruction).

@@ -1,0 +1,59 @@
+// A training job as users describe it (profile, schedule, parallel layout,
+// planner options) turned into a planning problem and its frontier. The CLI,
+// the emulator, the server and the Python package all plan through here.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "perseus/common/status.h"
+#include "perseus/planner/frontier.h"
+#include "perseus/planner/problem.h"
+#include "perseus/planner/profile.h"
+#include "perseus/planner/solver.h"
+#include "perseus/schedules/schedule.h"
+
+namespace perseus::job {
+
+struct JobSpec {
+  std::string profile_path;
+  std::string schedule = "1f1b";  // a built-in schedule name, unless schedule_file is set
+  std::string schedule_file;      // torch.distributed.pipelining CSV; gives S and M
+  int stages = 0;                 // pipeline ranks S (0 = take it from schedule_file)
+  int microbatches = 0;           // M (0 = take it from schedule_file)
+  int virtual_stages = 1;         // V, interleaved-1f1b
+  int tp = 1;                     // tensor-parallel degree N
+  int dp = 1;                     // data-parallel degree D (pipelines)
+  double blocking_power_w = 0;    // watts per GPU while not computing
+  double unit_time_s = 0.001;
+  std::string cost_model = "convex";
+  double time_scale = 1;
+  double energy_scale = 1;
+};
+
+// What PrepareJob derived, for summaries.
+struct PreparedJob {
+  std::shared_ptr<const planner::Problem> problem;
+  std::string schedule;  // built-in name, or "file:PATH"
+  int stages = 0;        // pipeline ranks S
+  int microbatches = 0;  // M
+  int model_stages = 0;  // S, or S x V model chunks
+  int virtual_stages = 1;
+  int tp = 1, dp = 1;
+  int gpus = 0;  // S x N x D
+  // Data the planner derived rather than read (split backward, chunks, TP).
+  std::vector<std::string> notes;
+  // Blocking power of one pipeline rank's tp GPUs, watts.
+  double stage_blocking_power_w = 0;
+};
+
+// Reads the profile file, then as below.
+Result<PreparedJob> PrepareJob(const JobSpec& spec);
+// Validates the spec against an already parsed profile (its source names it in
+// messages), applies scales, TP and the derivations the schedule needs, and
+// builds the problem of one pipeline. Errors are kInvalidInput (or kNotFound
+// for missing files) naming the option or file:line at fault.
+Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile);
+
+}  // namespace perseus::job

@@ -1,0 +1,139 @@
+#include "perseus/job/job.h"
+
+#include <cmath>
+
+#include "perseus/planner/profile_transforms.h"
+#include "perseus/schedules/schedule_csv.h"
+
+namespace perseus::job {
+
+using planner::Instruction;
+
+namespace {
+
+Status CheckPositive(double value, const char* option) {
+  if (!(value > 0) || !std::isfinite(value)) {
+    return Status::InvalidInput(std::string(option) + " must be a positive number");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<PreparedJob> PrepareJob(const JobSpec& spec) {
+  auto profile = planner::ReadProfileCsv(spec.profile_path);
+  if (!profile.ok()) return profile.status();
+  return PrepareJob(spec, std::move(profile).value());
+}
+
+Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
+  planner::PlannerOptions options;
+  if (!planner::ParseCostModel(spec.cost_model, &options.cost_model)) {
+    return Status::InvalidInput("--cost-model must be 'exponential' or 'convex', not '" +
+                                spec.cost_model + "'");
+  }
+  for (Status s : {CheckPositive(spec.time_scale, "--time-scale"),
+                   CheckPositive(spec.energy_scale, "--energy-scale"),
+                   CheckPositive(spec.unit_time_s, "--unit-time")}) {
+    if (!s.ok()) return s;
+  }
+  if (!(spec.blocking_power_w >= 0) || !std::isfinite(spec.blocking_power_w)) {
+    return Status::InvalidInput("--blocking-power must be a non-negative number of watts");
+  }
+  if (spec.tp < 1) return Status::InvalidInput("--tp must be at least 1");
+  if (spec.dp < 1) return Status::InvalidInput("--dp must be at least 1");
+
+  PreparedJob job;
+  job.tp = spec.tp;
+  job.dp = spec.dp;
+  job.virtual_stages = spec.virtual_stages;
+
+  // The schedule: per-rank orders from a file or a generator.
+  schedules::RankOrders orders;
+  if (!spec.schedule_file.empty()) {
+    auto read = schedules::ReadScheduleCsv(spec.schedule_file);
+    if (!read.ok()) return read.status();
+    orders = std::move(read).value();
+    job.schedule = "file:" + spec.schedule_file;
+  } else {
+    schedules::ScheduleKind kind;
+    if (!schedules::ParseScheduleName(spec.schedule, &kind)) {
+      return Status::InvalidInput("--schedule must be one of " + schedules::ScheduleNames() +
+                                  ", not '" + spec.schedule + "'");
+    }
+    if (spec.stages < 1) return Status::InvalidInput("--stages is required (at least 1)");
+    if (spec.microbatches < 1) {
+      return Status::InvalidInput("--microbatches is required (at least 1)");
+    }
+    auto generated =
+        schedules::GenerateRankOrders(kind, {spec.stages, spec.microbatches, spec.virtual_stages});
+    if (!generated.ok()) return generated.status();
+    orders = std::move(generated).value();
+    job.schedule = std::string(schedules::ScheduleName(kind));
+  }
+  auto dag = schedules::BuildScheduleDag(orders);
+  if (!dag.ok()) {
+    return spec.schedule_file.empty()
+               ? dag.status()
+               : Status::InvalidInput(spec.schedule_file + ": " + dag.status().message());
+  }
+  job.stages = dag->num_gpus();
+  int model_stages = 0, microbatches = 0;
+  bool split_backward = false;
+  for (const auto& c : dag->nodes()) {
+    model_stages = std::max(model_stages, c.stage + 1);
+    microbatches = std::max(microbatches, c.microbatch + 1);
+    split_backward = split_backward || c.instruction == Instruction::kBackwardInput;
+  }
+  job.model_stages = model_stages;
+  job.microbatches = microbatches;
+  if (!spec.schedule_file.empty()) {
+    if (spec.stages != 0 && spec.stages != job.stages) {
+      return Status::InvalidInput(spec.schedule_file + ": the schedule has " +
+                                  std::to_string(job.stages) + " ranks but --stages is " +
+                                  std::to_string(spec.stages));
+    }
+    if (spec.microbatches != 0 && spec.microbatches != job.microbatches) {
+      return Status::InvalidInput(
+          spec.schedule_file + ": the schedule has " + std::to_string(job.microbatches) +
+          " microbatches but --microbatches is " + std::to_string(spec.microbatches));
+    }
+    job.virtual_stages = model_stages % job.stages == 0 ? model_stages / job.stages : 1;
+  }
+  job.gpus = job.stages * job.tp * job.dp;
+
+  // The profile: scales, tensor parallelism, then what the schedule needs.
+  planner::ScaleProfile(&profile, spec.time_scale, spec.energy_scale);
+  auto combined = planner::CombineTensorParallel(profile, spec.tp, &job.notes);
+  if (!combined.ok()) return combined.status();
+  profile = std::move(combined).value();
+  if (profile.num_stages != model_stages) {
+    if (model_stages > profile.num_stages && model_stages % profile.num_stages == 0 &&
+        profile.num_stages == job.stages) {
+      profile =
+          planner::SplitStagesIntoChunks(profile, model_stages / profile.num_stages, &job.notes);
+    } else {
+      return Status::InvalidInput(
+          profile.source + ": the profile has " + std::to_string(profile.num_stages) +
+          " stages but the schedule needs " + std::to_string(model_stages) +
+          (model_stages != job.stages
+               ? " model chunks (or " + std::to_string(job.stages) + " stages to cut into chunks)"
+               : "") +
+          (spec.schedule_file.empty() && model_stages == job.stages
+               ? " (--stages is " + std::to_string(spec.stages) + ")"
+               : ""));
+    }
+  }
+  if (split_backward) profile = planner::SplitBackward(profile, &job.notes);
+
+  options.unit_time_s = spec.unit_time_s;
+  job.stage_blocking_power_w = spec.blocking_power_w * spec.tp;
+  options.blocking_power_w = job.stage_blocking_power_w;
+  auto problem = planner::BuildProblem(std::make_shared<planner::Dag>(std::move(dag).value()),
+                                       profile, options);
+  if (!problem.ok()) return problem.status();
+  job.problem = std::make_shared<planner::Problem>(std::move(problem).value());
+  return job;
+}
+
+}  // namespace perseus::job

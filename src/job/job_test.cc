@@ -1,0 +1,168 @@
+#include "perseus/job/job.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "perseus/planner/realized.h"
+#include "perseus/schedules/schedule_csv.h"
+
+namespace perseus::job {
+namespace {
+
+using planner::Instruction;
+
+planner::Profile Parse(const std::string& csv) {
+  auto p = planner::ParseProfileCsv(csv, "p.csv");
+  EXPECT_TRUE(p.ok()) << p.status().message();
+  return p.ok() ? p.value() : planner::Profile{};
+}
+
+const char kTwoStages[] =
+    "stage,instruction,frequency,time,energy\n"
+    "0,forward,1000,1.0,10\n0,forward,800,1.2,9\n"
+    "0,backward,1000,2.0,20\n0,backward,800,2.4,18\n"
+    "1,forward,1000,1.0,10\n1,forward,800,1.2,9\n"
+    "1,backward,1000,2.0,20\n1,backward,800,2.4,18\n";
+
+JobSpec Spec(const std::string& schedule, int s, int m) {
+  JobSpec spec;
+  spec.schedule = schedule;
+  spec.stages = s;
+  spec.microbatches = m;
+  spec.blocking_power_w = 1;
+  spec.unit_time_s = 0.1;
+  return spec;
+}
+
+TEST(JobTest, OneFOneBUsesTheProfileAsIs) {
+  auto job = PrepareJob(Spec("1f1b", 2, 3), Parse(kTwoStages));
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->model_stages, 2);
+  EXPECT_EQ(job->gpus, 2);
+  EXPECT_TRUE(job->notes.empty());
+  EXPECT_EQ(job->problem->dag->num_nodes(), 12);
+}
+
+TEST(JobTest, ZeroBubbleSplitsTheBackwardInHalves) {
+  auto job = PrepareJob(Spec("zb-h1", 2, 3), Parse(kTwoStages));
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  ASSERT_EQ(job->notes.size(), 1u);
+  EXPECT_NE(job->notes[0].find("half"), std::string::npos);
+  const auto& problem = *job->problem;
+  for (int i = 0; i < problem.dag->num_nodes(); ++i) {
+    if (problem.dag->node(i).instruction == Instruction::kBackwardWeight) {
+      EXPECT_DOUBLE_EQ(problem.set(i).highest_frequency.time_s, 1.0);
+      EXPECT_DOUBLE_EQ(problem.set(i).highest_frequency.energy_j, 10);
+    }
+  }
+}
+
+TEST(JobTest, InterleavedCutsStagesIntoChunks) {
+  auto job = PrepareJob(Spec("interleaved-1f1b", 2, 4), Parse(kTwoStages));
+  ASSERT_TRUE(job.ok());  // V = 1: one chunk per GPU
+  EXPECT_EQ(job->model_stages, 2);
+  JobSpec spec = Spec("interleaved-1f1b", 2, 4);
+  spec.virtual_stages = 2;
+  job = PrepareJob(spec, Parse(kTwoStages));
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->model_stages, 4);
+  ASSERT_EQ(job->notes.size(), 1u);
+  const auto& problem = *job->problem;
+  for (int i = 0; i < problem.dag->num_nodes(); ++i) {
+    const auto& c = problem.dag->node(i);
+    EXPECT_EQ(c.gpu, c.stage % 2);
+    if (c.instruction == Instruction::kForward) {
+      EXPECT_DOUBLE_EQ(problem.set(i).highest_frequency.time_s, 0.5);
+    }
+  }
+  // A profile of 4 stages is used as 4 chunks directly; 3 stages is an error.
+  spec.stages = 3;
+  spec.microbatches = 3;
+  auto bad = PrepareJob(spec, Parse(kTwoStages));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("the profile has 2 stages but the schedule needs 6"),
+            std::string::npos)
+      << bad.status().message();
+}
+
+TEST(JobTest, TensorParallelRowsCombine) {
+  std::string csv = "stage,instruction,frequency,time,energy,tp_rank\n";
+  for (int s = 0; s < 2; ++s) {
+    for (const char* ins : {"forward", "backward"}) {
+      for (int r = 0; r < 2; ++r) {
+        csv += std::to_string(s) + "," + ins + ",1000," + (r == 0 ? "1.0" : "1.5") + ",10," +
+               std::to_string(r) + "\n";
+      }
+    }
+  }
+  JobSpec spec = Spec("1f1b", 2, 2);
+  spec.tp = 2;
+  spec.dp = 3;
+  auto job = PrepareJob(spec, Parse(csv));
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->gpus, 12);
+  EXPECT_DOUBLE_EQ(job->stage_blocking_power_w, 2);
+  EXPECT_DOUBLE_EQ(job->problem->set(0).highest_frequency.time_s, 1.5);   // max over ranks
+  EXPECT_DOUBLE_EQ(job->problem->set(0).highest_frequency.energy_j, 20);  // sum
+  // A rank missing at one frequency is named.
+  spec.tp = 3;
+  auto bad = PrepareJob(spec, Parse(csv));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("has rows for 2 tensor-parallel ranks, --tp is 3"),
+            std::string::npos)
+      << bad.status().message();
+}
+
+TEST(JobTest, TensorParallelWithoutRanksMultipliesEnergy) {
+  JobSpec spec = Spec("1f1b", 2, 2);
+  spec.tp = 4;
+  auto job = PrepareJob(spec, Parse(kTwoStages));
+  ASSERT_TRUE(job.ok());
+  EXPECT_DOUBLE_EQ(job->problem->set(0).highest_frequency.energy_j, 40);
+  EXPECT_DOUBLE_EQ(job->problem->set(0).highest_frequency.time_s, 1.0);
+  EXPECT_DOUBLE_EQ(job->stage_blocking_power_w, 4);
+  EXPECT_EQ(job->notes.size(), 1u);
+}
+
+TEST(JobTest, ScheduleFileGivesTheSameProblemAsTheBuiltIn) {
+  auto orders = schedules::GenerateRankOrders(schedules::ScheduleKind::kOneFOneB, {2, 3, 1});
+  ASSERT_TRUE(orders.ok());
+  const auto path = std::filesystem::temp_directory_path() / "perseus_job_test_schedule.csv";
+  std::ofstream(path) << schedules::WriteScheduleCsv(orders.value());
+  JobSpec spec = Spec("1f1b", 0, 0);
+  spec.schedule_file = path.string();
+  auto from_file = PrepareJob(spec, Parse(kTwoStages));
+  auto built_in = PrepareJob(Spec("1f1b", 2, 3), Parse(kTwoStages));
+  std::filesystem::remove(path);
+  ASSERT_TRUE(from_file.ok()) << from_file.status().message();
+  ASSERT_TRUE(built_in.ok());
+  EXPECT_EQ(from_file->stages, 2);
+  EXPECT_EQ(from_file->microbatches, 3);
+  EXPECT_EQ(from_file->problem->dag->num_edges(), built_in->problem->dag->num_edges());
+  auto a = planner::EvaluateAllMax(*from_file->problem);
+  auto b = planner::EvaluateAllMax(*built_in->problem);
+  EXPECT_DOUBLE_EQ(a.time_s, b.time_s);
+  EXPECT_DOUBLE_EQ(a.energy_j, b.energy_j);
+}
+
+TEST(JobTest, BadOptionsAreNamed) {
+  auto message = [](JobSpec spec) {
+    auto job = PrepareJob(spec, Parse(kTwoStages));
+    return job.ok() ? std::string() : job.status().message();
+  };
+  JobSpec spec = Spec("2f2b", 2, 2);
+  EXPECT_NE(message(spec).find("--schedule must be one of"), std::string::npos);
+  spec = Spec("1f1b", 2, 2);
+  spec.dp = 0;
+  EXPECT_NE(message(spec).find("--dp"), std::string::npos);
+  spec = Spec("1f1b", 2, 0);
+  EXPECT_NE(message(spec).find("--microbatches is required"), std::string::npos);
+  spec = Spec("gpipe", 2, 2);
+  spec.virtual_stages = 2;
+  EXPECT_NE(message(spec).find("--virtual-stages applies only"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace perseus::job
