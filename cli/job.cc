@@ -55,9 +55,6 @@ void AddJobOptions(CLI::App* command, job::JobSpec* spec) {
 Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& progress) {
   auto prepared = job::PrepareJob(spec);
   if (!prepared.ok()) return prepared.status();
-  for (const std::string& note : prepared->notes) {
-    std::fprintf(stderr, "perseus: note: %s\n", note.c_str());
-  }
   auto frontier = planner::SolveFrontier(prepared->problem, progress);
   if (!frontier.ok()) return frontier.status();
   return PlannedJob{std::move(prepared).value(), std::move(frontier).value()};

@@ -24,7 +24,7 @@ struct PlannedJob {
   planner::Frontier frontier;
 };
 
-// Reads, validates and plans; prints the notes of derived data on stderr.
+// Reads, validates and plans.
 Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& progress);
 
 // A progress printer on stderr when stderr is a terminal; otherwise empty.
