@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "perseus/planner/solver.h"
+#include "perseus/schedules/render.h"
 #include "perseus/schedules/schedule.h"
 #include "src/planner/timing.h"
 
@@ -306,6 +307,20 @@ TEST(ScheduleDagTest, FrontierInvariantsOnEverySchedule) {
     EXPECT_LT(tmin.energy_j, frontier->all_max.energy_j);
     EXPECT_GE(points.back().model_time_s, frontier->all_max.time_s - 1e-9);
   }
+}
+
+TEST(RenderTest, TextAndSvg) {
+  RankOrders orders = Generate(ScheduleKind::kOneFOneB, 2, 2);
+  EXPECT_EQ(RenderScheduleText(orders), "rank 0 | 0F0 0F1 0B0 0B1\nrank 1 | 1F0 1B0 1F1 1B1\n");
+  auto dag = BuildScheduleDag(orders);
+  ASSERT_TRUE(dag.ok());
+  std::string svg = RenderScheduleSvg(dag.value(), UnitDurations(dag.value()), "a <b> & c");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("a &lt;b> &amp; c"), std::string::npos);
+  size_t rects = 0;
+  for (size_t p = svg.find("<rect"); p != std::string::npos; p = svg.find("<rect", p + 1)) ++rects;
+  EXPECT_EQ(rects, 8u);
+  EXPECT_NE(svg.find("iteration time 9"), std::string::npos);  // 3 (M + S - 1)
 }
 
 }  // namespace
