@@ -55,8 +55,11 @@ bool LowerBoundedMaxFlow::BuildLevels(int s, int t) {
   queue_.clear();
   level_[s] = 0;
   queue_.push_back(s);
+  const bool stop_at_sink = algorithm_ == Algorithm::kFast;
   for (size_t head = 0; head < queue_.size(); ++head) {
     int u = queue_[head];
+    // Nodes at the sink's level or beyond lie on no shortest path.
+    if (stop_at_sink && level_[t] >= 0 && level_[u] >= level_[t]) break;
     for (int a = first_[u]; a >= 0; a = next_[a]) {
       int v = arc_to_[a];
       if (residual_[a] > 0 && level_[v] < 0) {
@@ -66,6 +69,25 @@ bool LowerBoundedMaxFlow::BuildLevels(int s, int t) {
     }
   }
   return level_[t] >= 0;
+}
+
+int64_t LowerBoundedMaxFlow::PushAll(int u, int t, int64_t limit) {
+  if (u == t) return limit;
+  int64_t sent = 0;
+  for (int& a = current_[u]; a >= 0; a = next_[a]) {
+    int v = arc_to_[a];
+    if (residual_[a] > 0 && level_[v] == level_[u] + 1) {
+      int64_t pushed = PushAll(v, t, std::min(limit - sent, residual_[a]));
+      if (pushed > 0) {
+        residual_[a] -= pushed;
+        residual_[a ^ 1] += pushed;
+        sent += pushed;
+        if (sent == limit) return sent;  // keep the arc: it may have room left
+      }
+    }
+  }
+  level_[u] = -1;  // nothing more gets through u in this phase
+  return sent;
 }
 
 int64_t LowerBoundedMaxFlow::Push(int u, int t, int64_t limit) {
@@ -88,6 +110,10 @@ int64_t LowerBoundedMaxFlow::Dinic(int s, int t) {
   int64_t total = 0;
   while (BuildLevels(s, t)) {
     current_ = first_;
+    if (algorithm_ == Algorithm::kFast) {
+      total += PushAll(s, t, INT64_MAX);
+      continue;
+    }
     for (;;) {
       int64_t pushed = Push(s, t, INT64_MAX);
       if (pushed == 0) break;

@@ -31,6 +31,15 @@ namespace perseus::planner {
 
 class LowerBoundedMaxFlow {
  public:
+  // kSimple: textbook Dinic, one augmenting path per depth-first search (the
+  // reference). kFast: level graph built only up to the sink's level, and
+  // each depth-first search pushes along every path it finds and prunes dead
+  // ends. Both return a maximum flow, and the cut OnSourceSide() reports (the
+  // nodes reachable from s in the residual network) is the same for every
+  // maximum flow: the minimum cut with the smallest source side.
+  enum class Algorithm { kSimple, kFast };
+  void set_algorithm(Algorithm algorithm) { algorithm_ = algorithm; }
+
   // Clears the network and sizes it for `num_nodes` nodes (0..num_nodes-1).
   void Reset(int num_nodes);
   // Adds an arc and returns its id. REQUIRES: 0 <= lower <= upper.
@@ -49,7 +58,9 @@ class LowerBoundedMaxFlow {
   int64_t Dinic(int s, int t);
   bool BuildLevels(int s, int t);
   int64_t Push(int u, int t, int64_t limit);
+  int64_t PushAll(int u, int t, int64_t limit);
 
+  Algorithm algorithm_ = Algorithm::kFast;
   int num_nodes_ = 0;           // user nodes; two more are added for the reduction
   std::vector<int64_t> lower_;  // per user arc
   std::vector<int> arc_from_;   // per internal arc

@@ -107,4 +107,17 @@ Profile SplitStagesIntoChunks(const Profile& profile, int chunks_per_stage,
   return out;
 }
 
+Profile RepeatStages(const Profile& profile, int num_stages) {
+  Profile out;
+  out.source = profile.source;
+  out.num_stages = num_stages;
+  out.has_tp_rank = profile.has_tp_rank;
+  for (const auto& [key, rows] : profile.measurements) {
+    for (int k = key.stage; k < num_stages; k += profile.num_stages) {
+      out.measurements[{k, key.instruction}] = rows;
+    }
+  }
+  return out;
+}
+
 }  // namespace perseus::planner

@@ -22,8 +22,22 @@ struct Sweep {
   LowerBoundedMaxFlow flow;
   std::vector<int> queue;
   std::vector<char> seen;
+  // The step's network, and the previous one with its cut (fast mode).
+  struct Arc {
+    int from, to;
+    int64_t lower, upper;
+    bool operator==(const Arc&) const = default;
+  };
+  bool reuse_cuts = true;
+  std::vector<Arc> arcs, previous_arcs;
+  std::vector<int> previous_critical;
+  std::vector<char> source_side;  // per flow node, of the cut applied
+  int64_t reused_cuts = 0;
 
-  explicit Sweep(const Problem& p) : problem(p), dag(*p.dag) {}
+  Sweep(const Problem& p, bool reference) : problem(p), dag(*p.dag), reuse_cuts(!reference) {
+    flow.set_algorithm(reference ? LowerBoundedMaxFlow::Algorithm::kSimple
+                                 : LowerBoundedMaxFlow::Algorithm::kFast);
+  }
 
   int64_t ModelCost() const {
     int64_t total = 0;
@@ -102,33 +116,46 @@ struct Sweep {
     }
     const int64_t infinity = finite_sum + 1;
 
-    flow.Reset(num_flow_nodes);
+    arcs.clear();
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       int kk = static_cast<int>(k);
       int i = critical_nodes[k];
-      flow.AddArc(in(kk), out(kk), caps[k].lower, caps[k].infinite ? infinity : caps[k].upper);
-      if (earliest_start[i] == 0) flow.AddArc(0, in(kk), 0, infinity);
-      if (earliest_start[i] + duration[i] == makespan) flow.AddArc(out(kk), 1, 0, infinity);
+      arcs.push_back({in(kk), out(kk), caps[k].lower, caps[k].infinite ? infinity : caps[k].upper});
+      if (earliest_start[i] == 0) arcs.push_back({0, in(kk), 0, infinity});
+      if (earliest_start[i] + duration[i] == makespan) arcs.push_back({out(kk), 1, 0, infinity});
       for (int j : dag.successors(i)) {
         int kj = critical_index[j];
         if (kj >= 0 && earliest_start[i] + duration[i] == earliest_start[j]) {
-          flow.AddArc(out(kk), in(kj), 0, infinity);
+          arcs.push_back({out(kk), in(kj), 0, infinity});
         }
       }
     }
-    Status status = flow.Solve(0, 1, infinity);
-    if (!status.ok()) {
-      return Status::Infeasible("minimum cut at iteration time " + std::to_string(makespan) +
-                                " units: " + status.message() +
-                                " (the cost model is not convex; please report this)");
+    // The same network as the previous step has the same minimum cut.
+    if (reuse_cuts && arcs == previous_arcs && critical_nodes == previous_critical) {
+      ++reused_cuts;
+    } else {
+      flow.Reset(num_flow_nodes);
+      for (const Arc& a : arcs) flow.AddArc(a.from, a.to, a.lower, a.upper);
+      Status status = flow.Solve(0, 1, infinity);
+      if (!status.ok()) {
+        return Status::Infeasible("minimum cut at iteration time " + std::to_string(makespan) +
+                                  " units: " + status.message() +
+                                  " (the cost model is not convex; please report this)");
+      }
+      if (flow.value() >= infinity) return Status::Ok();  // cannot be cut: T_min
+      source_side.resize(num_flow_nodes);
+      for (int v = 0; v < num_flow_nodes; ++v) source_side[v] = flow.OnSourceSide(v) ? 1 : 0;
+      if (reuse_cuts) {
+        std::swap(previous_arcs, arcs);
+        previous_critical = critical_nodes;
+      }
     }
-    if (flow.value() >= infinity) return Status::Ok();  // cannot be cut: T_min
 
     // Apply the cut: all decisions are made before anything changes.
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       int kk = static_cast<int>(k);
       int i = critical_nodes[k];
-      bool in_s = flow.OnSourceSide(in(kk)), out_s = flow.OnSourceSide(out(kk));
+      bool in_s = source_side[in(kk)] != 0, out_s = source_side[out(kk)] != 0;
       if (in_s && !out_s) {
         --duration[i];
       } else if (!in_s && out_s && duration[i] < problem.set(i).cost.max_units) {
@@ -143,7 +170,7 @@ struct Sweep {
 }  // namespace
 
 Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
-                               const ProgressFn& progress) {
+                               const ProgressFn& progress, const SolverOptions& options) {
   auto start = std::chrono::steady_clock::now();
   const Problem& problem = *problem_ptr;
   const Dag& dag = *problem.dag;
@@ -154,7 +181,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   frontier.all_max = EvaluateAllMax(problem);
   if (n == 0) return Status::InvalidInput("the schedule has no computations");
 
-  Sweep sweep(problem);
+  Sweep sweep(problem, options.reference);
   // Lower end of the sweep, for progress: the makespan at minimum durations.
   sweep.duration.resize(n);
   for (int i = 0; i < n; ++i) sweep.duration[i] = problem.set(i).cost.min_units;

@@ -293,5 +293,59 @@ TEST(SolverTest, ShippedProfileInvariants) {
   }
 }
 
+// The fast solver and the reference one give the same frontier, point for
+// point and plan for plan: both find the minimum cut with the smallest source
+// side at every step.
+void ExpectSameFrontier(const std::shared_ptr<const Problem>& problem) {
+  auto fast = SolveFrontier(problem);
+  SolverOptions reference_options;
+  reference_options.reference = true;
+  auto reference = SolveFrontier(problem, {}, reference_options);
+  ASSERT_TRUE(fast.ok()) << fast.status().message();
+  ASSERT_TRUE(reference.ok()) << reference.status().message();
+  ASSERT_EQ(fast->size(), reference->size());
+  for (size_t k = 0; k < fast->size(); ++k) {
+    const FrontierPoint& a = fast->points()[k];
+    const FrontierPoint& b = reference->points()[k];
+    ASSERT_EQ(a.model_time_s, b.model_time_s) << k;
+    ASSERT_EQ(a.model_energy_j, b.model_energy_j) << k;
+    ASSERT_EQ(a.time_s, b.time_s) << k;
+    ASSERT_EQ(a.energy_j, b.energy_j) << k;
+    ASSERT_EQ(fast->PlanAt(k), reference->PlanAt(k)) << k;
+  }
+}
+
+TEST(SolverTest, FastEqualsReferenceOnRandomInstances) {
+  std::mt19937 rng(21);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int stages = 1 + static_cast<int>(rng() % 5);
+    const int microbatches = 1 + static_cast<int>(rng() % 8);
+    Profile profile = RandomProfile(rng, stages, 2 + static_cast<int>(rng() % 6), 1.0);
+    PlannerOptions opt;
+    opt.unit_time_s = 0.02;
+    opt.blocking_power_w = 2.0;
+    opt.cost_model = trial % 2 ? CostModel::kConvex : CostModel::kExponential;
+    auto problem = MakeProblem(profile, stages, microbatches, opt);
+    ASSERT_NE(problem, nullptr);
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    ExpectSameFrontier(problem);
+  }
+}
+
+TEST(SolverTest, FastEqualsReferenceOnTheShippedProfiles) {
+  for (const char* name : {"gpt3-175b+a100_sxm_bf16.csv", "bloom+a100_sxm_bf16.csv"}) {
+    auto profile = ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/" + name);
+    ASSERT_TRUE(profile.ok());
+    for (CostModel model : {CostModel::kConvex, CostModel::kExponential}) {
+      PlannerOptions opt;
+      opt.unit_time_s = 0.001;
+      opt.blocking_power_w = 83.64;
+      opt.cost_model = model;
+      SCOPED_TRACE(std::string(name) + " " + std::string(CostModelName(model)));
+      ExpectSameFrontier(testing::MakeProblem(*profile, 8, 6, opt));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace perseus::planner

@@ -35,4 +35,8 @@ Profile SplitBackward(const Profile& profile, std::vector<std::string>* notes);
 Profile SplitStagesIntoChunks(const Profile& profile, int chunks_per_stage,
                               std::vector<std::string>* notes);
 
+// A profile of `num_stages` stages made by repeating the given one's stages:
+// stage k gets the rows of stage k mod S (for benchmarks of large pipelines).
+Profile RepeatStages(const Profile& profile, int num_stages);
+
 }  // namespace perseus::planner

@@ -51,7 +51,16 @@ namespace perseus::planner {
 // Called now and then with the fraction of the sweep done (0..1).
 using ProgressFn = std::function<void(double fraction)>;
 
+struct SolverOptions {
+  // The reference implementation: textbook Dinic and a fresh max flow every
+  // step. The default (fast) one uses a pruning Dinic and reuses the previous
+  // step's cut when the step's network is identical. Both compute the same
+  // minimum cut (the one with the smallest source side) at every step, so the
+  // same frontier, point for point and plan for plan (tested).
+  bool reference = false;
+};
+
 Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem,
-                               const ProgressFn& progress = {});
+                               const ProgressFn& progress = {}, const SolverOptions& options = {});
 
 }  // namespace perseus::planner

@@ -1,0 +1,205 @@
+// The planner ladder (issue #8): solve time, frontier size, peak memory and
+// time per point over a fixed ladder of pipeline sizes, for 1F1B and
+// interleaved 1F1B (V = 2), at 1 ms and 0.1 ms units, on the GPT-3 175B A100
+// profile (stages beyond 8 repeat the shipped ones; interleaved chunks cut
+// each stage in two). Every case runs in its own child process, so peak RSS
+// is the case's own; a case past --timeout is reported as such.
+//
+//   build/bin/planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b]
+//                            [--max-gpus-x-mb N] [--timeout SEC] [--reference]
+//
+// --reference also runs the reference solver on every case and checks that
+// its frontier (every point's figures and plan) hashes equal to the fast one.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "perseus/job/job.h"
+#include "perseus/planner/profile_transforms.h"
+#include "perseus/planner/solver.h"
+
+namespace perseus::bench {
+namespace {
+
+struct CaseResult {
+  bool ok = false;
+  double seconds = 0;
+  uint64_t points = 0, plan_bytes = 0, computations = 0, hash = 0;
+  char error[200] = {};
+};
+
+uint64_t Mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  return h;
+}
+
+uint64_t Bits(double d) {
+  uint64_t b;
+  std::memcpy(&b, &d, sizeof(b));
+  return b;
+}
+
+CaseResult RunCase(const std::string& schedule, int stages, int microbatches, int unit_us,
+                   bool reference) {
+  CaseResult r;
+  planner::Profile base = LoadShippedProfile("gpt3-175b+a100_sxm_bf16.csv");
+  job::JobSpec spec;
+  spec.schedule = schedule;
+  spec.stages = stages;
+  spec.microbatches = microbatches;
+  spec.virtual_stages = schedule == "interleaved-1f1b" ? 2 : 1;
+  spec.blocking_power_w = 83.64;
+  spec.unit_time_s = unit_us * 1e-6;
+  auto prepared = job::PrepareJob(spec, planner::RepeatStages(base, stages));
+  if (!prepared.ok()) {
+    std::snprintf(r.error, sizeof(r.error), "%s", prepared.status().message().c_str());
+    return r;
+  }
+  planner::SolverOptions options;
+  options.reference = reference;
+  auto start = std::chrono::steady_clock::now();
+  auto frontier = planner::SolveFrontier(prepared->problem, {}, options);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!frontier.ok()) {
+    std::snprintf(r.error, sizeof(r.error), "%s", frontier.status().message().c_str());
+    return r;
+  }
+  r.ok = true;
+  r.points = frontier->size();
+  r.plan_bytes = frontier->PlanStorageBytes();
+  r.computations = static_cast<uint64_t>(prepared->problem->dag->num_nodes());
+  uint64_t h = 0;
+  for (size_t k = 0; k < frontier->size(); ++k) {
+    const auto& p = frontier->points()[k];
+    for (double d : {p.time_s, p.energy_j, p.model_time_s, p.model_energy_j}) h = Mix(h, Bits(d));
+    if (k % 97 == 0 || k + 1 == frontier->size()) {
+      for (int o : frontier->PlanAt(k)) h = Mix(h, static_cast<uint64_t>(o));
+    }
+  }
+  r.hash = h;
+  return r;
+}
+
+// Runs a case in a child process; returns its result and peak RSS (KiB).
+CaseResult RunInChild(const std::string& schedule, int stages, int microbatches, int unit_us,
+                      bool reference, int timeout_s, long* peak_kib, bool* timed_out) {
+  int fds[2];
+  if (pipe(fds) != 0) std::exit(1);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    alarm(static_cast<unsigned>(timeout_s));
+    CaseResult r = RunCase(schedule, stages, microbatches, unit_us, reference);
+    ssize_t written = write(fds[1], &r, sizeof(r));
+    _exit(written == static_cast<ssize_t>(sizeof(r)) ? 0 : 1);
+  }
+  close(fds[1]);
+  CaseResult r;
+  ssize_t got = read(fds[0], &r, sizeof(r));
+  close(fds[0]);
+  int status = 0;
+  struct rusage usage {};
+  wait4(pid, &status, 0, &usage);
+  *peak_kib = usage.ru_maxrss;
+  *timed_out = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM;
+  if (got != static_cast<ssize_t>(sizeof(r))) r = CaseResult{};
+  return r;
+}
+
+std::vector<int> ParseList(const char* text) {
+  std::vector<int> out;
+  for (const char* p = text; *p;) {
+    out.push_back(std::atoi(p));
+    while (*p && *p != ',') ++p;
+    if (*p == ',') ++p;
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace perseus::bench
+
+int main(int argc, char** argv) {
+  using namespace perseus::bench;
+  std::vector<int> units = {1000, 100};
+  std::vector<std::string> schedules = {"1f1b", "interleaved-1f1b"};
+  long max_size = 64L * 512;
+  int timeout_s = 1800;
+  bool reference = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--units" && i + 1 < argc) {
+      units = ParseList(argv[++i]);
+    } else if (a == "--schedules" && i + 1 < argc) {
+      schedules.clear();
+      std::string list = argv[++i];
+      for (size_t p = 0; p <= list.size();) {
+        size_t c = list.find(',', p);
+        if (c == std::string::npos) c = list.size();
+        schedules.push_back(list.substr(p, c - p));
+        p = c + 1;
+      }
+    } else if (a == "--max-gpus-x-mb" && i + 1 < argc) {
+      max_size = std::atol(argv[++i]);
+    } else if (a == "--timeout" && i + 1 < argc) {
+      timeout_s = std::atoi(argv[++i]);
+    } else if (a == "--reference") {
+      reference = true;
+    } else {
+      std::fprintf(stderr,
+                   "usage: planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b] "
+                   "[--max-gpus-x-mb N] [--timeout SEC] [--reference]\n");
+      return 2;
+    }
+  }
+  const int ladder[][2] = {{4, 8}, {8, 32}, {8, 96}, {16, 128}, {32, 256}, {64, 512}};
+  std::printf(
+      "| schedule | S x M | unit | computations | points | solve (s) | per point (us) | peak RSS "
+      "(MB) | plans (kB) |%s\n|---|---|---|---|---|---|---|---|---|%s\n",
+      reference ? " reference (s) | same frontier |" : "", reference ? "---|---|" : "");
+  for (const std::string& schedule : schedules) {
+    for (int unit : units) {
+      for (const auto& sm : ladder) {
+        if (static_cast<long>(sm[0]) * sm[1] > max_size) continue;
+        long peak = 0;
+        bool timed_out = false;
+        CaseResult r =
+            RunInChild(schedule, sm[0], sm[1], unit, false, timeout_s, &peak, &timed_out);
+        std::printf("| %s | %d x %d | %g ms | ", schedule.c_str(), sm[0], sm[1], unit / 1000.0);
+        if (!r.ok) {
+          std::printf("%s |\n", timed_out ? "timed out" : r.error);
+          std::fflush(stdout);
+          continue;
+        }
+        std::printf("%llu | %llu | %.3f | %.1f | %.1f | %.1f |",
+                    static_cast<unsigned long long>(r.computations),
+                    static_cast<unsigned long long>(r.points), r.seconds,
+                    1e6 * r.seconds / static_cast<double>(r.points),
+                    static_cast<double>(peak) / 1024.0, static_cast<double>(r.plan_bytes) / 1024.0);
+        if (reference) {
+          long ref_peak = 0;
+          bool ref_timeout = false;
+          CaseResult ref =
+              RunInChild(schedule, sm[0], sm[1], unit, true, timeout_s, &ref_peak, &ref_timeout);
+          if (ref.ok) {
+            std::printf(" %.3f | %s |", ref.seconds, ref.hash == r.hash ? "yes" : "NO");
+          } else {
+            std::printf(" %s | - |", ref_timeout ? "timed out" : "failed");
+          }
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
