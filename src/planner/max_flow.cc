@@ -33,13 +33,16 @@ int LowerBoundedMaxFlow::AddInternalArc(int from, int to, int64_t cap) {
   return id;
 }
 
-int LowerBoundedMaxFlow::AddArc(int from, int to, int64_t lower, int64_t upper) {
+int LowerBoundedMaxFlow::AddArcWithFlow(int from, int to, int64_t lower, int64_t upper,
+                                        int64_t flow) {
   assert(0 <= lower && lower <= upper);
   assert(num_user_arcs_ * 2 == static_cast<int>(arc_to_.size()));
-  int id = AddInternalArc(from, to, upper - lower);
+  flow = std::clamp(flow, lower, upper);
+  int id = AddInternalArc(from, to, upper - flow);
+  residual_[id + 1] = flow - lower;  // room to send flow back down to the lower bound
   lower_.push_back(lower);
-  balance_[to] += lower;
-  balance_[from] -= lower;
+  balance_[to] += flow;
+  balance_[from] -= flow;
   ++num_user_arcs_;
   return id / 2;
 }
@@ -141,10 +144,15 @@ Status LowerBoundedMaxFlow::Solve(int source, int sink, int64_t infinity) {
     return Status::Infeasible("no flow meets the lower bounds (" + std::to_string(feasible) +
                               " of " + std::to_string(need) + " routed)");
   }
-  // Current s->t value is the circulation through t->s; drop the helper arcs.
-  value_ = residual_[back_arc + 1];
+  // Drop the helper arcs (what circulated through t->s stays as s->t flow on
+  // the user arcs), then augment s->t.
   for (int a = back_arc; a < static_cast<int>(arc_to_.size()); ++a) residual_[a] = 0;
-  value_ += Dinic(source, sink);
+  Dinic(source, sink);
+  value_ = 0;
+  for (int arc = 0; arc < num_user_arcs_; ++arc) {
+    if (arc_from_[2 * arc] == source) value_ += Flow(arc);
+    if (arc_to_[2 * arc] == source) value_ -= Flow(arc);
+  }
 
   // Source side of a minimum cut: reachable from s in the residual network.
   reachable_.assign(first_.size(), 0);

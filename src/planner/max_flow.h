@@ -6,9 +6,10 @@
 // maximum value; then a minimum s-t cut, whose value is
 //   sum of upper over arcs S->T  minus  sum of lower over arcs T->S.
 //
-// Algorithm (the textbook reduction). 1) Feasibility: give every arc capacity
-// upper - lower, move the lower bounds into node balances served from a super
-// source and into a super sink, add an arc t->s of capacity `infinity`, and run
+// Algorithm (the textbook reduction). 1) Feasibility: start every arc at a
+// flow between its bounds (its lower bound unless a warm start is given),
+// move the resulting imbalances into arcs from a super source and to a super
+// sink, add an arc t->s of capacity `infinity`, and run
 // a max flow super-source -> super-sink; the lower bounds are satisfiable iff it
 // saturates every super-source arc. 2) Drop the super arcs and the t->s arc and
 // augment s->t on the residual network. 3) The source side of a minimum cut is
@@ -43,7 +44,14 @@ class LowerBoundedMaxFlow {
   // Clears the network and sizes it for `num_nodes` nodes (0..num_nodes-1).
   void Reset(int num_nodes);
   // Adds an arc and returns its id. REQUIRES: 0 <= lower <= upper.
-  int AddArc(int from, int to, int64_t lower, int64_t upper);
+  int AddArc(int from, int to, int64_t lower, int64_t upper) {
+    return AddArcWithFlow(from, to, lower, upper, lower);
+  }
+  // The same, with a starting flow (a warm start, e.g. the arc's flow in a
+  // similar network solved before), clamped into [lower, upper]. Any starting
+  // flows give the same maximum flow value and the same minimum cut; close
+  // ones leave less to route.
+  int AddArcWithFlow(int from, int to, int64_t lower, int64_t upper, int64_t flow);
   // Solves. Returns kInfeasible if no flow meets the lower bounds.
   Status Solve(int source, int sink, int64_t infinity);
   // After Solve(): whether `node` is on the source side of a minimum cut.

@@ -69,11 +69,17 @@ TEST(MaxFlowTest, MatchesBruteForceMinCutOnRandomNetworks) {
       }
     }
     LowerBoundedMaxFlow mf;
+    // Alternate: cold start with the simple or the fast Dinic, or a warm
+    // start from random flows; all give the same value and the same cut.
+    const int mode = trial % 3;
+    mf.set_algorithm(mode == 0 ? LowerBoundedMaxFlow::Algorithm::kSimple
+                               : LowerBoundedMaxFlow::Algorithm::kFast);
     mf.Reset(n);
     std::vector<int> ids;
     int64_t infinity = 1;
     for (const Arc& a : arcs) {
-      ids.push_back(mf.AddArc(a.from, a.to, a.lower, a.upper));
+      const int64_t start = mode == 2 ? static_cast<int64_t>(rng() % (a.upper + 3)) - 1 : a.lower;
+      ids.push_back(mf.AddArcWithFlow(a.from, a.to, a.lower, a.upper, start));
       infinity += a.upper;
     }
     ASSERT_TRUE(mf.Solve(s, t, infinity).ok()) << "trial " << trial;
@@ -99,6 +105,13 @@ TEST(MaxFlowTest, MatchesBruteForceMinCutOnRandomNetworks) {
     EXPECT_TRUE(mask & 1u);
     EXPECT_FALSE(mask >> t & 1u);
     EXPECT_EQ(CutValue(arcs, mask), expected) << "trial " << trial;
+    // The smallest source side: reachable from s in a cold, simple solve.
+    LowerBoundedMaxFlow cold;
+    cold.set_algorithm(LowerBoundedMaxFlow::Algorithm::kSimple);
+    cold.Reset(n);
+    for (const Arc& a : arcs) cold.AddArc(a.from, a.to, a.lower, a.upper);
+    ASSERT_TRUE(cold.Solve(s, t, infinity).ok());
+    for (int v = 0; v < n; ++v) EXPECT_EQ(cold.OnSourceSide(v), mf.OnSourceSide(v)) << trial;
   }
 }
 

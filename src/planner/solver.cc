@@ -29,12 +29,27 @@ struct Sweep {
     bool operator==(const Arc&) const = default;
   };
   bool reuse_cuts = true;
+  // Warm start (fast mode): every arc's flow in the last max flow, by what
+  // the arc stands for: a computation (node id), a source or sink link (node
+  // id) or a dependency (DAG edge id); 0 for arcs not in that network.
+  enum ArcKind : uint8_t { kComputation, kSource, kSink, kDependency };
+  struct ArcKey {
+    ArcKind kind;
+    int index;
+    bool operator==(const ArcKey&) const = default;
+  };
+  std::vector<int64_t> last_flow[4];
+  std::vector<ArcKey> keys, previous_keys;
   std::vector<Arc> arcs, previous_arcs;
   std::vector<int> previous_critical;
   std::vector<char> source_side;  // per flow node, of the cut applied
   int64_t reused_cuts = 0;
 
+  int64_t& LastFlow(const ArcKey& key) { return last_flow[key.kind][key.index]; }
+
   Sweep(const Problem& p, bool reference) : problem(p), dag(*p.dag), reuse_cuts(!reference) {
+    for (ArcKind kind : {kComputation, kSource, kSink}) last_flow[kind].assign(dag.num_nodes(), 0);
+    last_flow[kDependency].assign(dag.num_edges(), 0);
     flow.set_algorithm(reference ? LowerBoundedMaxFlow::Algorithm::kSimple
                                  : LowerBoundedMaxFlow::Algorithm::kFast);
   }
@@ -117,16 +132,27 @@ struct Sweep {
     const int64_t infinity = finite_sum + 1;
 
     arcs.clear();
+    keys.clear();
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       int kk = static_cast<int>(k);
       int i = critical_nodes[k];
       arcs.push_back({in(kk), out(kk), caps[k].lower, caps[k].infinite ? infinity : caps[k].upper});
-      if (earliest_start[i] == 0) arcs.push_back({0, in(kk), 0, infinity});
-      if (earliest_start[i] + duration[i] == makespan) arcs.push_back({out(kk), 1, 0, infinity});
-      for (int j : dag.successors(i)) {
+      keys.push_back({kComputation, i});
+      if (earliest_start[i] == 0) {
+        arcs.push_back({0, in(kk), 0, infinity});
+        keys.push_back({kSource, i});
+      }
+      if (earliest_start[i] + duration[i] == makespan) {
+        arcs.push_back({out(kk), 1, 0, infinity});
+        keys.push_back({kSink, i});
+      }
+      const auto successors = dag.successors(i);
+      for (size_t p = 0; p < successors.size(); ++p) {
+        int j = successors[p];
         int kj = critical_index[j];
         if (kj >= 0 && earliest_start[i] + duration[i] == earliest_start[j]) {
           arcs.push_back({out(kk), in(kj), 0, infinity});
+          keys.push_back({kDependency, dag.successor_edge_begin(i) + static_cast<int>(p)});
         }
       }
     }
@@ -135,7 +161,11 @@ struct Sweep {
       ++reused_cuts;
     } else {
       flow.Reset(num_flow_nodes);
-      for (const Arc& a : arcs) flow.AddArc(a.from, a.to, a.lower, a.upper);
+      for (size_t a = 0; a < arcs.size(); ++a) {
+        const Arc& arc = arcs[a];
+        const int64_t start = reuse_cuts ? LastFlow(keys[a]) : arc.lower;
+        flow.AddArcWithFlow(arc.from, arc.to, arc.lower, arc.upper, start);
+      }
       Status status = flow.Solve(0, 1, infinity);
       if (!status.ok()) {
         return Status::Infeasible("minimum cut at iteration time " + std::to_string(makespan) +
@@ -146,6 +176,9 @@ struct Sweep {
       source_side.resize(num_flow_nodes);
       for (int v = 0; v < num_flow_nodes; ++v) source_side[v] = flow.OnSourceSide(v) ? 1 : 0;
       if (reuse_cuts) {
+        for (const ArcKey& key : previous_keys) LastFlow(key) = 0;
+        for (size_t a = 0; a < keys.size(); ++a) LastFlow(keys[a]) = flow.Flow(static_cast<int>(a));
+        std::swap(previous_keys, keys);
         std::swap(previous_arcs, arcs);
         previous_critical = critical_nodes;
       }

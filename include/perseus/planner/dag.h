@@ -55,6 +55,9 @@ class Dag {
   std::span<const int> successors(int id) const {
     return {succ_.data() + succ_begin_[id], succ_.data() + succ_begin_[id + 1]};
   }
+  // Edges are numbered 0..num_edges()-1 in successor order: the k-th
+  // successor of `id` is edge successor_edge_begin(id) + k.
+  int successor_edge_begin(int id) const { return succ_begin_[id]; }
   std::span<const int> predecessors(int id) const {
     return {pred_.data() + pred_begin_[id], pred_.data() + pred_begin_[id + 1]};
   }
