@@ -260,4 +260,34 @@ TEST_F(CliTest, TensorAndDataParallelSummary) {
   EXPECT_DOUBLE_EQ(b["all_max"]["time"].get<double>(), a["all_max"]["time"].get<double>());
 }
 
+// Issue #4: the paper's emulation (GPT-3, TP 8, PP 8, M = 12, 1536 / 12 = 128
+// pipelines): intrinsic savings at least the paper's 15.2%, and with a
+// straggler at 1.2 Perseus saves more while EnvPipe (one operating point)
+// does not gain.
+TEST_F(CliTest, EmulateThePaperCase) {
+  Output o = Run("emulate --profile " + Gpt3() +
+                 " --stages 8 --microbatches 12 --tp 8 --blocking-power 83.64 --time-scale 10 "
+                 "--energy-scale 10 --pipelines 128 --straggler-slowdown 1.0 "
+                 "--straggler-slowdown 1.2 --json");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  nlohmann::json j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["gpus"], 8 * 8 * 128);
+  ASSERT_EQ(j["rows"].size(), 2u);
+  const auto& none = j["rows"][0];
+  const auto& straggler = j["rows"][1];
+  EXPECT_EQ(none["slowdown"], 1.0);
+  EXPECT_DOUBLE_EQ(none["all-max"]["saving_pct"].get<double>(), 0);
+  EXPECT_GE(none["perseus"]["saving_pct"].get<double>(), 15.2);
+  EXPECT_LE(none["perseus"]["time"].get<double>(), none["all-max"]["time"].get<double>() * 1.001);
+  EXPECT_GT(straggler["perseus"]["saving_pct"].get<double>(),
+            none["perseus"]["saving_pct"].get<double>() + 5);
+  EXPECT_LT(straggler["envpipe"]["saving_pct"].get<double>(),
+            none["envpipe"]["saving_pct"].get<double>());
+  EXPECT_GT(none["envpipe"]["saving_pct"].get<double>(), 0);
+  EXPECT_EQ(
+      Run("emulate --profile " + Gpt3() + " --stages 8 --microbatches 12 --straggler-slowdown 0.5")
+          .exit_code,
+      2);
+}
+
 }  // namespace

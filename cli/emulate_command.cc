@@ -1,0 +1,110 @@
+// `perseus emulate`: what Perseus saves on a data-parallel job, with and
+// without a straggler, against all-max and EnvPipe.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/job.h"
+#include "nlohmann/json.hpp"
+#include "perseus/emulator/emulator.h"
+
+namespace perseus::cli {
+namespace {
+
+struct EmulateArgs {
+  job::JobSpec job;
+  int pipelines = 0;
+  std::vector<std::string> slowdowns = {"1.0"};
+  std::vector<std::string> methods = {"all-max", "perseus", "envpipe"};
+  bool json = false;
+};
+
+int RunEmulate(const EmulateArgs& args) {
+  emulator::EmulationOptions options;
+  options.pipelines = args.pipelines > 0 ? args.pipelines : args.job.dp;
+  auto slowdowns = emulator::ParseSlowdowns(args.slowdowns);
+  if (!slowdowns.ok()) return ReportError(slowdowns.status());
+  options.slowdowns = slowdowns.value();
+  options.methods.clear();
+  for (const std::string& name : args.methods) {
+    emulator::Method m;
+    if (!emulator::ParseMethodName(name, &m)) {
+      return ReportError(Status::InvalidInput("--methods: unknown method '" + name +
+                                              "' (all-max, perseus, envpipe)"));
+    }
+    options.methods.push_back(m);
+  }
+  job::JobSpec spec = args.job;
+  spec.dp = 1;  // plan one pipeline; the emulator multiplies
+  auto planned = PlanJob(spec, TerminalProgress("planning"));
+  if (!planned.ok()) return ReportError(planned.status());
+  auto rows = emulator::Emulate(planned->frontier, options);
+  if (!rows.ok()) return ReportError(rows.status());
+
+  if (args.json) {
+    nlohmann::json out_rows = nlohmann::json::array();
+    for (const auto& row : *rows) {
+      nlohmann::json r = {{"slowdown", row.slowdown}};
+      for (size_t k = 0; k < row.methods.size(); ++k) {
+        const auto& m = row.methods[k];
+        r[std::string(emulator::MethodName(options.methods[k]))] = {
+            {"time", m.time_s}, {"energy", m.energy_j}, {"saving_pct", m.saving_pct}};
+      }
+      out_rows.push_back(r);
+    }
+    for (const std::string& note : planned->job.notes) {
+      std::fprintf(stderr, "perseus: note: %s\n", note.c_str());
+    }
+    nlohmann::json out = {{"profile", spec.profile_path},
+                          {"schedule", planned->job.schedule},
+                          {"stages", planned->job.stages},
+                          {"microbatches", planned->job.microbatches},
+                          {"tp", planned->job.tp},
+                          {"pipelines", options.pipelines},
+                          {"gpus", planned->job.stages * planned->job.tp * options.pipelines},
+                          {"notes", planned->job.notes},
+                          {"energy_scope", "job"},
+                          {"rows", out_rows}};
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
+  std::printf("Perseus emulation: %s, %d stages x %d microbatches, TP %d, %d pipelines (%d GPUs)\n",
+              planned->job.schedule.c_str(), planned->job.stages, planned->job.microbatches,
+              planned->job.tp, options.pipelines,
+              planned->job.stages * planned->job.tp * options.pipelines);
+  for (const std::string& note : planned->job.notes) std::printf("  note: %s\n", note.c_str());
+  std::printf("  job energy per iteration (J) and saving against all-max\n\n  %8s %12s", "slowdown",
+              "time (s)");
+  for (auto m : options.methods) {
+    std::printf(" %16s %8s", std::string(emulator::MethodName(m)).c_str(), "saving");
+  }
+  std::printf("\n");
+  for (const auto& row : *rows) {
+    std::printf("  %8.3f %12.4f", row.slowdown, row.methods.empty() ? 0 : row.methods[0].time_s);
+    for (const auto& m : row.methods) std::printf(" %16.1f %7.2f%%", m.energy_j, m.saving_pct);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterEmulate(CLI::App* app, int* exit_code) {
+  auto args = std::make_shared<EmulateArgs>();
+  CLI::App* cmd = app->add_subcommand(
+      "emulate",
+      "Emulate a data-parallel job: job energy per iteration for all-max, Perseus and EnvPipe, "
+      "with a straggler pipeline T'/T_min times slower");
+  AddJobOptions(cmd, &args->job);
+  cmd->add_option("--pipelines", args->pipelines, "Data-parallel pipelines D (default: --dp)");
+  cmd->add_option("--straggler-slowdown", args->slowdowns,
+                  "Straggler slowdown X = T'/T_min (repeatable; or START:STOP:STEP)")
+      ->capture_default_str();
+  cmd->add_option("--methods", args->methods, "Methods to compare: all-max perseus envpipe")
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
+  cmd->callback([args, exit_code] { *exit_code = RunEmulate(*args); });
+}
+
+}  // namespace perseus::cli

@@ -1,0 +1,132 @@
+#include "perseus/emulator/emulator.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+
+namespace perseus::emulator {
+
+std::string_view MethodName(Method method) {
+  switch (method) {
+    case Method::kAllMax:
+      return "all-max";
+    case Method::kPerseus:
+      return "perseus";
+    case Method::kEnvPipe:
+      return "envpipe";
+  }
+  return "?";
+}
+
+bool ParseMethodName(std::string_view text, Method* out) {
+  for (Method m : {Method::kAllMax, Method::kPerseus, Method::kEnvPipe}) {
+    if (text == MethodName(m)) {
+      *out = m;
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+// What a method runs: its fastest plan, and its plan for a deadline.
+struct MethodModel {
+  planner::Figures fastest;
+  std::function<planner::Figures(double deadline_s)> for_deadline;
+};
+
+MethodModel ModelOf(Method method, const planner::Frontier& frontier) {
+  switch (method) {
+    case Method::kAllMax:
+      return {frontier.all_max, [&frontier](double) { return frontier.all_max; }};
+    case Method::kPerseus: {
+      const auto& p = frontier.points()[frontier.TMinIndex()];
+      return {{p.time_s, p.energy_j}, [&frontier](double deadline_s) {
+                const auto k = frontier.IndexForDeadline(deadline_s * (1 + 1e-12));
+                const auto& q = frontier.points()[k.value_or(frontier.TMinIndex())];
+                return planner::Figures{q.time_s, q.energy_j};
+              }};
+    }
+    case Method::kEnvPipe: {
+      const planner::Figures f = RunEnvPipe(frontier.problem()).figures;
+      return {f, [f](double) { return f; }};
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<EmulationRow>> Emulate(const planner::Frontier& frontier,
+                                          const EmulationOptions& options) {
+  if (options.pipelines < 1) return Status::InvalidInput("--pipelines must be at least 1");
+  if (frontier.size() == 0) return Status::InvalidInput("the frontier is empty");
+  const planner::Problem& problem = frontier.problem();
+  const double idle_power = problem.options.blocking_power_w * problem.num_gpus;
+  const double others = options.pipelines - 1;
+
+  MethodModel baseline = ModelOf(Method::kAllMax, frontier);
+  std::vector<MethodModel> models;
+  for (Method m : options.methods) models.push_back(ModelOf(m, frontier));
+
+  auto job = [&](const MethodModel& model, double slowdown) {
+    MethodResult r;
+    r.time_s = slowdown * model.fastest.time_s;
+    r.plan = model.for_deadline(r.time_s);
+    const double wait = std::max(0.0, r.time_s - r.plan.time_s);
+    r.energy_j = slowdown * model.fastest.energy_j + others * (r.plan.energy_j + idle_power * wait);
+    return r;
+  };
+  std::vector<EmulationRow> rows;
+  for (double x : options.slowdowns) {
+    if (!(x >= 1) || !std::isfinite(x)) {
+      return Status::InvalidInput("--straggler-slowdown must be >= 1, not " + std::to_string(x));
+    }
+    EmulationRow row;
+    row.slowdown = x;
+    const MethodResult reference = job(baseline, x);
+    for (const MethodModel& model : models) {
+      MethodResult r = job(model, x);
+      r.saving_pct = 100 * (reference.energy_j - r.energy_j) / reference.energy_j;
+      row.methods.push_back(r);
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+Result<std::vector<double>> ParseSlowdowns(const std::vector<std::string>& specs) {
+  std::vector<double> out;
+  auto number = [](const std::string& text, double* value) {
+    char* end = nullptr;
+    *value = std::strtod(text.c_str(), &end);
+    return !text.empty() && end == text.c_str() + text.size() && std::isfinite(*value);
+  };
+  for (const std::string& spec : specs) {
+    const size_t c1 = spec.find(':');
+    if (c1 == std::string::npos) {
+      double v;
+      if (!number(spec, &v)) {
+        return Status::InvalidInput("--straggler-slowdown '" + spec + "' is not a number");
+      }
+      out.push_back(v);
+      continue;
+    }
+    const size_t c2 = spec.find(':', c1 + 1);
+    double a, b, step;
+    if (c2 == std::string::npos || !number(spec.substr(0, c1), &a) ||
+        !number(spec.substr(c1 + 1, c2 - c1 - 1), &b) || !number(spec.substr(c2 + 1), &step) ||
+        !(step > 0) || b < a) {
+      return Status::InvalidInput("--straggler-slowdown '" + spec +
+                                  "' must be a number or START:STOP:STEP with STEP > 0");
+    }
+    const long count = std::lround(std::floor((b - a) / step + 1e-9)) + 1;
+    if (count > 10000)
+      return Status::InvalidInput("--straggler-slowdown '" + spec + "' has too many values");
+    for (long k = 0; k < count; ++k) out.push_back(a + static_cast<double>(k) * step);
+  }
+  return out;
+}
+
+}  // namespace perseus::emulator

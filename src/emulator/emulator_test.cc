@@ -1,0 +1,129 @@
+#include "perseus/emulator/emulator.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "perseus/job/job.h"
+#include "perseus/planner/solver.h"
+
+namespace perseus::emulator {
+namespace {
+
+using planner::Instruction;
+
+planner::Frontier Solve(const std::string& csv, int stages, int microbatches, double power,
+                        double unit) {
+  auto profile = planner::ParseProfileCsv(csv, "p.csv");
+  EXPECT_TRUE(profile.ok()) << profile.status().message();
+  job::JobSpec spec;
+  spec.stages = stages;
+  spec.microbatches = microbatches;
+  spec.blocking_power_w = power;
+  spec.unit_time_s = unit;
+  auto job = job::PrepareJob(spec, profile.value());
+  EXPECT_TRUE(job.ok()) << job.status().message();
+  return planner::SolveFrontier(job->problem).value();
+}
+
+// One stage, one microbatch, P = 1 W: forward 1 s / 10 J or 2 s / 6 J,
+// backward 1 s / 10 J. All-max: 2 s, 20 J. Frontier: (3 s, 16 J), (2 s, 20 J).
+TEST(EmulatorTest, HandComputedStraggler) {
+  planner::Frontier f = Solve(
+      "stage,instruction,frequency,time,energy\n0,forward,1000,1,10\n0,forward,500,2,6\n"
+      "0,backward,1000,1,10\n",
+      1, 1, 1.0, 1.0);
+  EmulationOptions opt;
+  opt.pipelines = 3;
+  opt.slowdowns = {1.0, 1.5};
+  auto rows = Emulate(f, opt);
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  ASSERT_EQ(rows->size(), 2u);
+  // No straggler: every pipeline at T_min = all-max: 3 x 20 J.
+  EXPECT_DOUBLE_EQ((*rows)[0].methods[0].energy_j, 60);
+  EXPECT_DOUBLE_EQ((*rows)[0].methods[1].energy_j, 60);
+  // X = 1.5, T' = 3 s. All-max: straggler 1.5 x 20 J, others 20 J + 1 s x 1 W.
+  const auto& r = (*rows)[1];
+  EXPECT_DOUBLE_EQ(r.methods[0].time_s, 3);
+  EXPECT_DOUBLE_EQ(r.methods[0].energy_j, 30 + 2 * 21);
+  // Perseus: others run the 3 s / 16 J point and do not wait.
+  EXPECT_DOUBLE_EQ(r.methods[1].energy_j, 30 + 2 * 16);
+  EXPECT_NEAR(r.methods[1].saving_pct, 100.0 * 10 / 72, 1e-9);
+  // EnvPipe: the only stage is the last stage, pinned at the highest frequency.
+  EXPECT_DOUBLE_EQ(r.methods[2].energy_j, 72);
+  EXPECT_DOUBLE_EQ(r.methods[2].saving_pct, 0);
+}
+
+// Two stages, two microbatches, F 1 s / B 2 s at the highest frequency and
+// 1.5 s / 3 s at the lowest. EnvPipe pins stage 1 and stage 0's F0 and B1;
+// stage 0's F1 and B0 fit at the lowest frequency within the all-max 9 s
+// (worked by hand: F1@s0 ends at 2.5 before F1@s1 starts at 4; B0@s0 runs
+// 4-7 while B1@s1 runs 5-7), so it stops at once.
+TEST(EnvPipeTest, HandComputedPlan) {
+  std::string csv = "stage,instruction,frequency,time,energy\n";
+  for (int s = 0; s < 2; ++s) {
+    csv += std::to_string(s) + ",forward,1400,1,10\n" + std::to_string(s) + ",forward,800,1.5,8\n";
+    csv += std::to_string(s) + ",backward,1400,2,20\n" + std::to_string(s) + ",backward,800,3,16\n";
+  }
+  planner::Frontier f = Solve(csv, 2, 2, 0.0, 0.5);
+  EnvPipeResult r = RunEnvPipe(f.problem());
+  EXPECT_TRUE(r.met_all_max_time);
+  EXPECT_EQ(r.rounds, 0);
+  EXPECT_DOUBLE_EQ(r.figures.time_s, 9);
+  const planner::Dag& dag = *f.problem().dag;
+  for (int i = 0; i < dag.num_nodes(); ++i) {
+    const auto& c = dag.node(i);
+    const bool slow =
+        c.gpu == 0 && ((c.instruction == Instruction::kForward && c.microbatch == 1) ||
+                       (c.instruction == Instruction::kBackward && c.microbatch == 0));
+    EXPECT_EQ(r.plan[i], slow ? 1 : 0) << planner::ComputationLabel(c);
+  }
+  EXPECT_DOUBLE_EQ(r.figures.energy_j, 4 * 10 + 4 * 20 - 2 - 4);
+}
+
+// EnvPipe always ends, and with the all-max time met, on random and
+// adversarial profiles (highest frequency slower than a lower one, flat
+// energies, single options).
+TEST(EnvPipeTest, TerminatesOnAdversarialProfiles) {
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int stages = 1 + static_cast<int>(rng() % 4),
+              microbatches = 1 + static_cast<int>(rng() % 6);
+    std::string csv = "stage,instruction,frequency,time,energy\n";
+    for (int s = 0; s < stages; ++s) {
+      for (const char* ins : {"forward", "backward"}) {
+        const int options = 1 + static_cast<int>(rng() % 5);
+        for (int k = 0; k < options; ++k) {
+          double t = 0.5 + u(rng), e = trial % 3 == 0 ? 5.0 : 1 + 10 * u(rng);
+          csv += std::to_string(s) + "," + ins + "," + std::to_string(1500 - 100 * k) + "," +
+                 std::to_string(t) + "," + std::to_string(e) + "\n";
+        }
+      }
+    }
+    planner::Frontier f = Solve(csv, stages, microbatches, 0.3, 0.01);
+    EnvPipeResult r = RunEnvPipe(f.problem());
+    EXPECT_TRUE(r.met_all_max_time) << "trial " << trial;
+    EXPECT_LE(r.figures.time_s, f.all_max.time_s * (1 + 1e-12));
+  }
+}
+
+TEST(EmulatorTest, ParseSlowdowns) {
+  auto v = ParseSlowdowns({"1.0:1.2:0.05", "1.5"});
+  ASSERT_TRUE(v.ok());
+  ASSERT_EQ(v->size(), 6u);
+  EXPECT_DOUBLE_EQ((*v)[4], 1.2);
+  EXPECT_DOUBLE_EQ((*v)[5], 1.5);
+  EXPECT_FALSE(ParseSlowdowns({"x"}).ok());
+  EXPECT_FALSE(ParseSlowdowns({"1:2"}).ok());
+  EXPECT_FALSE(ParseSlowdowns({"1:2:0"}).ok());
+  planner::Frontier f =
+      Solve("stage,instruction,frequency,time,energy\n0,forward,1000,1,10\n0,backward,1000,1,10\n",
+            1, 1, 1.0, 1.0);
+  EmulationOptions opt;
+  opt.slowdowns = {0.5};
+  EXPECT_FALSE(Emulate(f, opt).ok());
+}
+
+}  // namespace
+}  // namespace perseus::emulator
