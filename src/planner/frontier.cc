@@ -2,13 +2,22 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace perseus::planner {
 
+void Frontier::AppendToFill(const FrontierPoint& point, const Plan& base, double fill_deadline_s) {
+  assert(problem_ != nullptr);
+  Append(point, base);
+  fill_deadline_.back() = fill_deadline_s;
+}
+
 void Frontier::Append(const FrontierPoint& point, const Plan& plan) {
   const size_t k = points_.size();
   points_.push_back(point);
+  fill_deadline_.push_back(std::numeric_limits<double>::quiet_NaN());
   sorted_time_.clear();
   best_upto_.clear();
   if (change_begin_.empty()) change_begin_.push_back(0);
@@ -36,6 +45,8 @@ Plan Frontier::PlanAt(size_t index) const {
       plan[change_node_[c]] = change_option_[c];
     }
   }
+  if (!std::isnan(fill_deadline_[index]))
+    return FillSlack(*problem_, std::move(plan), fill_deadline_[index]);
   return plan;
 }
 
@@ -87,6 +98,7 @@ size_t Frontier::PlanStorageBytes() const {
   size_t bytes = change_begin_.size() * sizeof(uint32_t) + change_node_.size() * sizeof(uint32_t) +
                  change_option_.size() * sizeof(uint16_t);
   for (const auto& c : checkpoints_) bytes += c.size() * sizeof(uint16_t);
+  bytes += fill_deadline_.size() * sizeof(double);
   return bytes;
 }
 

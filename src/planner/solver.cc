@@ -223,7 +223,15 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
 
   bool have_pending = false;
   FrontierPoint pending;
-  Plan pending_plan;
+  Plan pending_plan, pending_base;  // the plan, and what it was filled from
+  double pending_fill_deadline = 0;
+  auto append_pending = [&] {
+    if (problem.options.round_down) {
+      frontier.Append(pending, pending_plan);
+    } else {
+      frontier.AppendToFill(pending, pending_base, pending_fill_deadline);
+    }
+  };
   int64_t previous = -1, first = -1;
   for (;;) {
     const int64_t makespan = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
@@ -235,10 +243,12 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     if (first < 0) first = makespan;
     previous = makespan;
 
-    if (have_pending) frontier.Append(pending, pending_plan);
-    pending_plan = problem.options.round_down ? sweep.MappedPlan()
-                                              : FillSlack(problem, sweep.MappedPlan(),
-                                                          static_cast<double>(makespan) * tau);
+    if (have_pending) append_pending();
+    pending_base = sweep.MappedPlan();
+    pending_fill_deadline = static_cast<double>(makespan) * tau;
+    pending_plan = problem.options.round_down
+                       ? pending_base
+                       : FillSlack(problem, pending_base, pending_fill_deadline);
     Figures realized = EvaluatePlan(problem, pending_plan);
     pending.time_s = realized.time_s;
     pending.energy_j = realized.energy_j;
@@ -258,6 +268,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
 
   // The T_min point: make it meet the all-max time with measured times
   // (not in reference-compatible mode, which reports the reference's plans).
+  bool polished_last = false;
   if (!problem.options.round_down) {
     Plan polished = PolishPlan(problem, pending_plan, frontier.all_max.time_s);
     Figures realized = EvaluatePlan(problem, polished);
@@ -265,9 +276,14 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
       pending.time_s = realized.time_s;
       pending.energy_j = realized.energy_j;
       pending_plan = std::move(polished);
+      polished_last = true;
     }
   }
-  frontier.Append(pending, pending_plan);
+  if (polished_last) {
+    frontier.Append(pending, pending_plan);
+  } else {
+    append_pending();
+  }
   if (progress) progress(1.0);
   frontier.solve_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -6,7 +6,8 @@
 // stored compactly: the first point's plan in full, then for each later point
 // only the computations whose option changed (a few per point), plus a full
 // checkpoint every kCheckpointInterval points so that any plan is rebuilt in
-// O(n + kCheckpointInterval * changes per point).
+// O(n + kCheckpointInterval * changes per point). Points the solver fills
+// with slack store the plan before filling (see AppendToFill).
 #pragma once
 
 #include <cstdint>
@@ -35,11 +36,17 @@ class Frontier {
 
   // Appends a point and its plan. REQUIRES: plan.size() == number of computations.
   void Append(const FrontierPoint& point, const Plan& plan);
+  // Appends a point whose plan is FillSlack(problem, base, fill_deadline_s):
+  // only `base` is stored (the solver's duration-mapped plan, which changes
+  // in far fewer computations from point to point than the filled one), and
+  // PlanAt() fills it again. REQUIRES: a problem.
+  void AppendToFill(const FrontierPoint& point, const Plan& base, double fill_deadline_s);
 
   const Problem& problem() const { return *problem_; }
   std::shared_ptr<const Problem> problem_ptr() const { return problem_; }
   const std::vector<FrontierPoint>& points() const { return points_; }
   size_t size() const { return points_.size(); }
+  // The plan of point `index`: O(n + E + changes since its checkpoint).
   Plan PlanAt(size_t index) const;
 
   // The lowest-energy point among those with the smallest realized time.
@@ -64,6 +71,7 @@ class Frontier {
   std::shared_ptr<const Problem> problem_;
   std::vector<FrontierPoint> points_;
   Plan last_plan_;
+  std::vector<double> fill_deadline_;               // per point; NaN: the stored plan is the plan
   std::vector<std::vector<uint16_t>> checkpoints_;  // plan of point k*kCheckpointInterval
   std::vector<uint32_t>
       change_begin_;  // changes of point k: [change_begin_[k], change_begin_[k+1])
