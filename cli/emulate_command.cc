@@ -16,7 +16,8 @@ struct EmulateArgs {
   job::JobSpec job;
   int pipelines = 0;
   std::vector<std::string> slowdowns = {"1.0"};
-  std::vector<std::string> methods = {"all-max", "perseus", "envpipe"};
+  std::vector<std::string> methods = {"all-max", "perseus", "envpipe", "zeus-global",
+                                      "zeus-per-stage"};
   bool json = false;
 };
 
@@ -30,8 +31,9 @@ int RunEmulate(const EmulateArgs& args) {
   for (const std::string& name : args.methods) {
     emulator::Method m;
     if (!emulator::ParseMethodName(name, &m)) {
-      return ReportError(Status::InvalidInput("--methods: unknown method '" + name +
-                                              "' (all-max, perseus, envpipe)"));
+      return ReportError(
+          Status::InvalidInput("--methods: unknown method '" + name +
+                               "' (all-max, perseus, envpipe, zeus-global, zeus-per-stage)"));
     }
     options.methods.push_back(m);
   }
@@ -56,6 +58,12 @@ int RunEmulate(const EmulateArgs& args) {
     for (const std::string& note : planned->job.notes) {
       std::fprintf(stderr, "perseus: note: %s\n", note.c_str());
     }
+    nlohmann::json approximations = nlohmann::json::array();
+    for (auto m : options.methods) {
+      if (!emulator::MethodApproximation(m).empty()) {
+        approximations.push_back(std::string(emulator::MethodApproximation(m)));
+      }
+    }
     nlohmann::json out = {{"profile", spec.profile_path},
                           {"schedule", planned->job.schedule},
                           {"stages", planned->job.stages},
@@ -64,6 +72,7 @@ int RunEmulate(const EmulateArgs& args) {
                           {"pipelines", options.pipelines},
                           {"gpus", planned->job.stages * planned->job.tp * options.pipelines},
                           {"notes", planned->job.notes},
+                          {"approximations", approximations},
                           {"energy_scope", "job"},
                           {"rows", out_rows}};
     std::cout << out.dump() << std::endl;
@@ -74,16 +83,20 @@ int RunEmulate(const EmulateArgs& args) {
               planned->job.tp, options.pipelines,
               planned->job.stages * planned->job.tp * options.pipelines);
   for (const std::string& note : planned->job.notes) std::printf("  note: %s\n", note.c_str());
-  std::printf("  job energy per iteration (J) and saving against all-max\n\n  %8s %12s", "slowdown",
-              "time (s)");
   for (auto m : options.methods) {
-    std::printf(" %16s %8s", std::string(emulator::MethodName(m)).c_str(), "saving");
+    if (!emulator::MethodApproximation(m).empty()) {
+      std::printf("  approximation: %s\n", std::string(emulator::MethodApproximation(m)).c_str());
+    }
   }
-  std::printf("\n");
+  std::printf("\n  %8s  %-15s %12s %18s %9s\n", "slowdown", "method", "time (s)", "job energy (J)",
+              "saving");
   for (const auto& row : *rows) {
-    std::printf("  %8.3f %12.4f", row.slowdown, row.methods.empty() ? 0 : row.methods[0].time_s);
-    for (const auto& m : row.methods) std::printf(" %16.1f %7.2f%%", m.energy_j, m.saving_pct);
-    std::printf("\n");
+    for (size_t k = 0; k < row.methods.size(); ++k) {
+      const auto& m = row.methods[k];
+      std::printf("  %8.3f  %-15s %12.4f %18.1f %8.2f%%\n", row.slowdown,
+                  std::string(emulator::MethodName(options.methods[k])).c_str(), m.time_s,
+                  m.energy_j, m.saving_pct);
+    }
   }
   return 0;
 }
@@ -94,14 +107,16 @@ void RegisterEmulate(CLI::App* app, int* exit_code) {
   auto args = std::make_shared<EmulateArgs>();
   CLI::App* cmd = app->add_subcommand(
       "emulate",
-      "Emulate a data-parallel job: job energy per iteration for all-max, Perseus and EnvPipe, "
+      "Emulate a data-parallel job: job energy per iteration for all-max, Perseus, EnvPipe and "
+      "Zeus, "
       "with a straggler pipeline T'/T_min times slower");
   AddJobOptions(cmd, &args->job);
   cmd->add_option("--pipelines", args->pipelines, "Data-parallel pipelines D (default: --dp)");
   cmd->add_option("--straggler-slowdown", args->slowdowns,
                   "Straggler slowdown X = T'/T_min (repeatable; or START:STOP:STEP)")
       ->capture_default_str();
-  cmd->add_option("--methods", args->methods, "Methods to compare: all-max perseus envpipe")
+  cmd->add_option("--methods", args->methods,
+                  "Methods to compare: all-max perseus envpipe zeus-global zeus-per-stage")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
   cmd->callback([args, exit_code] { *exit_code = RunEmulate(*args); });

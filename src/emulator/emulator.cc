@@ -14,12 +14,29 @@ std::string_view MethodName(Method method) {
       return "perseus";
     case Method::kEnvPipe:
       return "envpipe";
+    case Method::kZeusGlobal:
+      return "zeus-global";
+    case Method::kZeusPerStage:
+      return "zeus-per-stage";
   }
   return "?";
 }
 
+std::string_view MethodApproximation(Method method) {
+  switch (method) {
+    case Method::kZeusGlobal:
+      return "zeus-global: the profile has no power-limit data; a power limit is approximated by "
+             "a global SM frequency cap";
+    case Method::kEnvPipe:
+      return "envpipe: frequency steps are the profile's Pareto-optimal frequencies";
+    default:
+      return "";
+  }
+}
+
 bool ParseMethodName(std::string_view text, Method* out) {
-  for (Method m : {Method::kAllMax, Method::kPerseus, Method::kEnvPipe}) {
+  for (Method m : {Method::kAllMax, Method::kPerseus, Method::kEnvPipe, Method::kZeusGlobal,
+                   Method::kZeusPerStage}) {
     if (text == MethodName(m)) {
       *out = m;
       return true;
@@ -36,24 +53,61 @@ struct MethodModel {
   std::function<planner::Figures(double deadline_s)> for_deadline;
 };
 
-MethodModel ModelOf(Method method, const planner::Frontier& frontier) {
-  switch (method) {
-    case Method::kAllMax:
-      return {frontier.all_max, [&frontier](double) { return frontier.all_max; }};
-    case Method::kPerseus: {
-      const auto& p = frontier.points()[frontier.TMinIndex()];
-      return {{p.time_s, p.energy_j}, [&frontier](double deadline_s) {
-                const auto k = frontier.IndexForDeadline(deadline_s * (1 + 1e-12));
-                const auto& q = frontier.points()[k.value_or(frontier.TMinIndex())];
-                return planner::Figures{q.time_s, q.energy_j};
-              }};
-    }
-    case Method::kEnvPipe: {
-      const planner::Figures f = RunEnvPipe(frontier.problem()).figures;
-      return {f, [f](double) { return f; }};
+// Among candidate (time, energy) plans, the one with the lowest energy for an
+// iteration of `deadline_s`, counting the wait at blocking power after it.
+planner::Figures BestFor(const std::vector<planner::Figures>& candidates, double idle_power,
+                         double deadline_s) {
+  const planner::Figures* best = nullptr;
+  double best_energy = 0;
+  for (const planner::Figures& c : candidates) {
+    if (c.time_s > deadline_s * (1 + 1e-12)) continue;
+    const double e = c.energy_j + idle_power * (deadline_s - c.time_s);
+    if (best == nullptr || e < best_energy) {
+      best = &c;
+      best_energy = e;
     }
   }
-  return {};
+  return best != nullptr ? *best : candidates.front();
+}
+
+planner::Figures Fastest(const std::vector<planner::Figures>& candidates) {
+  planner::Figures f = candidates.front();
+  for (const auto& c : candidates) {
+    if (c.time_s < f.time_s || (c.time_s == f.time_s && c.energy_j < f.energy_j)) f = c;
+  }
+  return f;
+}
+
+MethodModel ModelOf(Method method, const planner::Frontier& frontier) {
+  const planner::Problem& problem = frontier.problem();
+  const double idle = problem.options.blocking_power_w * problem.num_gpus;
+  std::vector<planner::Figures> candidates;
+  switch (method) {
+    case Method::kAllMax:
+      candidates = {frontier.all_max};
+      break;
+    case Method::kPerseus:
+      for (const auto& p : frontier.points()) candidates.push_back({p.time_s, p.energy_j});
+      break;
+    case Method::kEnvPipe:
+      candidates = {RunEnvPipe(problem).figures};
+      break;
+    case Method::kZeusGlobal:
+      for (const auto& plan : ZeusGlobalPlans(problem)) {
+        candidates.push_back(planner::EvaluatePlan(problem, plan));
+      }
+      break;
+    case Method::kZeusPerStage:
+      candidates = {planner::EvaluatePlan(problem, ZeusPerStagePlan(problem))};
+      break;
+  }
+  planner::Figures fastest = Fastest(candidates);
+  if (method == Method::kPerseus) {
+    const auto& p = frontier.points()[frontier.TMinIndex()];
+    fastest = {p.time_s, p.energy_j};
+  }
+  return {fastest,
+          [candidates, idle](double deadline_s) { return BestFor(candidates, idle, deadline_s); }};
 }
 
 }  // namespace

@@ -108,6 +108,46 @@ TEST(EnvPipeTest, TerminatesOnAdversarialProfiles) {
   }
 }
 
+// Two stages: stage 0's forward takes 1 s at 1400 MHz, 1.2 s at 1100, 2 s at
+// 800; stage 1's 1.5 s at 1400. zeus-per-stage slows stage 0 to the lowest
+// frequency whose forward fits in 1.5 s (1100 MHz) and keeps stage 1 at 1400.
+// zeus-global offers one plan per distinct frequency cap.
+TEST(ZeusTest, HandComputedPlans) {
+  std::string csv =
+      "stage,instruction,frequency,time,energy\n"
+      "0,forward,1400,1,10\n0,forward,1100,1.2,8\n0,forward,800,2,7\n"
+      "0,backward,1400,2,20\n0,backward,1100,2.4,16\n0,backward,800,4,14\n"
+      "1,forward,1400,1.5,15\n1,forward,1100,1.8,12\n"
+      "1,backward,1400,3,30\n1,backward,1100,3.6,24\n";
+  planner::Frontier f = Solve(csv, 2, 2, 0.5, 0.1);
+  const planner::Problem& problem = f.problem();
+  planner::Plan per_stage = ZeusPerStagePlan(problem);
+  for (int i = 0; i < problem.dag->num_nodes(); ++i) {
+    const int frequency = problem.option(i, per_stage[i]).frequency_mhz;
+    EXPECT_EQ(frequency, problem.dag->node(i).gpu == 0 ? 1100 : 1400);
+  }
+  std::vector<planner::Plan> global = ZeusGlobalPlans(problem);
+  ASSERT_EQ(global.size(), 3u);  // caps 1400, 1100, 800
+  EXPECT_EQ(global[0], planner::Plan(problem.dag->num_nodes(), 0));
+  EmulationOptions opt;
+  opt.slowdowns = {1.0, 1.5};
+  opt.pipelines = 2;
+  auto rows = Emulate(f, opt);
+  ASSERT_TRUE(rows.ok());
+  // zeus-global at X = 1 is all-max; with a straggler it can only gain.
+  EXPECT_DOUBLE_EQ((*rows)[0].methods[3].saving_pct, 0);
+  EXPECT_GE((*rows)[1].methods[3].saving_pct, 0);
+  // Perseus is never worse than a baseline whose job is as fast; zeus-per-stage
+  // balances forwards at the cost of time, so its job is slower.
+  for (const auto& row : *rows) {
+    for (size_t m = 0; m < row.methods.size(); ++m) {
+      if (row.methods[m].time_s > row.methods[1].time_s * (1 + 1e-12)) continue;
+      EXPECT_LE(row.methods[1].energy_j, row.methods[m].energy_j * (1 + 1e-9)) << m;
+    }
+    EXPECT_GT(row.methods[4].time_s, row.methods[1].time_s);
+  }
+}
+
 TEST(EmulatorTest, ParseSlowdowns) {
   auto v = ParseSlowdowns({"1.0:1.2:0.05", "1.5"});
   ASSERT_TRUE(v.ok());

@@ -20,8 +20,11 @@
 
 namespace perseus::emulator {
 
-enum class Method { kAllMax, kPerseus, kEnvPipe };
-std::string_view MethodName(Method method);  // "all-max", "perseus", "envpipe"
+enum class Method { kAllMax, kPerseus, kEnvPipe, kZeusGlobal, kZeusPerStage };
+// "all-max", "perseus", "envpipe", "zeus-global", "zeus-per-stage"
+std::string_view MethodName(Method method);
+// Approximations a method makes with the data a profile has ("" if none).
+std::string_view MethodApproximation(Method method);
 bool ParseMethodName(std::string_view text, Method* out);
 
 // EnvPipe (Choi et al., ATC'23) as its paper describes it: the last stage and
@@ -41,6 +44,16 @@ struct EnvPipeResult {
 };
 EnvPipeResult RunEnvPipe(const planner::Problem& problem);
 
+// Zeus (You et al., NSDI'23) baselines. zeus-global: one GPU power limit for
+// every GPU, the one with the lowest job energy under the slowdown; the
+// profile has no power-limit data, so a power limit is approximated by a
+// global SM frequency cap (every computation at the highest Pareto frequency
+// not above it). zeus-per-stage: one frequency per GPU, the lowest at which
+// the GPU's forwards take no longer than the slowest GPU's forwards at the
+// highest frequency (balancing the stages); backwards run at the same one.
+std::vector<planner::Plan> ZeusGlobalPlans(const planner::Problem& problem);
+planner::Plan ZeusPerStagePlan(const planner::Problem& problem);
+
 struct MethodResult {
   double time_s = 0;      // job iteration time T'
   double energy_j = 0;    // job energy per iteration
@@ -57,7 +70,8 @@ struct EmulationRow {
 struct EmulationOptions {
   int pipelines = 1;  // D
   std::vector<double> slowdowns = {1.0};
-  std::vector<Method> methods = {Method::kAllMax, Method::kPerseus, Method::kEnvPipe};
+  std::vector<Method> methods = {Method::kAllMax, Method::kPerseus, Method::kEnvPipe,
+                                 Method::kZeusGlobal, Method::kZeusPerStage};
 };
 
 // The frontier's problem gives the pipeline, blocking power and all-max.
