@@ -10,6 +10,7 @@ namespace perseus::cli {
 void RegisterPlan(CLI::App* app, int* exit_code);
 void RegisterDemo(CLI::App* app, int* exit_code);
 void RegisterEmulate(CLI::App* app, int* exit_code);
+void RegisterSimulate(CLI::App* app, int* exit_code);
 void RegisterShowPlan(CLI::App* app, int* exit_code);
 void RegisterShowSchedule(CLI::App* app, int* exit_code);
 

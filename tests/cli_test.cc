@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -288,6 +289,26 @@ TEST_F(CliTest, EmulateThePaperCase) {
       Run("emulate --profile " + Gpt3() + " --stages 8 --microbatches 12 --straggler-slowdown 0.5")
           .exit_code,
       2);
+}
+
+TEST_F(CliTest, SimulateReproducesThePlanAndWritesATimeline) {
+  const std::string base =
+      "simulate --profile " + Gpt3() + " --stages 8 --microbatches 4 --blocking-power 83.64 --json";
+  const fs::path timeline = dir_ / "timeline.csv";
+  Output o = Run(base + " --timeline " + timeline.string());
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  nlohmann::json j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["time_change_pct"].get<double>(), 0);
+  EXPECT_EQ(j["energy_change_pct"].get<double>(), 0);
+  std::string csv = ReadFile(timeline);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "gpu,computation,instruction,stage,microbatch,start,end,frequency,energy");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 8 * 4 * 2);
+  Output noisy = Run(base + " --noise 5 --repeat 3 --switch-latency 0.01");
+  ASSERT_EQ(noisy.exit_code, 0) << noisy.err;
+  EXPECT_NE(nlohmann::json::parse(noisy.out)["time_change_pct"].get<double>(), 0);
+  EXPECT_EQ(Run(base + " --time 0.001").exit_code, 2);
+  EXPECT_EQ(Run(base + " --noise -1").exit_code, 2);
 }
 
 }  // namespace

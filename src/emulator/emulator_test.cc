@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "perseus/emulator/simulator.h"
 #include "perseus/job/job.h"
 #include "perseus/planner/solver.h"
 
@@ -163,6 +164,73 @@ TEST(EmulatorTest, ParseSlowdowns) {
   EmulationOptions opt;
   opt.slowdowns = {0.5};
   EXPECT_FALSE(Emulate(f, opt).ok());
+}
+
+// With no latency and no noise the simulator reproduces the planner's realized
+// figures exactly, for every frontier point of the shipped GPT-3 profile.
+TEST(SimulatorTest, ReproducesRealizedFiguresExactly) {
+  auto profile = planner::ReadProfileCsv(std::string(PERSEUS_DATA_DIR) +
+                                         "/profiles/gpt3-175b+a100_sxm_bf16.csv");
+  ASSERT_TRUE(profile.ok());
+  job::JobSpec spec;
+  spec.stages = 8;
+  spec.microbatches = 4;
+  spec.blocking_power_w = 83.64;
+  spec.schedule = "zb-h1";
+  auto job = job::PrepareJob(spec, profile.value());
+  ASSERT_TRUE(job.ok());
+  auto f = planner::SolveFrontier(job->problem).value();
+  for (size_t k = 0; k < f.size(); k += 37) {
+    auto sim = Simulate(f.problem(), f.PlanAt(k), {});
+    ASSERT_TRUE(sim.ok());
+    EXPECT_EQ(sim->figures.time_s, f.points()[k].time_s) << k;
+    EXPECT_EQ(sim->figures.energy_j, f.points()[k].energy_j) << k;
+  }
+}
+
+// Hand-computed effects on a two-stage, one-microbatch chain
+// F@s0 (1 s) -> F@s1 (1 s) -> B@s1 (2 s) -> B@s0 (2 s), P = 0.
+TEST(SimulatorTest, LatenciesAndNoise) {
+  std::string csv =
+      "stage,instruction,frequency,time,energy\n"
+      "0,forward,1400,1,10\n0,forward,700,2,8\n0,backward,1400,2,20\n"
+      "0,backward,700,4,16\n1,forward,1400,1,10\n1,backward,1400,2,20\n";
+  planner::Frontier f = Solve(csv, 2, 1, 0.0, 0.5);
+  const planner::Problem& problem = f.problem();
+  planner::Plan fastest(problem.dag->num_nodes(), 0);
+  // Two GPU-to-GPU hops... three: F0->F1, B1->B0 (F1->B1 is on one GPU).
+  SimulationOptions p2p;
+  p2p.p2p_latency_s = 0.1;
+  EXPECT_DOUBLE_EQ(Simulate(problem, fastest, p2p)->figures.time_s, 6.2);
+  // F@s0 at 700 MHz then B@s0 at 1400 MHz with a 1 s switch latency: B@s0
+  // runs its first second at 700 MHz (4 s for the whole backward there), so
+  // a quarter of its work: 1 + 0.75 x 2 = 2.5 s instead of 2; in all
+  // 2 + 1 + 2 + 2.5 = 7.5 s, and 8 + 10 + 20 + (0.25 x 16 + 0.75 x 20) J.
+  planner::Plan slow_forward = fastest;
+  for (int i = 0; i < problem.dag->num_nodes(); ++i) {
+    if (problem.dag->node(i).gpu == 0 &&
+        problem.dag->node(i).instruction == Instruction::kForward) {
+      slow_forward[i] = 1;
+    }
+  }
+  SimulationOptions sw;
+  sw.switch_latency_s = 1;
+  auto switched = Simulate(problem, slow_forward, sw);
+  ASSERT_TRUE(switched.ok());
+  EXPECT_DOUBLE_EQ(switched->figures.time_s, 7.5);
+  EXPECT_DOUBLE_EQ(switched->figures.energy_j, 8 + 10 + 20 + 4 + 15);
+  EXPECT_DOUBLE_EQ(Simulate(problem, slow_forward, {})->figures.time_s, 7);
+  // Noise moves time and energy, reproducibly for a seed.
+  SimulationOptions noisy;
+  noisy.noise_pct = 5;
+  noisy.seed = 3;
+  auto a = Simulate(problem, fastest, noisy), b = Simulate(problem, fastest, noisy);
+  EXPECT_EQ(a->figures.time_s, b->figures.time_s);
+  EXPECT_NE(a->figures.time_s, 6.0);
+  EXPECT_NEAR(a->figures.time_s, 6.0, 6.0 * 0.5);
+  SimulationOptions bad;
+  bad.noise_pct = -1;
+  EXPECT_FALSE(Simulate(problem, fastest, bad).ok());
 }
 
 }  // namespace
