@@ -11,6 +11,7 @@ void RegisterPlan(CLI::App* app, int* exit_code);
 void RegisterDemo(CLI::App* app, int* exit_code);
 void RegisterEmulate(CLI::App* app, int* exit_code);
 void RegisterSimulate(CLI::App* app, int* exit_code);
+void RegisterReport(CLI::App* app, int* exit_code);
 void RegisterShowPlan(CLI::App* app, int* exit_code);
 void RegisterShowSchedule(CLI::App* app, int* exit_code);
 

@@ -60,6 +60,20 @@ Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& 
   return PlannedJob{std::move(prepared).value(), std::move(frontier).value()};
 }
 
+job::JobSpec DemoJobSpec() {
+  job::JobSpec spec;
+  spec.profile_path = DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv";
+  spec.stages = 8;
+  spec.microbatches = 12;
+  // The paper's emulation: time x10 and energy x80 with 8 x 83.64 W per
+  // stage, which is exactly a tensor-parallel degree of 8 with energy x10.
+  spec.tp = 8;
+  spec.blocking_power_w = 83.64;
+  spec.time_scale = 10;
+  spec.energy_scale = 10;
+  return spec;
+}
+
 planner::ProgressFn TerminalProgress(const std::string& what) {
   if (!isatty(STDERR_FILENO)) return {};
   return [what](double fraction) {

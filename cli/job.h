@@ -27,6 +27,9 @@ struct PlannedJob {
 // Reads, validates and plans.
 Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& progress);
 
+// The demo job: the shipped GPT-3 175B A100 profile as in the paper's emulation.
+job::JobSpec DemoJobSpec();
+
 // A progress printer on stderr when stderr is a terminal; otherwise empty.
 planner::ProgressFn TerminalProgress(const std::string& what);
 

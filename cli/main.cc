@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   perseus::cli::RegisterDemo(&app, &exit_code);
   perseus::cli::RegisterEmulate(&app, &exit_code);
   perseus::cli::RegisterSimulate(&app, &exit_code);
+  perseus::cli::RegisterReport(&app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -66,15 +66,7 @@ void RegisterDemo(CLI::App* app, int* exit_code) {
   cmd->add_option("--out", args->out_dir, "Also write the frontier and plans to this directory");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
   cmd->callback([args, exit_code] {
-    args->job.profile_path = DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv";
-    args->job.stages = 8;
-    args->job.microbatches = 12;
-    // The paper's emulation: time x10 and energy x80 with 8 x 83.64 W per
-    // stage, which is exactly a tensor-parallel degree of 8 with energy x10.
-    args->job.tp = 8;
-    args->job.blocking_power_w = 83.64;
-    args->job.time_scale = 10;
-    args->job.energy_scale = 10;
+    args->job = DemoJobSpec();
     *exit_code = RunPlan(*args);
   });
 }

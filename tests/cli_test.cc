@@ -311,4 +311,18 @@ TEST_F(CliTest, SimulateReproducesThePlanAndWritesATimeline) {
   EXPECT_EQ(Run(base + " --noise -1").exit_code, 2);
 }
 
+TEST_F(CliTest, ReportForTheDemoJob) {
+  const fs::path out = dir_ / "report";
+  Output o = Run("report --out " + out.string());
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  std::string html = ReadFile(out / "report.html");
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_NE(html.find("</html>"), std::string::npos);
+  size_t svgs = 0;
+  for (size_t p = html.find("<svg"); p != std::string::npos; p = html.find("<svg", p + 1)) ++svgs;
+  EXPECT_EQ(svgs, 3u);
+  EXPECT_NE(html.find("gpt3-175b"), std::string::npos);
+  EXPECT_EQ(Run("report").exit_code, 2);  // --out is required
+}
+
 }  // namespace
