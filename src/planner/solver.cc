@@ -284,6 +284,9 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   } else {
     append_pending();
   }
+  // Build the deadline index now, so that later concurrent readers of the
+  // frontier never build it (IndexForDeadline is then read-only).
+  (void)frontier.IndexForDeadline(0);
   if (progress) progress(1.0);
   frontier.solve_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -55,7 +55,9 @@ class Frontier {
   size_t TStarIndex() const;
   // The plan to run for deadline T: the lowest-energy point whose realized
   // time is <= deadline_s; nullopt if every point is slower. O(log n) after
-  // the first call (an index sorted by time with running minima).
+  // the first call (an index sorted by time with running minima; built on
+  // the first call after an Append, which SolveFrontier makes before it
+  // returns, so a solved frontier may be read from several threads).
   std::optional<size_t> IndexForDeadline(double deadline_s) const;
 
   // Bytes used by the stored plans (for benchmarks).
