@@ -325,4 +325,27 @@ TEST_F(CliTest, ReportForTheDemoJob) {
   EXPECT_EQ(Run("report").exit_code, 2);  // --out is required
 }
 
+TEST_F(CliTest, ShowScheduleSvgAndJson) {
+  const fs::path svg = dir_ / "s.svg";
+  Output o =
+      Run("show-schedule --schedule interleaved-1f1b --stages 2 --microbatches 4 "
+          "--virtual-stages 2 --json --svg " +
+          svg.string() + " --profile " + Gpt3());
+  // The GPT-3 profile has 8 stages: not 2 stages to cut into 4 chunks.
+  EXPECT_EQ(o.exit_code, 2);
+  o =
+      Run("show-schedule --schedule interleaved-1f1b --stages 2 --microbatches 4 "
+          "--virtual-stages 2 --json --svg " +
+          svg.string());
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  nlohmann::json j = nlohmann::json::parse(o.out);
+  ASSERT_EQ(j["ranks"].size(), 2u);
+  EXPECT_EQ(j["ranks"][1][2], "3F0");
+  std::string text = ReadFile(svg);
+  size_t rects = 0;
+  for (size_t p = text.find("<rect"); p != std::string::npos; p = text.find("<rect", p + 1))
+    ++rects;
+  EXPECT_EQ(rects, 2u * 2 * 4 * 2);  // ranks x chunks x microbatches x (F, B)
+}
+
 }  // namespace
