@@ -31,35 +31,14 @@ Status WriteFile(const std::string& path, const std::string& text) {
 
 int RunShowSchedule(const ShowScheduleArgs& args) {
   const job::JobSpec& spec = args.spec;
-  schedules::RankOrders orders;
-  std::string name;
-  if (!spec.schedule_file.empty()) {
-    auto read = schedules::ReadScheduleCsv(spec.schedule_file);
-    if (!read.ok()) return ReportError(read.status());
-    orders = std::move(read).value();
-    name = spec.schedule_file;
-  } else {
-    schedules::ScheduleKind kind;
-    if (!schedules::ParseScheduleName(spec.schedule, &kind)) {
-      return ReportError(Status::InvalidInput("--schedule must be one of " +
-                                              schedules::ScheduleNames() + ", not '" +
-                                              spec.schedule + "'"));
-    }
-    if (spec.stages < 1 || spec.microbatches < 1) {
-      return ReportError(
-          Status::InvalidInput("--stages and --microbatches are required (or --schedule-file)"));
-    }
-    auto generated =
-        schedules::GenerateRankOrders(kind, {spec.stages, spec.microbatches, spec.virtual_stages});
-    if (!generated.ok()) return ReportError(generated.status());
-    orders = std::move(generated).value();
-    name = spec.schedule;
-  }
-  auto dag = schedules::BuildScheduleDag(orders);
-  if (!dag.ok()) return ReportError(dag.status());
+  auto schedule = job::ResolveSchedule(spec);
+  if (!schedule.ok()) return ReportError(schedule.status());
+  const schedules::RankOrders& orders = schedule->orders;
+  const planner::Dag& dag = schedule->dag;
+  const std::string name = spec.schedule_file.empty() ? spec.schedule : spec.schedule_file;
 
   // Durations for the timeline: the profile at all-max if one is given.
-  std::vector<double> duration = schedules::UnitDurations(dag.value());
+  std::vector<double> duration = schedules::UnitDurations(dag);
   std::string unit = "F = 1, B = 2, I = W = 1";
   if (!spec.profile_path.empty()) {
     auto prepared = job::PrepareJob(spec);
@@ -75,8 +54,8 @@ int RunShowSchedule(const ShowScheduleArgs& args) {
     if (!s.ok()) return ReportError(s);
   }
   if (!args.svg_path.empty()) {
-    Status s = WriteFile(args.svg_path, schedules::RenderScheduleSvg(dag.value(), duration,
-                                                                     name + " (" + unit + ")"));
+    Status s = WriteFile(args.svg_path,
+                         schedules::RenderScheduleSvg(dag, duration, name + " (" + unit + ")"));
     if (!s.ok()) return ReportError(s);
   }
   if (args.json) {
@@ -90,9 +69,9 @@ int RunShowSchedule(const ShowScheduleArgs& args) {
     return 0;
   }
   std::printf("%s: %d ranks, %d computations; actions as <stage><F|B|I|W><microbatch>\n",
-              name.c_str(), dag->num_gpus(), dag->num_nodes());
+              name.c_str(), dag.num_gpus(), dag.num_nodes());
   std::cout << schedules::RenderScheduleText(orders);
-  std::printf("iteration time (%s): %g\n", unit.c_str(), dag->Makespan(duration));
+  std::printf("iteration time (%s): %g\n", unit.c_str(), dag.Makespan(duration));
   return 0;
 }
 

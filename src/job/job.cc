@@ -20,6 +20,39 @@ Status CheckPositive(double value, const char* option) {
 
 }  // namespace
 
+Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec) {
+  ResolvedSchedule r;
+  if (!spec.schedule_file.empty()) {
+    auto read = schedules::ReadScheduleCsv(spec.schedule_file);
+    if (!read.ok()) return read.status();
+    r.orders = std::move(read).value();
+    r.name = "file:" + spec.schedule_file;
+  } else {
+    schedules::ScheduleKind kind;
+    if (!schedules::ParseScheduleName(spec.schedule, &kind)) {
+      return Status::InvalidInput("--schedule must be one of " + schedules::ScheduleNames() +
+                                  ", not '" + spec.schedule + "'");
+    }
+    if (spec.stages < 1) return Status::InvalidInput("--stages is required (at least 1)");
+    if (spec.microbatches < 1) {
+      return Status::InvalidInput("--microbatches is required (at least 1)");
+    }
+    auto generated =
+        schedules::GenerateRankOrders(kind, {spec.stages, spec.microbatches, spec.virtual_stages});
+    if (!generated.ok()) return generated.status();
+    r.orders = std::move(generated).value();
+    r.name = std::string(schedules::ScheduleName(kind));
+  }
+  auto dag = schedules::BuildScheduleDag(r.orders);
+  if (!dag.ok()) {
+    return spec.schedule_file.empty()
+               ? dag.status()
+               : Status::InvalidInput(spec.schedule_file + ": " + dag.status().message());
+  }
+  r.dag = std::move(dag).value();
+  return r;
+}
+
 Result<PreparedJob> PrepareJob(const JobSpec& spec) {
   auto profile = planner::ReadProfileCsv(spec.profile_path);
   if (!profile.ok()) return profile.status();
@@ -48,39 +81,14 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
   job.dp = spec.dp;
   job.virtual_stages = spec.virtual_stages;
 
-  // The schedule: per-rank orders from a file or a generator.
-  schedules::RankOrders orders;
-  if (!spec.schedule_file.empty()) {
-    auto read = schedules::ReadScheduleCsv(spec.schedule_file);
-    if (!read.ok()) return read.status();
-    orders = std::move(read).value();
-    job.schedule = "file:" + spec.schedule_file;
-  } else {
-    schedules::ScheduleKind kind;
-    if (!schedules::ParseScheduleName(spec.schedule, &kind)) {
-      return Status::InvalidInput("--schedule must be one of " + schedules::ScheduleNames() +
-                                  ", not '" + spec.schedule + "'");
-    }
-    if (spec.stages < 1) return Status::InvalidInput("--stages is required (at least 1)");
-    if (spec.microbatches < 1) {
-      return Status::InvalidInput("--microbatches is required (at least 1)");
-    }
-    auto generated =
-        schedules::GenerateRankOrders(kind, {spec.stages, spec.microbatches, spec.virtual_stages});
-    if (!generated.ok()) return generated.status();
-    orders = std::move(generated).value();
-    job.schedule = std::string(schedules::ScheduleName(kind));
-  }
-  auto dag = schedules::BuildScheduleDag(orders);
-  if (!dag.ok()) {
-    return spec.schedule_file.empty()
-               ? dag.status()
-               : Status::InvalidInput(spec.schedule_file + ": " + dag.status().message());
-  }
-  job.stages = dag->num_gpus();
+  auto schedule = ResolveSchedule(spec);
+  if (!schedule.ok()) return schedule.status();
+  job.schedule = schedule->name;
+  planner::Dag& dag = schedule->dag;
+  job.stages = dag.num_gpus();
   int model_stages = 0, microbatches = 0;
   bool split_backward = false;
-  for (const auto& c : dag->nodes()) {
+  for (const auto& c : dag.nodes()) {
     model_stages = std::max(model_stages, c.stage + 1);
     microbatches = std::max(microbatches, c.microbatch + 1);
     split_backward = split_backward || c.instruction == Instruction::kBackwardInput;
@@ -129,8 +137,8 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
   options.unit_time_s = spec.unit_time_s;
   job.stage_blocking_power_w = spec.blocking_power_w * spec.tp;
   options.blocking_power_w = job.stage_blocking_power_w;
-  auto problem = planner::BuildProblem(std::make_shared<planner::Dag>(std::move(dag).value()),
-                                       profile, options);
+  auto problem =
+      planner::BuildProblem(std::make_shared<planner::Dag>(std::move(dag)), profile, options);
   if (!problem.ok()) return problem.status();
   job.problem = std::make_shared<planner::Problem>(std::move(problem).value());
   return job;

@@ -32,6 +32,16 @@ struct JobSpec {
   double energy_scale = 1;
 };
 
+// A job's schedule: its per-rank orders (from --schedule-file or a built-in
+// generator), their DAG, and a name for output ("1f1b", or "file:PATH").
+struct ResolvedSchedule {
+  schedules::RankOrders orders;
+  planner::Dag dag;
+  std::string name;
+};
+// Errors name the option at fault, or the schedule file and its action.
+Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec);
+
 // What PrepareJob derived, for summaries.
 struct PreparedJob {
   std::shared_ptr<const planner::Problem> problem;
