@@ -3,11 +3,11 @@
 // Without --profile it reports on the demo job.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/job.h"
+#include "perseus/common/files.h"
 #include "perseus/emulator/emulator.h"
 #include "perseus/report/report.h"
 
@@ -73,14 +73,8 @@ int RunReport(ReportArgs args) {
   std::error_code ec;
   std::filesystem::create_directories(args.out_dir, ec);
   const std::string path = (std::filesystem::path(args.out_dir) / "report.html").string();
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << report::RenderReportHtml(in);
-    if (!out) return ReportError(Status::InvalidInput(tmp + ": cannot write"));
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return ReportError(Status::InvalidInput(path + ": " + ec.message()));
+  Status written = WriteFileAtomically(path, report::RenderReportHtml(in));
+  if (!written.ok()) return ReportError(written);
   std::printf("report written to %s\n", path.c_str());
   return 0;
 }

@@ -1,13 +1,13 @@
 // `perseus show-schedule`: which computation each GPU runs, in order (text),
 // optionally as an SVG timeline and as torch.distributed.pipelining CSV.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/job.h"
 #include "nlohmann/json.hpp"
+#include "perseus/common/files.h"
 #include "perseus/planner/realized.h"
 #include "perseus/schedules/render.h"
 #include "perseus/schedules/schedule_csv.h"
@@ -20,14 +20,6 @@ struct ShowScheduleArgs {
   std::string svg_path, csv_path;
   bool json = false;
 };
-
-Status WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return Status::InvalidInput(path + ": cannot write");
-  return Status::Ok();
-}
 
 int RunShowSchedule(const ShowScheduleArgs& args) {
   const job::JobSpec& spec = args.spec;
@@ -50,12 +42,12 @@ int RunShowSchedule(const ShowScheduleArgs& args) {
     unit = "seconds at the highest frequency";
   }
   if (!args.csv_path.empty()) {
-    Status s = WriteFile(args.csv_path, schedules::WriteScheduleCsv(orders));
+    Status s = WriteFileAtomically(args.csv_path, schedules::WriteScheduleCsv(orders));
     if (!s.ok()) return ReportError(s);
   }
   if (!args.svg_path.empty()) {
-    Status s = WriteFile(args.svg_path,
-                         schedules::RenderScheduleSvg(dag, duration, name + " (" + unit + ")"));
+    Status s = WriteFileAtomically(
+        args.svg_path, schedules::RenderScheduleSvg(dag, duration, name + " (" + unit + ")"));
     if (!s.ok()) return ReportError(s);
   }
   if (args.json) {

@@ -2,13 +2,13 @@
 // with latencies and noise the planner does not model.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/job.h"
 #include "nlohmann/json.hpp"
+#include "perseus/common/files.h"
 #include "perseus/emulator/simulator.h"
 
 namespace perseus::cli {
@@ -54,9 +54,9 @@ int RunSimulate(const SimulateArgs& args) {
   }
   const double mean_t = sum_t / args.repeat, mean_e = sum_e / args.repeat;
   if (!args.timeline_path.empty()) {
-    std::ofstream out(args.timeline_path, std::ios::trunc);
-    out << emulator::TimelineCsv(f.problem(), first);
-    if (!out) return ReportError(Status::InvalidInput(args.timeline_path + ": cannot write"));
+    Status written =
+        WriteFileAtomically(args.timeline_path, emulator::TimelineCsv(f.problem(), first));
+    if (!written.ok()) return ReportError(written);
   }
   auto pct = [](double a, double b) { return 100 * (a - b) / b; };
   if (args.json) {

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "perseus/common/files.h"
+
 namespace perseus::planner {
 namespace {
 
@@ -13,23 +15,6 @@ std::string Format(double v) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.17g", v);
   return buf;
-}
-
-// Writes to DIR/name.tmp then renames, so a killed run never leaves a torn file.
-Status WriteAtomically(const std::filesystem::path& path, const std::string& text) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Status::InvalidInput(tmp.string() + ": cannot write");
-    out << text;
-    out.flush();
-    if (!out) return Status::Internal(tmp.string() + ": write failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::Internal(path.string() + ": " + ec.message());
-  return Status::Ok();
 }
 
 // Minimal reader for the CSV files this module writes (no quoting needed).
@@ -99,7 +84,7 @@ Status WriteFrontierDir(const Frontier& frontier, const std::string& dir) {
     text += Format(p.time_s) + "," + Format(p.energy_j) + "," + Format(p.model_time_s) + "," +
             Format(p.model_energy_j) + "\n";
   }
-  Status s = WriteAtomically(base / "frontier.csv", text);
+  Status s = WriteFileAtomically(base / "frontier.csv", text);
   if (!s.ok()) return s;
 
   std::vector<int> order(dag.num_nodes());
@@ -113,7 +98,7 @@ Status WriteFrontierDir(const Frontier& frontier, const std::string& dir) {
             std::string(InstructionName(c.instruction)) + "," + std::to_string(c.microbatch) + "," +
             std::to_string(order[i]) + "\n";
   }
-  s = WriteAtomically(base / "computations.csv", text);
+  s = WriteFileAtomically(base / "computations.csv", text);
   if (!s.ok()) return s;
 
   text = "point,computation,frequency\n";
@@ -128,7 +113,7 @@ Status WriteFrontierDir(const Frontier& frontier, const std::string& dir) {
     }
     previous = std::move(plan);
   }
-  return WriteAtomically(base / "plans.csv", text);
+  return WriteFileAtomically(base / "plans.csv", text);
 }
 
 Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s) {
