@@ -55,15 +55,7 @@ int RunEmulate(const EmulateArgs& args) {
       }
       out_rows.push_back(r);
     }
-    for (const std::string& note : planned->job.notes) {
-      std::fprintf(stderr, "perseus: note: %s\n", note.c_str());
-    }
-    nlohmann::json approximations = nlohmann::json::array();
-    for (auto m : options.methods) {
-      if (!emulator::MethodApproximation(m).empty()) {
-        approximations.push_back(std::string(emulator::MethodApproximation(m)));
-      }
-    }
+    PrintNotes(planned->job);
     nlohmann::json out = {{"profile", spec.profile_path},
                           {"schedule", planned->job.schedule},
                           {"stages", planned->job.stages},
@@ -72,7 +64,7 @@ int RunEmulate(const EmulateArgs& args) {
                           {"pipelines", options.pipelines},
                           {"gpus", planned->job.stages * planned->job.tp * options.pipelines},
                           {"notes", planned->job.notes},
-                          {"approximations", approximations},
+                          {"approximations", emulator::MethodApproximations(options.methods)},
                           {"energy_scope", "job"},
                           {"rows", out_rows}};
     std::cout << out.dump() << std::endl;
@@ -83,10 +75,8 @@ int RunEmulate(const EmulateArgs& args) {
               planned->job.tp, options.pipelines,
               planned->job.stages * planned->job.tp * options.pipelines);
   for (const std::string& note : planned->job.notes) std::printf("  note: %s\n", note.c_str());
-  for (auto m : options.methods) {
-    if (!emulator::MethodApproximation(m).empty()) {
-      std::printf("  approximation: %s\n", std::string(emulator::MethodApproximation(m)).c_str());
-    }
+  for (const std::string& a : emulator::MethodApproximations(options.methods)) {
+    std::printf("  approximation: %s\n", a.c_str());
   }
   std::printf("\n  %8s  %-15s %12s %18s %9s\n", "slowdown", "method", "time (s)", "job energy (J)",
               "saving");

@@ -60,6 +60,11 @@ Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& 
   return PlannedJob{std::move(prepared).value(), std::move(frontier).value()};
 }
 
+void PrintNotes(const job::PreparedJob& job) {
+  for (const std::string& note : job.notes)
+    std::fprintf(stderr, "perseus: note: %s\n", note.c_str());
+}
+
 job::JobSpec DemoJobSpec() {
   job::JobSpec spec;
   spec.profile_path = DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv";

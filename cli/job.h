@@ -27,6 +27,9 @@ struct PlannedJob {
 // Reads, validates and plans.
 Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& progress);
 
+// Prints the job's notes (data derived rather than read) on stderr.
+void PrintNotes(const job::PreparedJob& job);
+
 // The demo job: the shipped GPT-3 175B A100 profile as in the paper's emulation.
 job::JobSpec DemoJobSpec();
 

@@ -27,9 +27,7 @@ int RunPlan(const PlanArgs& args) {
   if (args.json) {
     // The table shows the notes; with --json they are in the object and, for
     // whoever watches the terminal, on stderr.
-    for (const std::string& note : planned->job.notes) {
-      std::fprintf(stderr, "perseus: note: %s\n", note.c_str());
-    }
+    PrintNotes(planned->job);
     nlohmann::json summary = SummaryJson(args.job, *planned);
     if (!args.out_dir.empty()) summary["out_dir"] = args.out_dir;
     std::cout << summary.dump() << std::endl;

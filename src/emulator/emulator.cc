@@ -34,6 +34,14 @@ std::string_view MethodApproximation(Method method) {
   }
 }
 
+std::vector<std::string> MethodApproximations(const std::vector<Method>& methods) {
+  std::vector<std::string> out;
+  for (Method m : methods) {
+    if (!MethodApproximation(m).empty()) out.emplace_back(MethodApproximation(m));
+  }
+  return out;
+}
+
 bool ParseMethodName(std::string_view text, Method* out) {
   for (Method m : {Method::kAllMax, Method::kPerseus, Method::kEnvPipe, Method::kZeusGlobal,
                    Method::kZeusPerStage}) {
@@ -113,9 +121,15 @@ MethodModel ModelOf(Method method, const planner::Frontier& frontier) {
 }  // namespace
 
 Result<std::vector<EmulationRow>> Emulate(const planner::Frontier& frontier,
-                                          const EmulationOptions& options) {
+                                          const EmulationOptions& options,
+                                          std::vector<planner::Figures>* fastest) {
   if (options.pipelines < 1) return Status::InvalidInput("--pipelines must be at least 1");
   if (frontier.size() == 0) return Status::InvalidInput("the frontier is empty");
+  for (double x : options.slowdowns) {
+    if (!(x >= 1) || !std::isfinite(x)) {
+      return Status::InvalidInput("--straggler-slowdown must be >= 1, not " + std::to_string(x));
+    }
+  }
   const planner::Problem& problem = frontier.problem();
   const double idle_power = problem.options.blocking_power_w * problem.num_gpus;
   const double others = options.pipelines - 1;
@@ -123,6 +137,10 @@ Result<std::vector<EmulationRow>> Emulate(const planner::Frontier& frontier,
   MethodModel baseline = ModelOf(Method::kAllMax, frontier);
   std::vector<MethodModel> models;
   for (Method m : options.methods) models.push_back(ModelOf(m, frontier));
+  if (fastest != nullptr) {
+    fastest->clear();
+    for (const MethodModel& model : models) fastest->push_back(model.fastest);
+  }
 
   auto job = [&](const MethodModel& model, double slowdown) {
     MethodResult r;
@@ -134,9 +152,6 @@ Result<std::vector<EmulationRow>> Emulate(const planner::Frontier& frontier,
   };
   std::vector<EmulationRow> rows;
   for (double x : options.slowdowns) {
-    if (!(x >= 1) || !std::isfinite(x)) {
-      return Status::InvalidInput("--straggler-slowdown must be >= 1, not " + std::to_string(x));
-    }
     EmulationRow row;
     row.slowdown = x;
     const MethodResult reference = job(baseline, x);

@@ -25,6 +25,8 @@ enum class Method { kAllMax, kPerseus, kEnvPipe, kZeusGlobal, kZeusPerStage };
 std::string_view MethodName(Method method);
 // Approximations a method makes with the data a profile has ("" if none).
 std::string_view MethodApproximation(Method method);
+// The non-empty approximations of `methods`, for output.
+std::vector<std::string> MethodApproximations(const std::vector<Method>& methods);
 bool ParseMethodName(std::string_view text, Method* out);
 
 // EnvPipe (Choi et al., ATC'23) as its paper describes it: the last stage and
@@ -75,8 +77,11 @@ struct EmulationOptions {
 };
 
 // The frontier's problem gives the pipeline, blocking power and all-max.
+// If `fastest` is given, it receives each method's fastest plan's figures
+// (in the order of options.methods), which the rows are computed from.
 Result<std::vector<EmulationRow>> Emulate(const planner::Frontier& frontier,
-                                          const EmulationOptions& options);
+                                          const EmulationOptions& options,
+                                          std::vector<planner::Figures>* fastest = nullptr);
 
 // Parses "1.2", "1.0:1.5:0.05" (start:stop:step, stop included) into values.
 Result<std::vector<double>> ParseSlowdowns(const std::vector<std::string>& specs);
