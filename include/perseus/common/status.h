@@ -12,10 +12,12 @@ namespace perseus {
 // code 2 (bad user input) and everything else to 1.
 enum class StatusCode {
   kOk = 0,
-  kInvalidInput,  // the user's file, flag or request is wrong
-  kNotFound,      // a file or object does not exist
-  kInfeasible,    // a solver invariant failed (a bug, reported, not hidden)
-  kInternal,      // anything else
+  kInvalidInput,      // the user's file, flag or request is wrong
+  kNotFound,          // a file or object does not exist
+  kInfeasible,        // a solver invariant failed (a bug, reported, not hidden)
+  kPermissionDenied,  // the operation needs a privilege this process lacks
+  kUnavailable,       // a library, device or service is not there (right now)
+  kInternal,          // anything else
 };
 
 class [[nodiscard]] Status {
@@ -28,6 +30,12 @@ class [[nodiscard]] Status {
   static Status NotFound(std::string msg) { return Status(StatusCode::kNotFound, std::move(msg)); }
   static Status Infeasible(std::string msg) {
     return Status(StatusCode::kInfeasible, std::move(msg));
+  }
+  static Status PermissionDenied(std::string msg) {
+    return Status(StatusCode::kPermissionDenied, std::move(msg));
+  }
+  static Status Unavailable(std::string msg) {
+    return Status(StatusCode::kUnavailable, std::move(msg));
   }
   static Status Internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
 
