@@ -14,5 +14,8 @@ void RegisterSimulate(CLI::App* app, int* exit_code);
 void RegisterReport(CLI::App* app, int* exit_code);
 void RegisterShowPlan(CLI::App* app, int* exit_code);
 void RegisterShowSchedule(CLI::App* app, int* exit_code);
+void RegisterGpu(CLI::App* app, int* exit_code);
+void RegisterGpud(CLI::App* app, int* exit_code);
+void RegisterProfile(CLI::App* app, int* exit_code);
 
 }  // namespace perseus::cli

@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   perseus::cli::RegisterEmulate(&app, &exit_code);
   perseus::cli::RegisterSimulate(&app, &exit_code);
   perseus::cli::RegisterReport(&app, &exit_code);
+  perseus::cli::RegisterProfile(&app, &exit_code);
+  perseus::cli::RegisterGpu(&app, &exit_code);
+  perseus::cli::RegisterGpud(&app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -25,8 +25,8 @@ FrequencyController::FrequencyController(ClockTarget& target, ControllerOptions 
 
 FrequencyController::~FrequencyController() {
   internal::UnregisterController(this);
-  stop_.store(true, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_release);
+  stop_.store(true, std::memory_order_seq_cst);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
   generation_.notify_one();
   worker_.join();
   ResetForExit();
@@ -35,16 +35,35 @@ FrequencyController::~FrequencyController() {
 void FrequencyController::Set(int mhz) noexcept {
   requested_ns_.store(NowNs(), std::memory_order_relaxed);
   requested_mhz_.store(mhz, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_one();
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  // Only a worker that went to sleep needs a (system-call) wake-up; a polling
+  // one sees the new generation by itself. seq_cst on both sides: either this
+  // load sees `sleeping_` or the worker's re-check sees the new generation.
+  if (sleeping_.load(std::memory_order_seq_cst)) generation_.notify_one();
 }
 
 void FrequencyController::Work() {
   internal::BlockExitSignalsInThisThread();
+  const auto poll = std::chrono::microseconds(options_.poll_interval_us);
+  const int64_t idle_limit_ns = int64_t{options_.idle_sleep_after_ms} * 1000000;
   uint32_t seen = 0;
+  int64_t last_request_ns = NowNs();
   for (;;) {
-    generation_.wait(seen, std::memory_order_acquire);
-    seen = generation_.load(std::memory_order_acquire);
+    uint32_t now_generation = generation_.load(std::memory_order_acquire);
+    if (now_generation == seen) {
+      if (NowNs() - last_request_ns < idle_limit_ns && options_.poll_interval_us > 0) {
+        std::this_thread::sleep_for(poll);
+        continue;
+      }
+      sleeping_.store(true, std::memory_order_seq_cst);
+      if (generation_.load(std::memory_order_seq_cst) == seen) {
+        generation_.wait(seen, std::memory_order_acquire);
+      }
+      sleeping_.store(false, std::memory_order_relaxed);
+      continue;
+    }
+    seen = now_generation;
+    last_request_ns = NowNs();
     if (stop_.load(std::memory_order_acquire)) return;
     const int mhz = requested_mhz_.load(std::memory_order_relaxed);
     const int64_t requested_ns = requested_ns_.load(std::memory_order_relaxed);

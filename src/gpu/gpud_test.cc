@@ -177,9 +177,9 @@ TEST_F(GpudTest, KilledClientsClocksAreRestored) {
   testing::Child child({CONTROLLER_HELPER, "gpud", options_.socket_path, "2", "1005"}, {});
   ASSERT_EQ(child.ReadLine(), "locked");
   EXPECT_EQ(*backend_->sim_device(2).CurrentSmClock(), 1005);
-  child.Kill(SIGKILL);
-  child.Wait();
+  child.Kill(SIGKILL);  // WaitUnlocked times from here
   const double seconds = WaitUnlocked(2);
+  child.Wait();
   ASSERT_GE(seconds, 0) << "GPU 2 still locked 10 s after its client was killed";
   std::printf("[ measured ] clocks restored %.1f ms after the client's death\n", seconds * 1e3);
 }

@@ -37,6 +37,13 @@ struct ClockEvent {
 struct ControllerOptions {
   size_t history_limit = 1 << 16;  // oldest events are dropped beyond this
   bool reset_on_signals = true;    // install the SIGINT/SIGTERM watcher
+  // While requests keep coming, the worker looks for a new one this often, so
+  // Set never makes a system call (waking a sleeping thread costs microseconds);
+  // a request waits at most this long before the driver call starts.
+  int poll_interval_us = 500;
+  // After this long without a request the worker sleeps until woken (the one
+  // Set that wakes it pays for the wake-up).
+  int idle_sleep_after_ms = 2000;
 };
 
 class FrequencyController {
@@ -76,6 +83,7 @@ class FrequencyController {
   std::atomic<int64_t> requested_ns_{0};
   std::atomic<uint32_t> generation_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<bool> sleeping_{false};  // the worker is (about to be) in a blocking wait
   std::atomic<uint64_t> driver_calls_{0};
 
   std::mutex apply_mutex_;  // held while talking to the GPU

@@ -1,0 +1,53 @@
+#include "cli/gpu_backend.h"
+
+#include "cli/job.h"
+#include "perseus/gpu/nvml_backend.h"
+
+namespace perseus::cli {
+
+void AddBackendOptions(CLI::App* command, BackendArgs* args, const std::string& default_backend,
+                       bool noise_options) {
+  args->backend = default_backend;
+  command
+      ->add_option("--backend", args->backend,
+                   "nvml: NVIDIA GPUs through libnvidia-ml.so.1 (loaded at run time; "
+                   "$PERSEUS_NVML_LIBRARY names another file); sim: one simulated GPU per stage "
+                   "of --sim-profile")
+      ->check(CLI::IsMember({"nvml", "sim"}))
+      ->capture_default_str();
+  command->add_option("--sim-profile", args->sim_profile,
+                      "Profile CSV driving the sim backend [default: the shipped GPT-3 175B A100 "
+                      "profile]");
+  command
+      ->add_option("--sim-blocking-power", args->sim.blocking_power_w,
+                   "Power of a simulated GPU while it waits, in watts")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  if (!noise_options) return;
+  command
+      ->add_option("--noise", args->sim.noise,
+                   "Relative standard deviation of simulated times and energies")
+      ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  command
+      ->add_option("--outlier-rate", args->sim.outlier_rate,
+                   "Chance that a simulated computation is an outlier (x3 time and energy)")
+      ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  command->add_option("--seed", args->sim.seed, "Seed of the simulated noise")
+      ->capture_default_str();
+}
+
+Result<std::unique_ptr<gpu::Backend>> OpenBackend(const BackendArgs& args) {
+  if (args.backend == "sim") {
+    const std::string path = args.sim_profile.empty()
+                                 ? DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv"
+                                 : args.sim_profile;
+    auto sim = gpu::SimBackend::FromProfileCsv(path, args.sim);
+    if (!sim.ok()) return sim.status();
+    return std::unique_ptr<gpu::Backend>(std::move(sim).value());
+  }
+  return gpu::OpenNvmlBackend();
+}
+
+}  // namespace perseus::cli
