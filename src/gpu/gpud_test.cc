@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "perseus/gpu/frequency_controller.h"
+#include "perseus/gpu/runtime.h"
 #include "perseus/gpu/sim_gpu.h"
 #include "src/gpu/testing/fake_nvml_log.h"
 
@@ -228,6 +229,28 @@ TEST_F(GpudTest, ReplacesAStaleSocketButNotALiveOne) {
   close(fd);
   Start();
   EXPECT_TRUE(Connect()->Hello().ok());
+}
+
+TEST_F(GpudTest, RuntimeSendsClocksThroughGpudWhenConfigured) {
+  Start();
+  RuntimeConfig config;
+  config.backend = "sim";
+  config.sim_profile = kProfile;
+  config.gpud_socket = options_.socket_path;
+  auto runtime = GpuRuntime::Open(config);
+  ASSERT_TRUE(runtime.ok()) << runtime.status().message();
+  EXPECT_TRUE((*runtime)->through_gpud());
+  auto clocks = (*runtime)->clocks(1);
+  ASSERT_TRUE(clocks.ok());
+  ASSERT_TRUE((*clocks)->LockSmClock(1200).ok());
+  // gpud's GPU was locked, not the runtime's own simulated one.
+  EXPECT_EQ(*backend_->sim_device(1).CurrentSmClock(), 1200);
+  EXPECT_FALSE((*runtime)->backend().device(1).CurrentSmClock().value() == 1200);
+  EXPECT_FALSE((*runtime)->clocks(8).ok());
+  config.gpud_socket.clear();
+  auto direct = GpuRuntime::Open(config);
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(*(*direct)->clocks(1), static_cast<ClockTarget*>(&(*direct)->backend().device(1)));
 }
 
 TEST(GpudClientTest, ExplainsAMissingDaemon) {
