@@ -24,10 +24,18 @@ struct CsvFile {
   std::vector<int> lines;
 };
 
-Result<CsvFile> ReadCsv(const std::string& path, const std::string& expected_header) {
+Result<std::string> ReadText(const std::string& path) {
   std::ifstream in(path);
   if (!in)
     return Status::InvalidInput(path + ": cannot open (is this a `perseus plan --out` directory?)");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+Result<CsvFile> ParseCsv(const std::string& text, const std::string& path,
+                         const std::string& expected_header) {
+  std::istringstream in(text);
   CsvFile file;
   file.path = path;
   std::string line;
@@ -71,60 +79,69 @@ bool ToInt(const std::string& s, int* v) {
 
 }  // namespace
 
-Status WriteFrontierDir(const Frontier& frontier, const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::InvalidInput(dir + ": cannot create directory: " + ec.message());
-  const std::filesystem::path base(dir);
+FrontierFiles FrontierToFiles(const Frontier& frontier) {
   const Problem& problem = frontier.problem();
   const Dag& dag = *problem.dag;
-
-  std::string text = "time,energy,model_time,model_energy\n";
+  FrontierFiles files;
+  std::string& text = files.frontier_csv;
+  text = "time,energy,model_time,model_energy\n";
   for (const FrontierPoint& p : frontier.points()) {
     text += Format(p.time_s) + "," + Format(p.energy_j) + "," + Format(p.model_time_s) + "," +
             Format(p.model_energy_j) + "\n";
   }
-  Status s = WriteFileAtomically(base / "frontier.csv", text);
-  if (!s.ok()) return s;
 
   std::vector<int> order(dag.num_nodes());
   for (const auto& gpu : dag.gpu_order()) {
     for (size_t k = 0; k < gpu.size(); ++k) order[gpu[k]] = static_cast<int>(k);
   }
-  text = "id,gpu,stage,instruction,microbatch,order\n";
+  std::string& comps = files.computations_csv;
+  comps = "id,gpu,stage,instruction,microbatch,order\n";
   for (int i = 0; i < dag.num_nodes(); ++i) {
     const Computation& c = dag.node(i);
-    text += std::to_string(i) + "," + std::to_string(c.gpu) + "," + std::to_string(c.stage) + "," +
-            std::string(InstructionName(c.instruction)) + "," + std::to_string(c.microbatch) + "," +
-            std::to_string(order[i]) + "\n";
+    comps += std::to_string(i) + "," + std::to_string(c.gpu) + "," + std::to_string(c.stage) + "," +
+             std::string(InstructionName(c.instruction)) + "," + std::to_string(c.microbatch) +
+             "," + std::to_string(order[i]) + "\n";
   }
-  s = WriteFileAtomically(base / "computations.csv", text);
-  if (!s.ok()) return s;
 
-  text = "point,computation,frequency\n";
+  std::string& plans = files.plans_csv;
+  plans = "point,computation,frequency\n";
   Plan previous;
   for (size_t k = 0; k < frontier.size(); ++k) {
     Plan plan = frontier.PlanAt(k);
     for (size_t i = 0; i < plan.size(); ++i) {
       if (k == 0 || plan[i] != previous[i]) {
-        text += std::to_string(k) + "," + std::to_string(i) + "," +
-                std::to_string(problem.option(static_cast<int>(i), plan[i]).frequency_mhz) + "\n";
+        plans += std::to_string(k) + "," + std::to_string(i) + "," +
+                 std::to_string(problem.option(static_cast<int>(i), plan[i]).frequency_mhz) + "\n";
       }
     }
     previous = std::move(plan);
   }
-  return WriteFileAtomically(base / "plans.csv", text);
+  return files;
 }
 
-Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s) {
+Status WriteFrontierDir(const Frontier& frontier, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::InvalidInput(dir + ": cannot create directory: " + ec.message());
   const std::filesystem::path base(dir);
+  const FrontierFiles files = FrontierToFiles(frontier);
+  Status s = WriteFileAtomically(base / "frontier.csv", files.frontier_csv);
+  if (!s.ok()) return s;
+  s = WriteFileAtomically(base / "computations.csv", files.computations_csv);
+  if (!s.ok()) return s;
+  return WriteFileAtomically(base / "plans.csv", files.plans_csv);
+}
+
+Result<StoredFrontier> StoredFrontier::Parse(const FrontierFiles& files,
+                                             const std::string& source) {
+  const std::string prefix = source.empty() ? "" : source + "/";
   auto frontier_csv =
-      ReadCsv((base / "frontier.csv").string(), "time,energy,model_time,model_energy");
+      ParseCsv(files.frontier_csv, prefix + "frontier.csv", "time,energy,model_time,model_energy");
   if (!frontier_csv.ok()) return frontier_csv.status();
   auto bad = [](const CsvFile& f, size_t row, const std::string& what) {
     return Status::InvalidInput(f.path + ":" + std::to_string(f.lines[row]) + ": " + what);
   };
-  std::vector<FrontierPoint> points;
+  StoredFrontier out;
   for (size_t r = 0; r < frontier_csv->rows.size(); ++r) {
     const auto& row = frontier_csv->rows[r];
     FrontierPoint p;
@@ -132,30 +149,13 @@ Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s
         !ToDouble(row[2], &p.model_time_s) || !ToDouble(row[3], &p.model_energy_j)) {
       return bad(*frontier_csv, r, "expected four numbers");
     }
-    points.push_back(p);
+    out.points_.push_back(p);
   }
-  if (points.empty()) return Status::InvalidInput(frontier_csv->path + ": no frontier points");
-  // Lowest realized energy among points meeting the deadline.
-  long best = -1;
-  double fastest = points[0].time_s;
-  for (size_t k = 0; k < points.size(); ++k) {
-    fastest = std::min(fastest, points[k].time_s);
-    if (points[k].time_s <= deadline_s &&
-        (best < 0 || points[k].energy_j < points[best].energy_j)) {
-      best = static_cast<long>(k);
-    }
-  }
-  if (best < 0) {
-    return Status::NotFound("no plan finishes by " + Format(deadline_s) +
-                            " s; the fastest frontier point takes " + Format(fastest) + " s");
-  }
+  if (out.points_.empty()) return Status::InvalidInput(frontier_csv->path + ": no frontier points");
 
-  auto comps_csv =
-      ReadCsv((base / "computations.csv").string(), "id,gpu,stage,instruction,microbatch,order");
+  auto comps_csv = ParseCsv(files.computations_csv, prefix + "computations.csv",
+                            "id,gpu,stage,instruction,microbatch,order");
   if (!comps_csv.ok()) return comps_csv.status();
-  StoredPlan plan;
-  plan.point = static_cast<size_t>(best);
-  plan.figures = points[best];
   for (size_t r = 0; r < comps_csv->rows.size(); ++r) {
     const auto& row = comps_csv->rows[r];
     StoredComputation c;
@@ -167,12 +167,15 @@ Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s
     if (c.id != static_cast<int>(r) || c.gpu < 0 || c.order < 0) {
       return bad(*comps_csv, r, "computation ids must be 0,1,2,... in order");
     }
-    plan.computations.push_back(c);
+    out.computations_.push_back(c);
   }
-  plan.frequency_mhz.assign(plan.computations.size(), 0);
 
-  auto plans_csv = ReadCsv((base / "plans.csv").string(), "point,computation,frequency");
+  auto plans_csv = ParseCsv(files.plans_csv, prefix + "plans.csv", "point,computation,frequency");
   if (!plans_csv.ok()) return plans_csv.status();
+  const int num_points = static_cast<int>(out.points_.size());
+  out.change_begin_.assign(out.points_.size() + 1, 0);
+  int last_point = 0;
+  std::vector<bool> seen(out.computations_.size(), false);
   for (size_t r = 0; r < plans_csv->rows.size(); ++r) {
     const auto& row = plans_csv->rows[r];
     int point, comp, freq;
@@ -180,18 +183,86 @@ Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s
         !ToInt(row[2], &freq)) {
       return bad(*plans_csv, r, "expected three integers");
     }
-    if (comp < 0 || comp >= static_cast<int>(plan.computations.size())) {
+    if (comp < 0 || comp >= static_cast<int>(out.computations_.size())) {
       return bad(*plans_csv, r, "unknown computation " + std::to_string(comp));
     }
-    if (point > best) break;  // rows are in point order
-    plan.frequency_mhz[comp] = freq;
+    if (point < last_point || point >= num_points) {
+      return bad(*plans_csv, r, "points must be in order and within the frontier");
+    }
+    if (freq <= 0) return bad(*plans_csv, r, "frequency must be positive");
+    if (point == 0) seen[static_cast<size_t>(comp)] = true;
+    for (int k = last_point + 1; k <= point; ++k) out.change_begin_[k] = out.changes_.size();
+    last_point = point;
+    out.changes_.emplace_back(comp, freq);
   }
-  for (size_t i = 0; i < plan.frequency_mhz.size(); ++i) {
-    if (plan.frequency_mhz[i] <= 0) {
+  for (int k = last_point + 1; k <= num_points; ++k) out.change_begin_[k] = out.changes_.size();
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (!seen[i]) {
       return Status::InvalidInput(
           plans_csv->path + ": point 0 gives no frequency for computation " + std::to_string(i));
     }
   }
+  return out;
+}
+
+Result<StoredFrontier> StoredFrontier::ReadDir(const std::string& dir) {
+  const std::filesystem::path base(dir);
+  FrontierFiles files;
+  const std::pair<const char*, std::string*> parts[] = {
+      {"frontier.csv", &files.frontier_csv},
+      {"computations.csv", &files.computations_csv},
+      {"plans.csv", &files.plans_csv}};
+  for (const auto& [name, text] : parts) {
+    auto read = ReadText((base / name).string());
+    if (!read.ok()) return read.status();
+    *text = std::move(read).value();
+  }
+  return Parse(files, dir);
+}
+
+std::optional<size_t> StoredFrontier::IndexForDeadline(double deadline_s) const {
+  std::optional<size_t> best;
+  for (size_t k = 0; k < points_.size(); ++k) {
+    if (points_[k].time_s <= deadline_s &&
+        (!best || points_[k].energy_j < points_[*best].energy_j)) {
+      best = k;
+    }
+  }
+  return best;
+}
+
+size_t StoredFrontier::TMinIndex() const {
+  size_t best = 0;
+  for (size_t k = 1; k < points_.size(); ++k) {
+    const FrontierPoint& p = points_[k];
+    const FrontierPoint& b = points_[best];
+    if (p.time_s < b.time_s || (p.time_s == b.time_s && p.energy_j < b.energy_j)) best = k;
+  }
+  return best;
+}
+
+std::vector<int> StoredFrontier::FrequenciesAt(size_t point) const {
+  std::vector<int> frequency(computations_.size(), 0);
+  for (size_t c = 0; c < change_begin_[point + 1]; ++c) {
+    frequency[static_cast<size_t>(changes_[c].first)] = changes_[c].second;
+  }
+  return frequency;
+}
+
+Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s) {
+  auto frontier = StoredFrontier::ReadDir(dir);
+  if (!frontier.ok()) return frontier.status();
+  const auto best = frontier->IndexForDeadline(deadline_s);
+  if (!best) {
+    return Status::NotFound("no plan finishes by " + Format(deadline_s) +
+                            " s; the fastest frontier point takes " +
+                            Format(frontier->points()[frontier->TMinIndex()].time_s) + " s");
+  }
+  StoredPlan plan;
+  plan.point = *best;
+  plan.figures = frontier->points()[*best];
+  plan.computations = frontier->computations();
+  plan.frequency_mhz = frontier->FrequenciesAt(*best);
   return plan;
 }
 

@@ -10,6 +10,7 @@
 //                     from point k-1, so large frontiers stay small on disk.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,11 @@
 
 namespace perseus::planner {
 
+// The three files' contents.
+struct FrontierFiles {
+  std::string frontier_csv, computations_csv, plans_csv;
+};
+FrontierFiles FrontierToFiles(const Frontier& frontier);
 Status WriteFrontierDir(const Frontier& frontier, const std::string& dir);
 
 struct StoredComputation {
@@ -31,6 +37,31 @@ struct StoredPlan {
   FrontierPoint figures;
   std::vector<StoredComputation> computations;
   std::vector<int> frequency_mhz;  // per computation id
+};
+
+// A frontier read back from its files: the points, the computations, and
+// every point's plan as frequencies (without the planning problem).
+class StoredFrontier {
+ public:
+  // `source` names the files in messages (e.g. a directory).
+  static Result<StoredFrontier> Parse(const FrontierFiles& files, const std::string& source);
+  static Result<StoredFrontier> ReadDir(const std::string& dir);
+
+  const std::vector<FrontierPoint>& points() const { return points_; }
+  const std::vector<StoredComputation>& computations() const { return computations_; }
+  // The lowest-energy point whose realized time is <= deadline_s.
+  std::optional<size_t> IndexForDeadline(double deadline_s) const;
+  // The lowest-energy point among the fastest ones.
+  size_t TMinIndex() const;
+  // Frequency of every computation (by id) at point k: O(changes up to k).
+  std::vector<int> FrequenciesAt(size_t point) const;
+
+ private:
+  std::vector<FrontierPoint> points_;
+  std::vector<StoredComputation> computations_;
+  // Plan changes in point order: point k's are [change_begin_[k], change_begin_[k+1]).
+  std::vector<size_t> change_begin_;
+  std::vector<std::pair<int, int>> changes_;  // (computation, frequency)
 };
 
 // Reads DIR and returns the plan for deadline_s: the lowest-energy point whose
