@@ -17,5 +17,6 @@ void RegisterShowSchedule(CLI::App* app, int* exit_code);
 void RegisterGpu(CLI::App* app, int* exit_code);
 void RegisterGpud(CLI::App* app, int* exit_code);
 void RegisterProfile(CLI::App* app, int* exit_code);
+void RegisterServe(CLI::App* app, int* exit_code);
 
 }  // namespace perseus::cli

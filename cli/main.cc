@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   perseus::cli::RegisterProfile(&app, &exit_code);
   perseus::cli::RegisterGpu(&app, &exit_code);
   perseus::cli::RegisterGpud(&app, &exit_code);
+  perseus::cli::RegisterServe(&app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

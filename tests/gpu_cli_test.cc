@@ -12,14 +12,15 @@
 
 #include "nlohmann/json.hpp"
 #include "src/gpu/testing/fake_nvml_log.h"
+#include "tests/support/process.h"
 
 namespace {
 
 using nlohmann::json;
-using perseus::gpu::testing::Child;
+using perseus::testing::Child;
 using perseus::gpu::testing::FakeNvmlCalls;
 using perseus::gpu::testing::FakeNvmlSmState;
-using perseus::gpu::testing::TempPath;
+using perseus::testing::TempPath;
 
 const std::string kPerseus = std::string(PERSEUS_BIN_DIR) + "/perseus";
 const std::string kFakeDir = "LD_LIBRARY_PATH=" FAKE_NVML_DIR;

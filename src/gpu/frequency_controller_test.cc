@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "src/gpu/testing/fake_nvml_log.h"
+#include "tests/support/process.h"
 
 namespace perseus::gpu {
 namespace {
@@ -147,8 +148,8 @@ class ControllerExitTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ControllerExitTest, ClocksAreRestored) {
   const std::string mode = GetParam();
-  const std::string log = testing::TempPath("exit.log");
-  testing::Child child({CONTROLLER_HELPER, "direct", "1", "1005", mode},
+  const std::string log = perseus::testing::TempPath("exit.log");
+  perseus::testing::Child child({CONTROLLER_HELPER, "direct", "1", "1005", mode},
                        {"LD_LIBRARY_PATH=" FAKE_NVML_DIR, "FAKE_NVML_LOG=" + log});
   ASSERT_EQ(child.ReadLine(), "locked");
   if (mode == "wait") child.Kill(SIGTERM);
@@ -174,8 +175,8 @@ INSTANTIATE_TEST_SUITE_P(Modes, ControllerExitTest,
                          ::testing::Values("return", "exit", "throw", "wait"));
 
 TEST(ControllerExitTest, SigintToo) {
-  const std::string log = testing::TempPath("sigint.log");
-  testing::Child child({CONTROLLER_HELPER, "direct", "0", "1200", "wait"},
+  const std::string log = perseus::testing::TempPath("sigint.log");
+  perseus::testing::Child child({CONTROLLER_HELPER, "direct", "0", "1200", "wait"},
                        {"LD_LIBRARY_PATH=" FAKE_NVML_DIR, "FAKE_NVML_LOG=" + log});
   ASSERT_EQ(child.ReadLine(), "locked");
   child.Kill(SIGINT);

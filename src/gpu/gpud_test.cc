@@ -15,6 +15,7 @@
 #include "perseus/gpu/runtime.h"
 #include "perseus/gpu/sim_gpu.h"
 #include "src/gpu/testing/fake_nvml_log.h"
+#include "tests/support/process.h"
 
 namespace perseus::gpu {
 namespace {
@@ -28,7 +29,7 @@ class GpudTest : public ::testing::Test {
     auto backend = SimBackend::FromProfileCsv(kProfile, {});
     ASSERT_TRUE(backend.ok());
     backend_ = std::move(backend).value();
-    options_.socket_path = testing::TempPath("gpud.sock");
+    options_.socket_path = perseus::testing::TempPath("gpud.sock");
     options_.gpus = {0, 1, 2};
   }
   void TearDown() override { Stop(); }
@@ -175,7 +176,7 @@ TEST_F(GpudTest, SurvivesGarbage) {
 
 TEST_F(GpudTest, KilledClientsClocksAreRestored) {
   Start();
-  testing::Child child({CONTROLLER_HELPER, "gpud", options_.socket_path, "2", "1005"}, {});
+  perseus::testing::Child child({CONTROLLER_HELPER, "gpud", options_.socket_path, "2", "1005"}, {});
   ASSERT_EQ(child.ReadLine(), "locked");
   EXPECT_EQ(*backend_->sim_device(2).CurrentSmClock(), 1005);
   child.Kill(SIGKILL);  // WaitUnlocked times from here

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "src/gpu/testing/fake_nvml_log.h"
+#include "tests/support/process.h"
 
 namespace perseus::gpu {
 namespace {
@@ -16,7 +17,7 @@ using testing::FakeNvmlCalls;
 class NvmlBackendTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    log_ = testing::TempPath("nvml.log");
+    log_ = perseus::testing::TempPath("nvml.log");
     setenv("FAKE_NVML_LOG", log_.c_str(), 1);
     unsetenv("FAKE_NVML_FAIL");
     unsetenv("FAKE_NVML_GPUS");

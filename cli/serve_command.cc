@@ -1,0 +1,121 @@
+// `perseus serve`: the coordinator (include/perseus/server/server.h).
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/job.h"
+#include "perseus/server/server.h"
+
+namespace perseus::cli {
+namespace {
+
+struct ServeArgs {
+  std::string listen = "127.0.0.1:7787";
+  std::string db = "perseus.db";
+  std::string token_file;
+  size_t max_body_mb = 32;
+  int threads = 32;
+};
+
+void LogLine(const std::string& line) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+  std::fprintf(stderr, "%s serve: %s\n", stamp, line.c_str());
+  std::fflush(stderr);
+}
+
+int RunServe(const ServeArgs& args) {
+  const size_t colon = args.listen.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos) {
+    try {
+      size_t used = 0;
+      port = std::stoi(args.listen.substr(colon + 1), &used);
+      if (used != args.listen.size() - colon - 1) port = -1;
+    } catch (const std::exception&) {
+      port = -1;
+    }
+  }
+  if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535) {
+    return ReportError(Status::InvalidInput("--listen must be HOST:PORT (port 0: any free port), got " +
+                                            args.listen));
+  }
+  const std::string host = args.listen.substr(0, colon);
+  server::ServerOptions options;
+  options.db_path = args.db;
+  options.max_body_bytes = args.max_body_mb << 20;
+  options.threads = args.threads;
+  options.log = LogLine;
+  if (!args.token_file.empty()) {
+    std::ifstream in(args.token_file);
+    if (!in) return ReportError(Status::InvalidInput(args.token_file + ": cannot read the token file"));
+    std::stringstream text;
+    text << in.rdbuf();
+    options.token = text.str();
+    while (!options.token.empty() && std::isspace(static_cast<unsigned char>(options.token.back()))) {
+      options.token.pop_back();
+    }
+    if (options.token.empty()) {
+      return ReportError(Status::InvalidInput(args.token_file + ":1: the token file is empty"));
+    }
+  }
+  // SIGINT/SIGTERM are taken by a thread that stops the server cleanly.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto server = server::Server::Open(options);
+  if (!server.ok()) return ReportError(server.status());
+  auto bound = (*server)->Bind(host, port);
+  if (!bound.ok()) return ReportError(bound.status());
+  std::printf("perseus: listening on http://%s:%d\n", host.c_str(), *bound);
+  std::fflush(stdout);
+  LogLine("database " + args.db + (options.token.empty() ? ", no authentication" : ", bearer token required"));
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    LogLine(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    (*server)->Stop();
+  });
+  Status served = (*server)->Run();
+  pthread_kill(stopper.native_handle(), SIGTERM);  // wakes the stopper if Run ended otherwise
+  stopper.join();
+  if (!served.ok()) return ReportError(served);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterServe(CLI::App* app, int* exit_code) {
+  auto args = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app->add_subcommand(
+      "serve",
+      "Run the coordinator: an HTTP/JSON service that plans jobs, hands every rank its "
+      "frequencies, and moves pipelines to slower plans when another pipeline straggles. All "
+      "state is in a SQLite database; restarting on the same database continues where it was.");
+  cmd->add_option("--listen", args->listen, "HOST:PORT to listen on (port 0: any free port)")
+      ->capture_default_str();
+  cmd->add_option("--db", args->db, "SQLite database file (created if missing)")
+      ->capture_default_str();
+  cmd->add_option("--token-file", args->token_file,
+                  "File holding a bearer token every /v1 request must carry");
+  cmd->add_option("--max-body-mb", args->max_body_mb, "Largest request body, MiB (larger: 413)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads, "HTTP worker threads")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->callback([args, exit_code] { *exit_code = RunServe(*args); });
+}
+
+}  // namespace perseus::cli

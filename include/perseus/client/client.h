@@ -1,0 +1,92 @@
+// The client library a training process uses to talk to the coordinator.
+//
+// Client(options) registers the rank and keeps its plan fresh on a background
+// thread: at every iteration boundary (EndIteration) and every poll interval it
+// asks for the plan with If-None-Match, so an unchanged plan costs a 304. The
+// training thread never waits on the network: FrequencyFor/Apply read the
+// cached plan. If the server is unreachable the client keeps its last plan (or
+// the highest frequency while it has none), retries with exponential backoff,
+// and logs once when the server goes away and once when it comes back.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "perseus/planner/profile.h"
+
+namespace perseus::client {
+
+struct ClientOptions {
+  std::string server = "http://127.0.0.1:7787";
+  std::string token;  // bearer token, if the server wants one
+  int64_t job_id = 0;
+  int rank = 0, pp_rank = 0, dp_rank = 0, tp_rank = 0;
+  std::string gpu_name;
+  std::vector<int> frequencies_mhz;  // supported SM clocks; the highest is the fallback
+  double poll_interval_s = 1.0;
+  double max_backoff_s = 30.0;
+  // Where Apply sends frequencies: a FrequencyController's Set, or anything.
+  std::function<void(int mhz)> set_frequency;
+  std::function<void(const std::string&)> log;  // default: stderr
+};
+
+struct PlannedInstruction {
+  planner::Instruction kind = planner::Instruction::kForward;
+  int microbatch = 0;
+  int stage = 0;
+  int frequency_mhz = 0;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // The planned frequency of this rank's computation (kind, microbatch) of
+  // model stage `stage` (-1: any); the fallback frequency if there is no plan
+  // or the plan has no such computation. Never touches the network.
+  int FrequencyFor(planner::Instruction kind, int microbatch, int stage = -1) const;
+  // FrequencyFor, then set_frequency(mhz); returns mhz.
+  int Apply(planner::Instruction kind, int microbatch, int stage = -1);
+  // An iteration ended: queues its report and wakes the refresher.
+  void EndIteration(int64_t iteration, double time_s, double energy_j);
+
+  int64_t plan_version() const;  // 0: no plan yet
+  double target_time_s() const;
+  std::vector<PlannedInstruction> instructions() const;
+  bool reachable() const;
+  // Blocks until a plan with version > `after` arrives or `timeout_s` passes (tests, start-up).
+  bool WaitForPlan(int64_t after, double timeout_s) const;
+
+ private:
+  struct Plan;
+  struct Http;
+  void Run();
+  bool Register(Http& http);
+  bool Refresh(Http& http);
+  bool FlushReports(Http& http);
+  void SetReachable(bool reachable, const std::string& why);
+
+  const ClientOptions options_;
+  const int fallback_mhz_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
+  std::shared_ptr<const Plan> plan_;
+  std::deque<std::string> reports_;  // JSON bodies not yet acknowledged
+  bool wake_ = false;
+  bool stop_ = false;
+  bool reachable_ = true;
+  std::thread thread_;
+};
+
+}  // namespace perseus::client

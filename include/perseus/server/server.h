@@ -1,0 +1,56 @@
+// The coordinator: an HTTP/JSON service holding every job's profile, frontier,
+// per-rank plans and straggler set, with all state in SQLite.
+//
+// API (all JSON unless noted; errors are 4xx {"error": "...", "field": "..."}):
+//   POST   /v1/jobs                         create a job -> 201 {job_id}
+//   GET    /v1/jobs/{id}                    state, progress, figures
+//   POST   /v1/jobs/{id}/ranks              register a rank (idempotent; conflict 409)
+//   PUT    /v1/jobs/{id}/profile            text/csv profile, or JSON per-rank measurements -> 202
+//   GET    /v1/jobs/{id}/frontier           frontier points
+//   GET    /v1/jobs/{id}/plan?rank=R        the rank's instructions and frequencies; ETag /
+//                                           If-None-Match or ?since=VERSION -> 304 when unchanged
+//   POST   /v1/jobs/{id}/stragglers         {pipeline, slowdown | iteration_time}
+//   DELETE /v1/jobs/{id}/stragglers/{p}     the pipeline recovered
+//   POST   /v1/jobs/{id}/iterations         {rank, iteration, time_s, energy_j}
+//   GET    /v1/jobs/{id}/report             energy and savings so far
+//   GET    /healthz, GET /metrics (Prometheus text)
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "perseus/common/status.h"
+
+namespace perseus::server {
+
+struct ServerOptions {
+  std::string db_path = "perseus.db";
+  std::string token;                      // non-empty: /v1 needs "Authorization: Bearer <token>"
+  size_t max_body_bytes = 32 << 20;       // larger request bodies get 413
+  int threads = 32;                       // HTTP worker threads
+  std::function<void(const std::string&)> log;  // one line per notable event; may be empty
+};
+
+class Coordinator;
+
+class Server {
+ public:
+  // Opens (or creates) the database and restores every job; frontiers whose
+  // computation a crash interrupted are queued again.
+  static Result<std::unique_ptr<Server>> Open(const ServerOptions& options);
+  ~Server();
+
+  // Binds host:port (port 0: any free port); returns the port.
+  Result<int> Bind(const std::string& host, int port);
+  // Serves until Stop() (from another thread or a signal handler's helper).
+  Status Run();
+  void Stop();
+
+ private:
+  Server() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace perseus::server

@@ -1,0 +1,873 @@
+#include "src/server/coordinator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "perseus/planner/solver.h"
+
+namespace perseus::server {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, config TEXT NOT NULL, state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '', profile_csv TEXT NOT NULL DEFAULT '',
+  all_max_time REAL NOT NULL DEFAULT 0, all_max_energy REAL NOT NULL DEFAULT 0,
+  solve_seconds REAL NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS ranks(
+  job_id INTEGER NOT NULL, rank INTEGER NOT NULL, info TEXT NOT NULL, PRIMARY KEY(job_id, rank));
+CREATE TABLE IF NOT EXISTS measurements(
+  job_id INTEGER NOT NULL, stage INTEGER NOT NULL, tp_rank INTEGER NOT NULL, rows TEXT NOT NULL,
+  PRIMARY KEY(job_id, stage, tp_rank));
+CREATE TABLE IF NOT EXISTS frontiers(
+  job_id INTEGER PRIMARY KEY, frontier_csv TEXT NOT NULL, computations_csv TEXT NOT NULL,
+  plans_csv TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pipelines(
+  job_id INTEGER NOT NULL, pipeline INTEGER NOT NULL, version INTEGER NOT NULL,
+  point INTEGER NOT NULL, target_time REAL NOT NULL, PRIMARY KEY(job_id, pipeline));
+CREATE TABLE IF NOT EXISTS stragglers(
+  job_id INTEGER NOT NULL, pipeline INTEGER NOT NULL, slowdown REAL NOT NULL,
+  iteration_time REAL NOT NULL, PRIMARY KEY(job_id, pipeline));
+CREATE TABLE IF NOT EXISTS iterations(
+  job_id INTEGER NOT NULL, rank INTEGER NOT NULL, iteration INTEGER NOT NULL,
+  time_s REAL NOT NULL, energy_j REAL NOT NULL, PRIMARY KEY(job_id, rank, iteration));
+)sql";
+
+Reply Ok(int status, json body) { return Reply{status, std::move(body), ""}; }
+
+Reply FromStatus(const Status& s, int status = 500) { return Error(status, s.message()); }
+
+// Parses a JSON body: an object, or an error reply.
+std::optional<Reply> ParseObject(const std::string& body, json* out) {
+  *out = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (out->is_discarded()) return Error(400, "the request body is not valid JSON");
+  if (!out->is_object()) return Error(400, "the request body must be a JSON object");
+  return std::nullopt;
+}
+
+// An integer field in [lo, hi]; an error reply otherwise.
+std::optional<Reply> IntField(const json& j, const char* name, int64_t lo, int64_t hi,
+                              int64_t* out, bool required = true) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) {
+    if (!required) return std::nullopt;
+    return Error(400, std::string("field '") + name + "' is required", name);
+  }
+  if (!it->is_number_integer()) {
+    return Error(400, std::string("field '") + name + "' must be an integer", name);
+  }
+  const int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX
+                        ? INT64_MAX
+                        : it->get<int64_t>();
+  if (v < lo || v > hi) {
+    return Error(400,
+                 std::string("field '") + name + "' must be between " + std::to_string(lo) +
+                     " and " + std::to_string(hi) + ", got " + std::to_string(v),
+                 name);
+  }
+  *out = v;
+  return std::nullopt;
+}
+
+std::optional<Reply> NumberField(const json& j, const char* name, double lo, double hi,
+                                 double* out, bool required = true) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) {
+    if (!required) return std::nullopt;
+    return Error(400, std::string("field '") + name + "' is required", name);
+  }
+  if (!it->is_number()) return Error(400, std::string("field '") + name + "' must be a number", name);
+  const double v = it->get<double>();
+  if (!(v >= lo && v <= hi)) {
+    return Error(400,
+                 std::string("field '") + name + "' must be between " + std::to_string(lo) +
+                     " and " + std::to_string(hi),
+                 name);
+  }
+  *out = v;
+  return std::nullopt;
+}
+
+bool ParseInt(const std::string& text, int64_t* out) {
+  if (text.empty() || text.size() > 18) return false;
+  int64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+std::string PlanEtag(int64_t job, int pipeline, int64_t version) {
+  return "\"j" + std::to_string(job) + "-p" + std::to_string(pipeline) + "-v" +
+         std::to_string(version) + "\"";
+}
+
+}  // namespace
+
+Reply Error(int status, const std::string& message, const std::string& field) {
+  json body = {{"error", message}};
+  if (!field.empty()) body["field"] = field;
+  return Reply{status, std::move(body), ""};
+}
+
+json RankInfo::ToJson() const {
+  return {{"rank", rank},         {"pp_rank", pp_rank},
+          {"dp_rank", dp_rank},   {"tp_rank", tp_rank},
+          {"gpu_name", gpu_name}, {"frequencies_mhz", frequencies_mhz}};
+}
+
+Result<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path, Log log) {
+  auto db = Database::Open(db_path);
+  if (!db.ok()) return db.status();
+  auto c = std::unique_ptr<Coordinator>(new Coordinator);
+  c->log_ = std::move(log);
+  c->db_ = std::move(db).value();
+  if (Status s = c->db_->Exec(kSchema); !s.ok()) return s;
+  if (Status s = c->Load(); !s.ok()) return s;
+  c->planner_ = std::thread([p = c.get()] { p->PlanLoop(); });
+  return c;
+}
+
+Coordinator::~Coordinator() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  queue_cv_.notify_all();
+  if (planner_.joinable()) planner_.join();
+}
+
+Status Coordinator::Load() {
+  Statement jobs(db_->handle(),
+                 "SELECT id, config, state, reason, profile_csv, all_max_time, all_max_energy, "
+                 "solve_seconds FROM jobs ORDER BY id");
+  while (jobs.Step()) {
+    Job job;
+    job.id = jobs.Int(0);
+    std::string field;
+    auto config = ParseJobConfig(json::parse(jobs.Text(1), nullptr, false), &field);
+    if (!config.ok()) return Status::Internal("job " + std::to_string(job.id) + ": stored config: " + config.status().message());
+    job.config = *config;
+    job.state = jobs.Text(2);
+    job.reason = jobs.Text(3);
+    job.profile_csv = jobs.Text(4);
+    job.all_max_time_s = jobs.Double(5);
+    job.all_max_energy_j = jobs.Double(6);
+    job.solve_seconds = jobs.Double(7);
+    jobs_[job.id] = std::move(job);
+  }
+  if (!jobs.status().ok()) return jobs.status();
+
+  Statement ranks(db_->handle(), "SELECT job_id, info FROM ranks");
+  while (ranks.Step()) {
+    const json j = json::parse(ranks.Text(1), nullptr, false);
+    RankInfo r;
+    r.rank = j.value("rank", 0);
+    r.pp_rank = j.value("pp_rank", 0);
+    r.dp_rank = j.value("dp_rank", 0);
+    r.tp_rank = j.value("tp_rank", 0);
+    r.gpu_name = j.value("gpu_name", std::string());
+    r.frequencies_mhz = j.value("frequencies_mhz", std::vector<int>{});
+    if (Job* job = Find(ranks.Int(0))) job->ranks[r.rank] = r;
+  }
+  Statement measured(db_->handle(), "SELECT job_id, stage, tp_rank, rows FROM measurements");
+  while (measured.Step()) {
+    if (Job* job = Find(measured.Int(0))) {
+      job->measured[{static_cast<int>(measured.Int(1)), static_cast<int>(measured.Int(2))}] =
+          measured.Text(3);
+    }
+  }
+  Statement frontiers(db_->handle(),
+                      "SELECT job_id, frontier_csv, computations_csv, plans_csv FROM frontiers");
+  while (frontiers.Step()) {
+    Job* job = Find(frontiers.Int(0));
+    if (job == nullptr) continue;
+    planner::FrontierFiles files{frontiers.Text(1), frontiers.Text(2), frontiers.Text(3)};
+    auto stored = planner::StoredFrontier::Parse(files, "job " + std::to_string(job->id));
+    if (!stored.ok()) return stored.status();
+    job->frontier = std::make_shared<planner::StoredFrontier>(std::move(stored).value());
+  }
+  Statement pipelines(db_->handle(),
+                      "SELECT job_id, pipeline, version, point, target_time FROM pipelines");
+  while (pipelines.Step()) {
+    Job* job = Find(pipelines.Int(0));
+    if (job == nullptr) continue;
+    const auto p = static_cast<size_t>(pipelines.Int(1));
+    if (job->pipelines.size() <= p) job->pipelines.resize(p + 1);
+    job->pipelines[p] = {pipelines.Int(2), static_cast<size_t>(pipelines.Int(3)),
+                         pipelines.Double(4)};
+  }
+  Statement stragglers(db_->handle(),
+                       "SELECT job_id, pipeline, slowdown, iteration_time FROM stragglers");
+  while (stragglers.Step()) {
+    Job* job = Find(stragglers.Int(0));
+    if (job == nullptr) continue;
+    Straggler s{stragglers.Double(2), stragglers.Double(3), 0};
+    job->stragglers[static_cast<int>(stragglers.Int(1))] = s;
+  }
+  Statement reports(db_->handle(),
+                    "SELECT job_id, COUNT(*), COALESCE(SUM(energy_j),0), COALESCE(SUM(time_s),0), "
+                    "COALESCE(MAX(iteration),-1) FROM iterations GROUP BY job_id");
+  while (reports.Step()) {
+    Job* job = Find(reports.Int(0));
+    if (job == nullptr) continue;
+    job->reports = reports.Int(1);
+    job->reported_energy_j = reports.Double(2);
+    job->reported_time_s = reports.Double(3);
+    job->last_iteration = reports.Int(4);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, job] : jobs_) {
+    for (auto& [p, s] : job.stragglers) {
+      s.t_prime_s = s.iteration_time_s > 0 || job.frontier == nullptr
+                        ? s.iteration_time_s
+                        : s.slowdown * job.frontier->points()[job.frontier->TMinIndex()].time_s;
+    }
+    if (job.state == "planning") {
+      if (log_) log_("job " + std::to_string(id) + ": frontier computation was interrupted; redoing it");
+      Enqueue(id);
+    }
+  }
+  return Status::Ok();
+}
+
+Job* Coordinator::Find(int64_t id) {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+Status Coordinator::SaveJobRow(const Job& job) {
+  return Statement(db_->handle(),
+                   "UPDATE jobs SET state=?, reason=?, profile_csv=?, all_max_time=?, "
+                   "all_max_energy=?, solve_seconds=? WHERE id=?")
+      .Bind(1, job.state)
+      .Bind(2, job.reason)
+      .Bind(3, job.profile_csv)
+      .Bind(4, job.all_max_time_s)
+      .Bind(5, job.all_max_energy_j)
+      .Bind(6, job.solve_seconds)
+      .Bind(7, job.id)
+      .Run();
+}
+
+Reply Coordinator::CreateJob(const std::string& body) {
+  json j;
+  if (auto error = ParseObject(body, &j)) return *error;
+  std::string field;
+  auto config = ParseJobConfig(j, &field);
+  if (!config.ok()) return Error(400, config.status().message(), field);
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(*db_);
+  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  Statement insert(db_->handle(), "INSERT INTO jobs(config, state) VALUES(?, 'registering')");
+  if (Status s = insert.Bind(1, config->ToJson().dump()).Run(); !s.ok()) return FromStatus(s);
+  const int64_t id = sqlite3_last_insert_rowid(db_->handle());
+  if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
+  Job job;
+  job.id = id;
+  job.config = *config;
+  job.state = "registering";
+  jobs_[id] = std::move(job);
+  if (log_) log_("job " + std::to_string(id) + " created: " + config->name);
+  return Ok(201, {{"job_id", id}});
+}
+
+Reply Coordinator::GetJob(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  return Ok(200, JobJson(job));
+}
+
+json Coordinator::JobJson(const Job* job) const {
+  json body = {{"job_id", job->id},
+               {"config", job->config.ToJson()},
+               {"state", job->state},
+               {"progress", job->progress},
+               {"ranks_registered", job->ranks.size()},
+               {"ranks_expected", job->config.ranks()}};
+  if (!job->reason.empty()) body["reason"] = job->reason;
+  if (job->frontier != nullptr) {
+    const auto& points = job->frontier->points();
+    const auto& fastest = points[job->frontier->TMinIndex()];
+    body["frontier"] = {{"points", points.size()},
+                        {"t_min_s", fastest.time_s},
+                        {"t_min_energy_j", fastest.energy_j},
+                        {"all_max_time_s", job->all_max_time_s},
+                        {"all_max_energy_j", job->all_max_energy_j},
+                        {"solve_seconds", job->solve_seconds}};
+    json pipelines = json::array();
+    for (size_t p = 0; p < job->pipelines.size(); ++p) {
+      pipelines.push_back({{"pipeline", p},
+                           {"version", job->pipelines[p].version},
+                           {"target_time_s", job->pipelines[p].target_time_s},
+                           {"straggler", job->stragglers.count(static_cast<int>(p)) > 0}});
+    }
+    body["pipelines"] = pipelines;
+  }
+  json stragglers = json::array();
+  for (const auto& [p, s] : job->stragglers) {
+    stragglers.push_back({{"pipeline", p},
+                          {"slowdown", s.slowdown},
+                          {"iteration_time", s.iteration_time_s},
+                          {"t_prime_s", s.t_prime_s}});
+  }
+  body["stragglers"] = stragglers;
+  return body;
+}
+
+Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
+  json j;
+  if (auto error = ParseObject(body, &j)) return *error;
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  const JobConfig& c = job->config;
+  int64_t rank = 0, pp = 0, dp = 0, tp = 0;
+  if (auto e = IntField(j, "rank", 0, c.ranks() - 1, &rank)) return *e;
+  if (auto e = IntField(j, "pp_rank", 0, c.stages - 1, &pp)) return *e;
+  if (auto e = IntField(j, "dp_rank", 0, c.dp - 1, &dp)) return *e;
+  if (auto e = IntField(j, "tp_rank", 0, c.tp - 1, &tp, false)) return *e;
+  RankInfo info;
+  info.rank = static_cast<int>(rank);
+  info.pp_rank = static_cast<int>(pp);
+  info.dp_rank = static_cast<int>(dp);
+  info.tp_rank = static_cast<int>(tp);
+  auto name = j.find("gpu_name");
+  if (name != j.end() && !name->is_string()) return Error(400, "field 'gpu_name' must be a string", "gpu_name");
+  if (name != j.end()) info.gpu_name = name->get<std::string>();
+  auto freqs = j.find("frequencies_mhz");
+  if (freqs == j.end() || !freqs->is_array() || freqs->empty() || freqs->size() > 4096) {
+    return Error(400, "field 'frequencies_mhz' must be a non-empty array of MHz values",
+                 "frequencies_mhz");
+  }
+  for (const json& f : *freqs) {
+    if (!f.is_number_integer() || f.get<int64_t>() <= 0 || f.get<int64_t>() > 100000) {
+      return Error(400, "field 'frequencies_mhz' must hold positive integers", "frequencies_mhz");
+    }
+    info.frequencies_mhz.push_back(f.get<int>());
+  }
+  std::sort(info.frequencies_mhz.rbegin(), info.frequencies_mhz.rend());
+  info.frequencies_mhz.erase(std::unique(info.frequencies_mhz.begin(), info.frequencies_mhz.end()),
+                             info.frequencies_mhz.end());
+  auto existing = job->ranks.find(info.rank);
+  if (existing != job->ranks.end()) {
+    if (existing->second == info) return Ok(200, {{"rank", info.rank}, {"registered", true}});
+    return Error(409, "rank " + std::to_string(info.rank) + " is already registered with different data",
+                 "rank");
+  }
+  Transaction tx(*db_);
+  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  Status s = Statement(db_->handle(), "INSERT INTO ranks(job_id, rank, info) VALUES(?, ?, ?)")
+                 .Bind(1, id)
+                 .Bind(2, info.rank)
+                 .Bind(3, info.ToJson().dump())
+                 .Run();
+  if (!s.ok()) return FromStatus(s);
+  if (s = tx.Commit(); !s.ok()) return FromStatus(s);
+  job->ranks[info.rank] = info;
+  return Ok(200, {{"rank", info.rank}, {"registered", true}});
+}
+
+Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
+                              const std::string& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job->state == "planning" || job->state == "ready") {
+    return Error(409, "job " + std::to_string(id) + " already has its profile (state " +
+                          job->state + ")");
+  }
+  const bool csv = content_type.rfind("text/csv", 0) == 0;
+  Transaction tx(*db_);
+  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  if (csv) {
+    auto profile = planner::ParseProfileCsv(body, "profile");
+    if (!profile.ok()) return Error(400, profile.status().message(), "profile");
+    // Every frequency the plan may use must be one the ranks' GPUs support.
+    for (const auto& [key, rows] : profile->measurements) {
+      for (const auto& m : rows) {
+        for (const auto& [r, info] : job->ranks) {
+          const auto& allowed = info.frequencies_mhz;
+          if (std::find(allowed.begin(), allowed.end(), m.frequency_mhz) == allowed.end()) {
+            return Error(400,
+                         "profile:" + std::to_string(m.line) + ": " +
+                             std::to_string(m.frequency_mhz) + " MHz is not among rank " +
+                             std::to_string(r) + "'s supported frequencies",
+                         "frequency");
+          }
+        }
+      }
+    }
+    job->profile_csv = body;
+  } else {
+    // JSON: one rank's measurements of its stage.
+    json j;
+    if (auto error = ParseObject(body, &j)) return *error;
+    int64_t rank = 0;
+    if (auto e = IntField(j, "rank", 0, job->config.ranks() - 1, &rank)) return *e;
+    auto info = job->ranks.find(static_cast<int>(rank));
+    if (info == job->ranks.end()) {
+      return Error(400, "rank " + std::to_string(rank) + " is not registered", "rank");
+    }
+    auto rows = j.find("measurements");
+    if (rows == j.end() || !rows->is_array() || rows->empty()) {
+      return Error(400, "field 'measurements' must be a non-empty array", "measurements");
+    }
+    std::string text;
+    for (const json& m : *rows) {
+      if (!m.is_object()) return Error(400, "every measurement must be an object", "measurements");
+      auto instr = m.find("instruction");
+      planner::Instruction parsed;
+      if (instr == m.end() || !instr->is_string() ||
+          !planner::ParseInstruction(instr->get<std::string>(), &parsed)) {
+        return Error(400, "measurement field 'instruction' must be forward, backward, "
+                          "backward_input or backward_weight", "measurements");
+      }
+      int64_t mhz = 0;
+      double time_s = 0, energy_j = 0;
+      if (auto e = IntField(m, "frequency_mhz", 1, 100000, &mhz)) return *e;
+      const auto& allowed = info->second.frequencies_mhz;
+      if (std::find(allowed.begin(), allowed.end(), mhz) == allowed.end()) {
+        return Error(400, std::to_string(mhz) + " MHz is not among rank " +
+                              std::to_string(rank) + "'s supported frequencies",
+                     "frequency_mhz");
+      }
+      if (auto e = NumberField(m, "time_s", 1e-9, 1e6, &time_s)) return *e;
+      if (auto e = NumberField(m, "energy_j", 0, 1e12, &energy_j)) return *e;
+      text += std::to_string(info->second.pp_rank) + "," +
+              std::string(planner::InstructionName(parsed)) + "," + std::to_string(mhz) + "," +
+              json(time_s).dump() + "," + json(energy_j).dump() + "," +
+              std::to_string(info->second.tp_rank) + "\n";
+    }
+    const std::pair<int, int> key{info->second.pp_rank, info->second.tp_rank};
+    if (job->measured.count(key) == 0) {
+      Status s = Statement(db_->handle(),
+                           "INSERT INTO measurements(job_id, stage, tp_rank, rows) VALUES(?,?,?,?)")
+                     .Bind(1, id)
+                     .Bind(2, key.first)
+                     .Bind(3, key.second)
+                     .Bind(4, text)
+                     .Run();
+      if (!s.ok()) return FromStatus(s);
+      job->measured[key] = text;
+    }
+    // Complete once every stage (and tensor-parallel rank) has measurements.
+    const bool complete =
+        static_cast<int>(job->measured.size()) == job->config.stages * job->config.tp;
+    if (!complete) {
+      job->state = "profiling";
+      if (Status s = SaveJobRow(*job); !s.ok()) return FromStatus(s);
+      if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
+      return Ok(202, {{"state", job->state},
+                      {"stages_measured", job->measured.size()},
+                      {"stages_expected", job->config.stages * job->config.tp}});
+    }
+    std::string assembled = "stage,instruction,frequency,time,energy,tp_rank\n";
+    for (const auto& [k, rows_text] : job->measured) assembled += rows_text;
+    auto profile = planner::ParseProfileCsv(assembled, "measurements");
+    if (!profile.ok()) return Error(400, profile.status().message(), "measurements");
+    job->profile_csv = assembled;
+  }
+  job->state = "planning";
+  job->progress = 0;
+  job->reason.clear();
+  if (Status s = SaveJobRow(*job); !s.ok()) return FromStatus(s);
+  if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
+  Enqueue(id);
+  return Ok(202, {{"state", job->state}});
+}
+
+void Coordinator::Enqueue(int64_t id) {
+  queue_.push_back(id);
+  queue_cv_.notify_all();
+}
+
+void Coordinator::WaitIdle() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_cv_.wait(lock, [&] { return queue_.empty() && !planning_busy_; });
+}
+
+void Coordinator::PlanLoop() {
+  for (;;) {
+    int64_t id;
+    JobConfig config;
+    std::string profile_csv;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      planning_busy_ = false;
+      idle_cv_.notify_all();
+      queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      id = queue_.front();
+      queue_.pop_front();
+      Job* job = Find(id);
+      if (job == nullptr) continue;
+      planning_busy_ = true;
+      config = job->config;
+      profile_csv = job->profile_csv;
+    }
+    // Plan without the lock: other requests go on.
+    const auto start = std::chrono::steady_clock::now();
+    Result<planner::FrontierFiles> files = Status::Internal("not planned");
+    double all_max_time = 0, all_max_energy = 0;
+    auto profile = planner::ParseProfileCsv(profile_csv, "profile");
+    if (!profile.ok()) {
+      files = profile.status();
+    } else {
+      auto prepared = job::PrepareJob(config.ToSpec(), std::move(profile).value());
+      if (!prepared.ok()) {
+        files = prepared.status();
+      } else {
+        auto frontier = planner::SolveFrontier(prepared->problem, [this, id](double f) {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (Job* job = Find(id)) job->progress = f;
+        });
+        if (!frontier.ok()) {
+          files = frontier.status();
+        } else {
+          files = planner::FrontierToFiles(*frontier);
+          all_max_time = frontier->all_max.time_s;
+          all_max_energy = frontier->all_max.energy_j;
+        }
+      }
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    PlanningDone(id, std::move(files), all_max_time, all_max_energy, seconds);
+  }
+}
+
+Reply Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> files,
+                                double all_max_time, double all_max_energy, double seconds) {
+  std::shared_ptr<planner::StoredFrontier> stored;
+  Status failure;
+  if (files.ok()) {
+    auto parsed = planner::StoredFrontier::Parse(*files, "job " + std::to_string(id));
+    if (parsed.ok()) {
+      stored = std::make_shared<planner::StoredFrontier>(std::move(parsed).value());
+    } else {
+      failure = parsed.status();
+    }
+  } else {
+    failure = files.status();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "gone");
+  Transaction tx(*db_);
+  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  if (stored == nullptr) {
+    job->state = "failed";
+    job->reason = failure.message();
+    if (log_) log_("job " + std::to_string(id) + " failed: " + job->reason);
+  } else {
+    Status s = Statement(db_->handle(),
+                         "INSERT OR REPLACE INTO frontiers(job_id, frontier_csv, computations_csv, "
+                         "plans_csv) VALUES(?,?,?,?)")
+                   .Bind(1, id)
+                   .Bind(2, files->frontier_csv)
+                   .Bind(3, files->computations_csv)
+                   .Bind(4, files->plans_csv)
+                   .Run();
+    if (!s.ok()) return FromStatus(s);
+    job->frontier = stored;
+    job->plan_cache.clear();
+    job->all_max_time_s = all_max_time;
+    job->all_max_energy_j = all_max_energy;
+    job->solve_seconds = seconds;
+    job->state = "ready";
+    job->progress = 1;
+    if (s = Retarget(*job); !s.ok()) return FromStatus(s);
+    if (log_) {
+      log_("job " + std::to_string(id) + " ready: " + std::to_string(stored->points().size()) +
+           " frontier points in " + std::to_string(seconds) + " s");
+    }
+  }
+  if (Status s = SaveJobRow(*job); !s.ok()) return FromStatus(s);
+  if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
+  return Ok(200, {});
+}
+
+Status Coordinator::Retarget(Job& job) {
+  const planner::StoredFrontier& f = *job.frontier;
+  const size_t fastest = f.TMinIndex();
+  const double t_min = f.points()[fastest].time_s;
+  double t_prime = 0;
+  for (auto& [p, s] : job.stragglers) {
+    s.t_prime_s = s.iteration_time_s > 0 ? s.iteration_time_s : s.slowdown * t_min;
+    t_prime = std::max(t_prime, s.t_prime_s);
+  }
+  job.pipelines.resize(static_cast<size_t>(job.config.dp));
+  for (int p = 0; p < job.config.dp; ++p) {
+    PipelineState next;
+    if (t_prime <= t_min || job.stragglers.count(p) > 0) {
+      next.point = fastest;  // no straggler, or this is one: as fast as possible
+      next.target_time_s = t_min;
+    } else {
+      next.point = f.IndexForDeadline(t_prime).value_or(fastest);
+      next.target_time_s = t_prime;
+    }
+    PipelineState& current = job.pipelines[static_cast<size_t>(p)];
+    if (current.version > 0 && current.point == next.point &&
+        current.target_time_s == next.target_time_s) {
+      continue;
+    }
+    next.version = current.version + 1;
+    current = next;
+    Status s = Statement(db_->handle(),
+                         "INSERT OR REPLACE INTO pipelines(job_id, pipeline, version, point, "
+                         "target_time) VALUES(?,?,?,?,?)")
+                   .Bind(1, job.id)
+                   .Bind(2, p)
+                   .Bind(3, current.version)
+                   .Bind(4, static_cast<int64_t>(current.point))
+                   .Bind(5, current.target_time_s)
+                   .Run();
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Reply Coordinator::GetFrontier(int64_t id) {
+  std::shared_ptr<const planner::StoredFrontier> frontier;
+  double all_max_time = 0, all_max_energy = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job* job = Find(id);
+    if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+    if (job->frontier == nullptr) {
+      return Error(409, "job " + std::to_string(id) + " has no frontier yet (state " + job->state + ")");
+    }
+    frontier = job->frontier;
+    all_max_time = job->all_max_time_s;
+    all_max_energy = job->all_max_energy_j;
+  }
+  json points = json::array();
+  for (const auto& p : frontier->points()) {
+    points.push_back({p.time_s, p.energy_j, p.model_time_s, p.model_energy_j});
+  }
+  return Ok(200, {{"columns", {"time_s", "energy_j", "model_time_s", "model_energy_j"}},
+                  {"points", points},
+                  {"t_min_index", frontier->TMinIndex()},
+                  {"all_max", {{"time_s", all_max_time}, {"energy_j", all_max_energy}}}});
+}
+
+Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::string& since,
+                           const std::string& if_none_match) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  int64_t rank = 0;
+  if (!ParseInt(rank_text, &rank)) return Error(400, "query parameter 'rank' must be a rank number", "rank");
+  if (rank >= job->config.ranks()) {
+    return Error(400, "rank " + std::to_string(rank) + " is out of range (the job has " +
+                          std::to_string(job->config.ranks()) + " ranks)",
+                 "rank");
+  }
+  auto info = job->ranks.find(static_cast<int>(rank));
+  if (info == job->ranks.end()) return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
+  if (job->state != "ready") {
+    return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready", "");
+  }
+  const int pipeline = info->second.dp_rank;
+  const PipelineState& state = job->pipelines[static_cast<size_t>(pipeline)];
+  const std::string etag = PlanEtag(id, pipeline, state.version);
+  int64_t since_version = -1;
+  if (!since.empty() && !ParseInt(since, &since_version)) {
+    return Error(400, "query parameter 'since' must be a version number", "since");
+  }
+  if (if_none_match == etag || since_version == state.version) {
+    Reply r{304, nullptr, etag};
+    return r;
+  }
+  const int pp = info->second.pp_rank;
+  auto key = std::make_pair(state.point, pp);
+  auto cached = job->plan_cache.find(key);
+  if (cached == job->plan_cache.end()) {
+    const std::vector<int> freq = job->frontier->FrequenciesAt(state.point);
+    std::vector<const planner::StoredComputation*> mine;
+    for (const auto& c : job->frontier->computations()) {
+      if (c.gpu == pp) mine.push_back(&c);
+    }
+    std::sort(mine.begin(), mine.end(),
+              [](const auto* a, const auto* b) { return a->order < b->order; });
+    json instructions = json::array();
+    for (const auto* c : mine) {
+      instructions.push_back({{"kind", planner::InstructionName(c->instruction)},
+                              {"microbatch", c->microbatch},
+                              {"stage", c->stage},
+                              {"frequency_mhz", freq[static_cast<size_t>(c->id)]}});
+    }
+    if (job->plan_cache.size() > 4096) job->plan_cache.clear();
+    cached = job->plan_cache.emplace(key, std::move(instructions)).first;
+  }
+  Reply r = Ok(200, {{"job_id", id},
+                     {"rank", rank},
+                     {"pipeline", pipeline},
+                     {"pp_rank", pp},
+                     {"version", state.version},
+                     {"target_time", state.target_time_s},
+                     {"instructions", cached->second}});
+  r.etag = etag;
+  return r;
+}
+
+Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
+  json j;
+  if (auto error = ParseObject(body, &j)) return *error;
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  int64_t pipeline = 0;
+  if (auto e = IntField(j, "pipeline", 0, job->config.dp - 1, &pipeline)) return *e;
+  Straggler s;
+  if (auto e = NumberField(j, "slowdown", 1.0, 100.0, &s.slowdown, false)) return *e;
+  if (auto e = NumberField(j, "iteration_time", 1e-6, 1e7, &s.iteration_time_s, false)) return *e;
+  if ((s.slowdown > 0) == (s.iteration_time_s > 0)) {
+    return Error(400, "give exactly one of 'slowdown' and 'iteration_time'", "slowdown");
+  }
+  if (job->state != "ready") return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready");
+  Transaction tx(*db_);
+  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  Status st = Statement(db_->handle(),
+                        "INSERT OR REPLACE INTO stragglers(job_id, pipeline, slowdown, "
+                        "iteration_time) VALUES(?,?,?,?)")
+                  .Bind(1, id)
+                  .Bind(2, pipeline)
+                  .Bind(3, s.slowdown)
+                  .Bind(4, s.iteration_time_s)
+                  .Run();
+  if (!st.ok()) return FromStatus(st);
+  auto previous = job->stragglers;
+  auto previous_pipelines = job->pipelines;
+  job->stragglers[static_cast<int>(pipeline)] = s;
+  if (st = Retarget(*job); !st.ok() || !(st = tx.Commit()).ok()) {
+    job->stragglers = previous;
+    job->pipelines = previous_pipelines;
+    return FromStatus(st);
+  }
+  if (log_) log_("job " + std::to_string(id) + ": pipeline " + std::to_string(pipeline) + " is a straggler");
+  return Ok(200, JobJson(job));
+}
+
+Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  int64_t pipeline = 0;
+  if (!ParseInt(pipeline_text, &pipeline) || pipeline >= job->config.dp) {
+    return Error(400, "pipeline must be 0.." + std::to_string(job->config.dp - 1), "pipeline");
+  }
+  if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {
+    return Error(404, "pipeline " + std::to_string(pipeline) + " is not a straggler", "pipeline");
+  }
+  Transaction tx(*db_);
+  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  Status st = Statement(db_->handle(), "DELETE FROM stragglers WHERE job_id=? AND pipeline=?")
+                  .Bind(1, id)
+                  .Bind(2, pipeline)
+                  .Run();
+  if (!st.ok()) return FromStatus(st);
+  auto previous = job->stragglers;
+  auto previous_pipelines = job->pipelines;
+  job->stragglers.erase(static_cast<int>(pipeline));
+  if (st = Retarget(*job); !st.ok() || !(st = tx.Commit()).ok()) {
+    job->stragglers = previous;
+    job->pipelines = previous_pipelines;
+    return FromStatus(st);
+  }
+  if (log_) log_("job " + std::to_string(id) + ": pipeline " + std::to_string(pipeline) + " recovered");
+  return Ok(200, JobJson(job));
+}
+
+Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
+  json j;
+  if (auto error = ParseObject(body, &j)) return *error;
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  int64_t rank = 0, iteration = 0;
+  double time_s = 0, energy_j = 0;
+  if (auto e = IntField(j, "rank", 0, job->config.ranks() - 1, &rank)) return *e;
+  if (auto e = IntField(j, "iteration", 0, INT64_MAX / 2, &iteration)) return *e;
+  if (auto e = NumberField(j, "time_s", 0, 1e7, &time_s)) return *e;
+  if (auto e = NumberField(j, "energy_j", 0, 1e15, &energy_j)) return *e;
+  if (job->ranks.count(static_cast<int>(rank)) == 0) {
+    return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
+  }
+  // A report sent twice (a retry) replaces the first.
+  Statement old(db_->handle(),
+                "SELECT time_s, energy_j FROM iterations WHERE job_id=? AND rank=? AND iteration=?");
+  old.Bind(1, id).Bind(2, rank).Bind(3, iteration);
+  const bool replaced = old.Step();
+  const double old_time = replaced ? old.Double(0) : 0, old_energy = replaced ? old.Double(1) : 0;
+  Status st = Statement(db_->handle(),
+                        "INSERT OR REPLACE INTO iterations(job_id, rank, iteration, time_s, "
+                        "energy_j) VALUES(?,?,?,?,?)")
+                  .Bind(1, id)
+                  .Bind(2, rank)
+                  .Bind(3, iteration)
+                  .Bind(4, time_s)
+                  .Bind(5, energy_j)
+                  .Run();
+  if (!st.ok()) return FromStatus(st);
+  if (!replaced) ++job->reports;
+  job->reported_energy_j += energy_j - old_energy;
+  job->reported_time_s += time_s - old_time;
+  job->last_iteration = std::max(job->last_iteration, iteration);
+  return Ok(200, {{"stored", true}});
+}
+
+Reply Coordinator::GetReport(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  json body = {{"job_id", id},
+               {"reports", job->reports},
+               {"iterations", job->last_iteration + 1},
+               {"reported_energy_j", job->reported_energy_j},
+               {"mean_rank_iteration_time_s",
+                job->reports > 0 ? job->reported_time_s / static_cast<double>(job->reports) : 0.0}};
+  if (job->frontier != nullptr && !job->pipelines.empty()) {
+    // The plan's own figures: every pipeline at its current point against all at maximum clock.
+    double planned = 0;
+    for (const PipelineState& p : job->pipelines) {
+      planned += job->frontier->points()[p.point].energy_j;
+    }
+    const double all_max = job->all_max_energy_j * job->config.dp;
+    body["planned_energy_per_iteration_j"] = planned;
+    body["all_max_energy_per_iteration_j"] = all_max;
+    body["planned_saving_pct"] = all_max > 0 ? 100.0 * (1 - planned / all_max) : 0.0;
+    // From what the ranks reported: meaningful once every rank reports its energy.
+    const double iterations = static_cast<double>(job->last_iteration + 1);
+    if (job->reports > 0 && iterations > 0) {
+      const double ranks = static_cast<double>(job->config.ranks());
+      const double coverage = static_cast<double>(job->reports) / (ranks * iterations);
+      body["report_coverage"] = coverage;
+      body["estimated_saving_j"] = all_max * iterations * coverage - job->reported_energy_j;
+    }
+  }
+  return Ok(200, body);
+}
+
+CoordinatorStats Coordinator::Stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CoordinatorStats s;
+  for (const auto& [id, job] : jobs_) {
+    ++s.jobs_by_state[job.state];
+    s.ranks += static_cast<int>(job.ranks.size());
+    for (const auto& p : job.pipelines) s.plan_versions += p.version;
+    s.solve_seconds += job.solve_seconds;
+    s.reported_energy_j += job.reported_energy_j;
+  }
+  return s;
+}
+
+}  // namespace perseus::server

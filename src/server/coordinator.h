@@ -1,0 +1,127 @@
+// The coordinator's logic, independent of HTTP: every request is a call that
+// returns a Reply (status code and JSON body). State lives in memory and in
+// SQLite; a mutation is acknowledged only after its transaction commits.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "perseus/planner/frontier_io.h"
+#include "src/server/job_config.h"
+#include "src/server/sqlite.h"
+
+namespace perseus::server {
+
+struct Reply {
+  int status = 200;
+  nlohmann::json body;
+  std::string etag;  // set on plan replies
+};
+
+Reply Error(int status, const std::string& message, const std::string& field = "");
+
+struct RankInfo {
+  int rank = 0, pp_rank = 0, dp_rank = 0, tp_rank = 0;
+  std::string gpu_name;
+  std::vector<int> frequencies_mhz;
+  nlohmann::json ToJson() const;
+  bool operator==(const RankInfo&) const = default;
+};
+
+struct Straggler {
+  double slowdown = 0;          // given, or 0
+  double iteration_time_s = 0;  // given, or 0
+  double t_prime_s = 0;         // the iteration time it imposes
+};
+
+struct PipelineState {
+  int64_t version = 0;
+  size_t point = 0;
+  double target_time_s = 0;
+};
+
+struct Job {
+  int64_t id = 0;
+  JobConfig config;
+  std::string state;  // registering | profiling | planning | ready | failed
+  std::string reason;
+  double progress = 0;
+  std::map<int, RankInfo> ranks;
+  std::string profile_csv;
+  std::map<std::pair<int, int>, std::string> measured;  // (stage, tp_rank) -> CSV rows
+  std::shared_ptr<const planner::StoredFrontier> frontier;
+  double all_max_time_s = 0, all_max_energy_j = 0, solve_seconds = 0;
+  std::vector<PipelineState> pipelines;
+  std::map<int, Straggler> stragglers;
+  int64_t reports = 0, last_iteration = -1;
+  double reported_energy_j = 0, reported_time_s = 0;
+  // (point, pipeline rank) -> the instruction list, built on first use.
+  std::map<std::pair<size_t, int>, nlohmann::json> plan_cache;
+};
+
+// Figures /metrics shows.
+struct CoordinatorStats {
+  std::map<std::string, int> jobs_by_state;
+  int ranks = 0;
+  int64_t plan_versions = 0;  // sum over pipelines
+  double solve_seconds = 0;   // sum over ready jobs
+  double reported_energy_j = 0;
+};
+
+class Coordinator {
+ public:
+  using Log = std::function<void(const std::string&)>;
+  static Result<std::unique_ptr<Coordinator>> Open(const std::string& db_path, Log log);
+  ~Coordinator();
+
+  Reply CreateJob(const std::string& body);
+  Reply GetJob(int64_t job);
+  Reply RegisterRank(int64_t job, const std::string& body);
+  Reply PutProfile(int64_t job, const std::string& content_type, const std::string& body);
+  Reply GetFrontier(int64_t job);
+  // since: the client's version (-1: none); if_none_match: the header's value.
+  Reply GetPlan(int64_t job, const std::string& rank, const std::string& since,
+                const std::string& if_none_match);
+  Reply AddStraggler(int64_t job, const std::string& body);
+  Reply RemoveStraggler(int64_t job, const std::string& pipeline);
+  Reply ReportIteration(int64_t job, const std::string& body);
+  Reply GetReport(int64_t job);
+  CoordinatorStats Stats();
+
+  // Blocks until the planning queue is empty (tests).
+  void WaitIdle();
+
+ private:
+  Coordinator() = default;
+  Status Load();
+  Job* Find(int64_t id);  // REQUIRES: mu_ held
+  void PlanLoop();
+  void Enqueue(int64_t job);  // REQUIRES: mu_ held
+  // Straggler set -> every pipeline's point and target; bumps versions that changed.
+  Status Retarget(Job& job);  // REQUIRES: mu_ held; writes pipelines in the open transaction
+  Status SaveJobRow(const Job& job);
+  nlohmann::json JobJson(const Job* job) const;  // REQUIRES: mu_ held
+  Reply PlanningDone(int64_t id, Result<planner::FrontierFiles> files, double all_max_time,
+                     double all_max_energy, double seconds);
+
+  Log log_;
+  std::unique_ptr<Database> db_;
+  std::mutex mu_;
+  std::map<int64_t, Job> jobs_;
+
+  std::deque<int64_t> queue_;
+  bool planning_busy_ = false;
+  bool stop_ = false;
+  std::condition_variable queue_cv_, idle_cv_;
+  std::thread planner_;
+};
+
+}  // namespace perseus::server

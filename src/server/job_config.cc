@@ -1,0 +1,113 @@
+#include "src/server/job_config.h"
+
+#include <cmath>
+
+namespace perseus::server {
+namespace {
+
+using nlohmann::json;
+
+Status Bad(std::string* field, const std::string& name, const std::string& what) {
+  *field = name;
+  return Status::InvalidInput("field '" + name + "' " + what);
+}
+
+template <typename T>
+Status Get(const json& j, const char* name, bool required, T* out, std::string* field) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) {
+    return required ? Bad(field, name, "is required") : Status::Ok();
+  }
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) return Bad(field, name, "must be a string");
+    *out = it->get<std::string>();
+  } else if constexpr (std::is_same_v<T, int>) {
+    if (!it->is_number_integer()) return Bad(field, name, "must be an integer");
+    const int64_t v = it->get<int64_t>();
+    if (v < 1 || v > 1000000) return Bad(field, name, "must be between 1 and 1000000");
+    *out = static_cast<int>(v);
+  } else {
+    if (!it->is_number()) return Bad(field, name, "must be a number");
+    const double v = it->get<double>();
+    if (!std::isfinite(v)) return Bad(field, name, "must be finite");
+    *out = v;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
+  if (!j.is_object()) {
+    *field = "";
+    return Status::InvalidInput("the request body must be a JSON object");
+  }
+  JobConfig c;
+  for (Status s : {Get(j, "name", true, &c.name, field),
+                   Get(j, "schedule", false, &c.schedule, field),
+                   Get(j, "stages", true, &c.stages, field),
+                   Get(j, "microbatches", true, &c.microbatches, field),
+                   Get(j, "virtual_stages", false, &c.virtual_stages, field),
+                   Get(j, "tp", false, &c.tp, field), Get(j, "dp", false, &c.dp, field),
+                   Get(j, "blocking_power_w", true, &c.blocking_power_w, field),
+                   Get(j, "unit_time", false, &c.unit_time_s, field),
+                   Get(j, "cost_model", false, &c.cost_model, field),
+                   Get(j, "time_scale", false, &c.time_scale, field),
+                   Get(j, "energy_scale", false, &c.energy_scale, field)}) {
+    if (!s.ok()) return s;
+  }
+  if (c.name.empty() || c.name.size() > 200) return Bad(field, "name", "must be 1..200 characters");
+  if (c.schedule != "1f1b" && c.schedule != "gpipe" && c.schedule != "interleaved-1f1b" &&
+      c.schedule != "zb-h1") {
+    return Bad(field, "schedule", "must be one of 1f1b, gpipe, interleaved-1f1b, zb-h1");
+  }
+  if (c.stages > 4096) return Bad(field, "stages", "must be at most 4096");
+  if (c.microbatches > 65536) return Bad(field, "microbatches", "must be at most 65536");
+  if (static_cast<int64_t>(c.stages) * c.tp * c.dp > 1000000) {
+    return Bad(field, "dp", "makes more than 1,000,000 ranks");
+  }
+  if (c.blocking_power_w < 0) return Bad(field, "blocking_power_w", "must be >= 0");
+  if (!(c.unit_time_s >= 1e-5 && c.unit_time_s <= 10)) {
+    return Bad(field, "unit_time", "must be between 1e-5 and 10 seconds");
+  }
+  if (c.cost_model != "convex" && c.cost_model != "exponential") {
+    return Bad(field, "cost_model", "must be convex or exponential");
+  }
+  if (!(c.time_scale > 0) || !(c.energy_scale > 0)) {
+    return Bad(field, c.time_scale > 0 ? "energy_scale" : "time_scale", "must be > 0");
+  }
+  return c;
+}
+
+json JobConfig::ToJson() const {
+  return {{"name", name},
+          {"schedule", schedule},
+          {"stages", stages},
+          {"microbatches", microbatches},
+          {"virtual_stages", virtual_stages},
+          {"tp", tp},
+          {"dp", dp},
+          {"blocking_power_w", blocking_power_w},
+          {"unit_time", unit_time_s},
+          {"cost_model", cost_model},
+          {"time_scale", time_scale},
+          {"energy_scale", energy_scale}};
+}
+
+job::JobSpec JobConfig::ToSpec() const {
+  job::JobSpec spec;
+  spec.schedule = schedule;
+  spec.stages = stages;
+  spec.microbatches = microbatches;
+  spec.virtual_stages = virtual_stages;
+  spec.tp = tp;
+  spec.dp = dp;
+  spec.blocking_power_w = blocking_power_w;
+  spec.unit_time_s = unit_time_s;
+  spec.cost_model = cost_model;
+  spec.time_scale = time_scale;
+  spec.energy_scale = energy_scale;
+  return spec;
+}
+
+}  // namespace perseus::server

@@ -1,0 +1,30 @@
+// A job's configuration as POST /v1/jobs gives it, validated field by field.
+#pragma once
+
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "perseus/common/status.h"
+#include "perseus/job/job.h"
+
+namespace perseus::server {
+
+struct JobConfig {
+  std::string name;
+  std::string schedule = "1f1b";
+  int stages = 0, microbatches = 0, virtual_stages = 1, tp = 1, dp = 1;
+  double blocking_power_w = 0;
+  double unit_time_s = 0.001;
+  std::string cost_model = "convex";
+  double time_scale = 1, energy_scale = 1;
+
+  // Profile stages the planner needs (S, or S x V chunks cut from S).
+  int ranks() const { return stages * tp * dp; }
+  nlohmann::json ToJson() const;
+  job::JobSpec ToSpec() const;
+};
+
+// On failure, *field names the offending field.
+Result<JobConfig> ParseJobConfig(const nlohmann::json& j, std::string* field);
+
+}  // namespace perseus::server

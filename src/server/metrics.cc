@@ -1,0 +1,69 @@
+#include "src/server/metrics.h"
+
+#include <cstdio>
+
+namespace perseus::server {
+namespace {
+
+std::string Number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", v);
+  return text;
+}
+
+}  // namespace
+
+void Metrics::Observe(const std::string& route, int status, double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++requests_[{route, status}];
+  Histogram& h = latency_[route];
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) ++h.buckets[i];
+  }
+  ++h.count;
+  h.sum += seconds;
+}
+
+std::string Metrics::Render(const CoordinatorStats& stats) {
+  std::string out;
+  out += "# HELP perseus_jobs Jobs by state.\n# TYPE perseus_jobs gauge\n";
+  for (const char* state : {"registering", "profiling", "planning", "ready", "failed"}) {
+    auto it = stats.jobs_by_state.find(state);
+    out += "perseus_jobs{state=\"" + std::string(state) + "\"} " +
+           std::to_string(it == stats.jobs_by_state.end() ? 0 : it->second) + "\n";
+  }
+  out += "# HELP perseus_ranks Registered ranks.\n# TYPE perseus_ranks gauge\n";
+  out += "perseus_ranks " + std::to_string(stats.ranks) + "\n";
+  out += "# HELP perseus_plan_versions Sum of every pipeline's plan version.\n"
+         "# TYPE perseus_plan_versions gauge\n";
+  out += "perseus_plan_versions " + std::to_string(stats.plan_versions) + "\n";
+  out += "# HELP perseus_frontier_solve_seconds Total frontier computation time.\n"
+         "# TYPE perseus_frontier_solve_seconds gauge\n";
+  out += "perseus_frontier_solve_seconds " + Number(stats.solve_seconds) + "\n";
+  out += "# HELP perseus_reported_energy_joules Energy the ranks reported.\n"
+         "# TYPE perseus_reported_energy_joules gauge\n";
+  out += "perseus_reported_energy_joules " + Number(stats.reported_energy_j) + "\n";
+  std::lock_guard<std::mutex> lock(mu_);
+  out += "# HELP perseus_http_requests_total HTTP requests by route and status.\n"
+         "# TYPE perseus_http_requests_total counter\n";
+  for (const auto& [key, count] : requests_) {
+    out += "perseus_http_requests_total{route=\"" + key.first + "\",status=\"" +
+           std::to_string(key.second) + "\"} " + std::to_string(count) + "\n";
+  }
+  out += "# HELP perseus_http_request_seconds HTTP request latency by route.\n"
+         "# TYPE perseus_http_request_seconds histogram\n";
+  for (const auto& [route, h] : latency_) {
+    for (size_t i = 0; i < kBuckets.size(); ++i) {
+      out += "perseus_http_request_seconds_bucket{route=\"" + route + "\",le=\"" +
+             Number(kBuckets[i]) + "\"} " + std::to_string(h.buckets[i]) + "\n";
+    }
+    out += "perseus_http_request_seconds_bucket{route=\"" + route + "\",le=\"+Inf\"} " +
+           std::to_string(h.count) + "\n";
+    out += "perseus_http_request_seconds_sum{route=\"" + route + "\"} " + Number(h.sum) + "\n";
+    out += "perseus_http_request_seconds_count{route=\"" + route + "\"} " +
+           std::to_string(h.count) + "\n";
+  }
+  return out;
+}
+
+}  // namespace perseus::server
