@@ -46,8 +46,8 @@ int RunServe(const ServeArgs& args) {
     }
   }
   if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535) {
-    return ReportError(Status::InvalidInput("--listen must be HOST:PORT (port 0: any free port), got " +
-                                            args.listen));
+    return ReportError(Status::InvalidInput(
+        "--listen must be HOST:PORT (port 0: any free port), got " + args.listen));
   }
   const std::string host = args.listen.substr(0, colon);
   server::ServerOptions options;
@@ -57,11 +57,13 @@ int RunServe(const ServeArgs& args) {
   options.log = LogLine;
   if (!args.token_file.empty()) {
     std::ifstream in(args.token_file);
-    if (!in) return ReportError(Status::InvalidInput(args.token_file + ": cannot read the token file"));
+    if (!in)
+      return ReportError(Status::InvalidInput(args.token_file + ": cannot read the token file"));
     std::stringstream text;
     text << in.rdbuf();
     options.token = text.str();
-    while (!options.token.empty() && std::isspace(static_cast<unsigned char>(options.token.back()))) {
+    while (!options.token.empty() &&
+           std::isspace(static_cast<unsigned char>(options.token.back()))) {
       options.token.pop_back();
     }
     if (options.token.empty()) {
@@ -80,7 +82,8 @@ int RunServe(const ServeArgs& args) {
   if (!bound.ok()) return ReportError(bound.status());
   std::printf("perseus: listening on http://%s:%d\n", host.c_str(), *bound);
   std::fflush(stdout);
-  LogLine("database " + args.db + (options.token.empty() ? ", no authentication" : ", bearer token required"));
+  LogLine("database " + args.db +
+          (options.token.empty() ? ", no authentication" : ", bearer token required"));
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&signals, &sig);

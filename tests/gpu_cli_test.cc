@@ -17,9 +17,9 @@
 namespace {
 
 using nlohmann::json;
-using perseus::testing::Child;
 using perseus::gpu::testing::FakeNvmlCalls;
 using perseus::gpu::testing::FakeNvmlSmState;
+using perseus::testing::Child;
 using perseus::testing::TempPath;
 
 const std::string kPerseus = std::string(PERSEUS_BIN_DIR) + "/perseus";

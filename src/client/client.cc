@@ -121,9 +121,8 @@ bool Client::reachable() const {
 
 bool Client::WaitForPlan(int64_t after, double timeout_s) const {
   std::unique_lock<std::mutex> lock(mu_);
-  return changed_.wait_for(lock, std::chrono::duration<double>(timeout_s), [&] {
-    return plan_ != nullptr && plan_->version > after;
-  });
+  return changed_.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                           [&] { return plan_ != nullptr && plan_->version > after; });
 }
 
 void Client::SetReachable(bool reachable, const std::string& why) {
@@ -135,11 +134,11 @@ void Client::SetReachable(bool reachable, const std::string& why) {
   }
   if (!changed) return;
   const std::string line =
-      reachable ? "perseus client: coordinator " + options_.server + " reachable again"
-                : "perseus client: coordinator " + options_.server + " unreachable (" + why +
-                      "); keeping " +
-                      (plan_version() > 0 ? "the last plan" : "the highest frequency") +
-                      " and retrying";
+      reachable
+          ? "perseus client: coordinator " + options_.server + " reachable again"
+          : "perseus client: coordinator " + options_.server + " unreachable (" + why +
+                "); keeping " + (plan_version() > 0 ? "the last plan" : "the highest frequency") +
+                " and retrying";
   if (options_.log) {
     options_.log(line);
   } else {
@@ -166,9 +165,9 @@ bool Client::Refresh(Http& http) {
     if (plan_ != nullptr) etag = plan_->etag;
   }
   if (!etag.empty()) headers.emplace("If-None-Match", etag);
-  auto result = http.client.Get("/v1/jobs/" + std::to_string(options_.job_id) +
-                                    "/plan?rank=" + std::to_string(options_.rank),
-                                headers);
+  auto result = http.client.Get(
+      "/v1/jobs/" + std::to_string(options_.job_id) + "/plan?rank=" + std::to_string(options_.rank),
+      headers);
   if (!result) {
     SetReachable(false, Describe(result));
     return false;

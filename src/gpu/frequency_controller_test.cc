@@ -150,7 +150,7 @@ TEST_P(ControllerExitTest, ClocksAreRestored) {
   const std::string mode = GetParam();
   const std::string log = perseus::testing::TempPath("exit.log");
   perseus::testing::Child child({CONTROLLER_HELPER, "direct", "1", "1005", mode},
-                       {"LD_LIBRARY_PATH=" FAKE_NVML_DIR, "FAKE_NVML_LOG=" + log});
+                                {"LD_LIBRARY_PATH=" FAKE_NVML_DIR, "FAKE_NVML_LOG=" + log});
   ASSERT_EQ(child.ReadLine(), "locked");
   if (mode == "wait") child.Kill(SIGTERM);
   const int status = child.Wait();
@@ -177,7 +177,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, ControllerExitTest,
 TEST(ControllerExitTest, SigintToo) {
   const std::string log = perseus::testing::TempPath("sigint.log");
   perseus::testing::Child child({CONTROLLER_HELPER, "direct", "0", "1200", "wait"},
-                       {"LD_LIBRARY_PATH=" FAKE_NVML_DIR, "FAKE_NVML_LOG=" + log});
+                                {"LD_LIBRARY_PATH=" FAKE_NVML_DIR, "FAKE_NVML_LOG=" + log});
   ASSERT_EQ(child.ReadLine(), "locked");
   child.Kill(SIGINT);
   const int status = child.Wait();

@@ -50,8 +50,8 @@ std::optional<Reply> ParseObject(const std::string& body, json* out) {
 }
 
 // An integer field in [lo, hi]; an error reply otherwise.
-std::optional<Reply> IntField(const json& j, const char* name, int64_t lo, int64_t hi,
-                              int64_t* out, bool required = true) {
+std::optional<Reply> IntField(const json& j, const char* name, int64_t lo, int64_t hi, int64_t* out,
+                              bool required = true) {
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) {
     if (!required) return std::nullopt;
@@ -60,9 +60,8 @@ std::optional<Reply> IntField(const json& j, const char* name, int64_t lo, int64
   if (!it->is_number_integer()) {
     return Error(400, std::string("field '") + name + "' must be an integer", name);
   }
-  const int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX
-                        ? INT64_MAX
-                        : it->get<int64_t>();
+  const int64_t v =
+      it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX ? INT64_MAX : it->get<int64_t>();
   if (v < lo || v > hi) {
     return Error(400,
                  std::string("field '") + name + "' must be between " + std::to_string(lo) +
@@ -73,14 +72,15 @@ std::optional<Reply> IntField(const json& j, const char* name, int64_t lo, int64
   return std::nullopt;
 }
 
-std::optional<Reply> NumberField(const json& j, const char* name, double lo, double hi,
-                                 double* out, bool required = true) {
+std::optional<Reply> NumberField(const json& j, const char* name, double lo, double hi, double* out,
+                                 bool required = true) {
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) {
     if (!required) return std::nullopt;
     return Error(400, std::string("field '") + name + "' is required", name);
   }
-  if (!it->is_number()) return Error(400, std::string("field '") + name + "' must be a number", name);
+  if (!it->is_number())
+    return Error(400, std::string("field '") + name + "' must be a number", name);
   const double v = it->get<double>();
   if (!(v >= lo && v <= hi)) {
     return Error(400,
@@ -117,9 +117,8 @@ Reply Error(int status, const std::string& message, const std::string& field) {
 }
 
 json RankInfo::ToJson() const {
-  return {{"rank", rank},         {"pp_rank", pp_rank},
-          {"dp_rank", dp_rank},   {"tp_rank", tp_rank},
-          {"gpu_name", gpu_name}, {"frequencies_mhz", frequencies_mhz}};
+  return {{"rank", rank},       {"pp_rank", pp_rank},   {"dp_rank", dp_rank},
+          {"tp_rank", tp_rank}, {"gpu_name", gpu_name}, {"frequencies_mhz", frequencies_mhz}};
 }
 
 Result<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path, Log log) {
@@ -152,7 +151,9 @@ Status Coordinator::Load() {
     job.id = jobs.Int(0);
     std::string field;
     auto config = ParseJobConfig(json::parse(jobs.Text(1), nullptr, false), &field);
-    if (!config.ok()) return Status::Internal("job " + std::to_string(job.id) + ": stored config: " + config.status().message());
+    if (!config.ok())
+      return Status::Internal("job " + std::to_string(job.id) +
+                              ": stored config: " + config.status().message());
     job.config = *config;
     job.state = jobs.Text(2);
     job.reason = jobs.Text(3);
@@ -230,7 +231,8 @@ Status Coordinator::Load() {
                         : s.slowdown * job.frontier->points()[job.frontier->TMinIndex()].time_s;
     }
     if (job.state == "planning") {
-      if (log_) log_("job " + std::to_string(id) + ": frontier computation was interrupted; redoing it");
+      if (log_)
+        log_("job " + std::to_string(id) + ": frontier computation was interrupted; redoing it");
       Enqueue(id);
     }
   }
@@ -266,7 +268,11 @@ Reply Coordinator::CreateJob(const std::string& body) {
   Transaction tx(*db_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
   Statement insert(db_->handle(), "INSERT INTO jobs(config, state) VALUES(?, 'registering')");
-  if (Status s = insert.Bind(1, config->ToJson().dump()).Run(); !s.ok()) return FromStatus(s);
+  if (Status s =
+          insert.Bind(1, config->ToJson().dump(-1, ' ', false, json::error_handler_t::replace))
+              .Run();
+      !s.ok())
+    return FromStatus(s);
   const int64_t id = sqlite3_last_insert_rowid(db_->handle());
   if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
   Job job;
@@ -340,7 +346,8 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   info.dp_rank = static_cast<int>(dp);
   info.tp_rank = static_cast<int>(tp);
   auto name = j.find("gpu_name");
-  if (name != j.end() && !name->is_string()) return Error(400, "field 'gpu_name' must be a string", "gpu_name");
+  if (name != j.end() && !name->is_string())
+    return Error(400, "field 'gpu_name' must be a string", "gpu_name");
   if (name != j.end()) info.gpu_name = name->get<std::string>();
   auto freqs = j.find("frequencies_mhz");
   if (freqs == j.end() || !freqs->is_array() || freqs->empty() || freqs->size() > 4096) {
@@ -359,7 +366,8 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   auto existing = job->ranks.find(info.rank);
   if (existing != job->ranks.end()) {
     if (existing->second == info) return Ok(200, {{"rank", info.rank}, {"registered", true}});
-    return Error(409, "rank " + std::to_string(info.rank) + " is already registered with different data",
+    return Error(409,
+                 "rank " + std::to_string(info.rank) + " is already registered with different data",
                  "rank");
   }
   Transaction tx(*db_);
@@ -367,7 +375,7 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   Status s = Statement(db_->handle(), "INSERT INTO ranks(job_id, rank, info) VALUES(?, ?, ?)")
                  .Bind(1, id)
                  .Bind(2, info.rank)
-                 .Bind(3, info.ToJson().dump())
+                 .Bind(3, info.ToJson().dump(-1, ' ', false, json::error_handler_t::replace))
                  .Run();
   if (!s.ok()) return FromStatus(s);
   if (s = tx.Commit(); !s.ok()) return FromStatus(s);
@@ -381,8 +389,8 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
   if (job->state == "planning" || job->state == "ready") {
-    return Error(409, "job " + std::to_string(id) + " already has its profile (state " +
-                          job->state + ")");
+    return Error(
+        409, "job " + std::to_string(id) + " already has its profile (state " + job->state + ")");
   }
   const bool csv = content_type.rfind("text/csv", 0) == 0;
   Transaction tx(*db_);
@@ -427,16 +435,19 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
       planner::Instruction parsed;
       if (instr == m.end() || !instr->is_string() ||
           !planner::ParseInstruction(instr->get<std::string>(), &parsed)) {
-        return Error(400, "measurement field 'instruction' must be forward, backward, "
-                          "backward_input or backward_weight", "measurements");
+        return Error(400,
+                     "measurement field 'instruction' must be forward, backward, "
+                     "backward_input or backward_weight",
+                     "measurements");
       }
       int64_t mhz = 0;
       double time_s = 0, energy_j = 0;
       if (auto e = IntField(m, "frequency_mhz", 1, 100000, &mhz)) return *e;
       const auto& allowed = info->second.frequencies_mhz;
       if (std::find(allowed.begin(), allowed.end(), mhz) == allowed.end()) {
-        return Error(400, std::to_string(mhz) + " MHz is not among rank " +
-                              std::to_string(rank) + "'s supported frequencies",
+        return Error(400,
+                     std::to_string(mhz) + " MHz is not among rank " + std::to_string(rank) +
+                         "'s supported frequencies",
                      "frequency_mhz");
       }
       if (auto e = NumberField(m, "time_s", 1e-9, 1e6, &time_s)) return *e;
@@ -643,7 +654,8 @@ Reply Coordinator::GetFrontier(int64_t id) {
     Job* job = Find(id);
     if (job == nullptr) return Error(404, "no job " + std::to_string(id));
     if (job->frontier == nullptr) {
-      return Error(409, "job " + std::to_string(id) + " has no frontier yet (state " + job->state + ")");
+      return Error(409,
+                   "job " + std::to_string(id) + " has no frontier yet (state " + job->state + ")");
     }
     frontier = job->frontier;
     all_max_time = job->all_max_time_s;
@@ -665,14 +677,17 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
   int64_t rank = 0;
-  if (!ParseInt(rank_text, &rank)) return Error(400, "query parameter 'rank' must be a rank number", "rank");
+  if (!ParseInt(rank_text, &rank))
+    return Error(400, "query parameter 'rank' must be a rank number", "rank");
   if (rank >= job->config.ranks()) {
-    return Error(400, "rank " + std::to_string(rank) + " is out of range (the job has " +
-                          std::to_string(job->config.ranks()) + " ranks)",
+    return Error(400,
+                 "rank " + std::to_string(rank) + " is out of range (the job has " +
+                     std::to_string(job->config.ranks()) + " ranks)",
                  "rank");
   }
   auto info = job->ranks.find(static_cast<int>(rank));
-  if (info == job->ranks.end()) return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
+  if (info == job->ranks.end())
+    return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
   if (job->state != "ready") {
     return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready", "");
   }
@@ -733,7 +748,8 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   if ((s.slowdown > 0) == (s.iteration_time_s > 0)) {
     return Error(400, "give exactly one of 'slowdown' and 'iteration_time'", "slowdown");
   }
-  if (job->state != "ready") return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready");
+  if (job->state != "ready")
+    return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready");
   Transaction tx(*db_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
   Status st = Statement(db_->handle(),
@@ -753,7 +769,9 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
     job->pipelines = previous_pipelines;
     return FromStatus(st);
   }
-  if (log_) log_("job " + std::to_string(id) + ": pipeline " + std::to_string(pipeline) + " is a straggler");
+  if (log_)
+    log_("job " + std::to_string(id) + ": pipeline " + std::to_string(pipeline) +
+         " is a straggler");
   return Ok(200, JobJson(job));
 }
 
@@ -783,7 +801,8 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
     job->pipelines = previous_pipelines;
     return FromStatus(st);
   }
-  if (log_) log_("job " + std::to_string(id) + ": pipeline " + std::to_string(pipeline) + " recovered");
+  if (log_)
+    log_("job " + std::to_string(id) + ": pipeline " + std::to_string(pipeline) + " recovered");
   return Ok(200, JobJson(job));
 }
 
@@ -803,8 +822,9 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
     return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
   }
   // A report sent twice (a retry) replaces the first.
-  Statement old(db_->handle(),
-                "SELECT time_s, energy_j FROM iterations WHERE job_id=? AND rank=? AND iteration=?");
+  Statement old(
+      db_->handle(),
+      "SELECT time_s, energy_j FROM iterations WHERE job_id=? AND rank=? AND iteration=?");
   old.Bind(1, id).Bind(2, rank).Bind(3, iteration);
   const bool replaced = old.Step();
   const double old_time = replaced ? old.Double(0) : 0, old_energy = replaced ? old.Double(1) : 0;

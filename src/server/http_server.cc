@@ -57,13 +57,12 @@ struct Server::Impl {
     auto wrapped = [this, name, handler](const httplib::Request& req, httplib::Response& res) {
       const auto start = std::chrono::steady_clock::now();
       int64_t job = 0;
-      Reply reply = req.matches.size() > 1 && !JobId(req, &job)
-                        ? Error(404, "no such job")
-                        : handler(req, job);
+      Reply reply = req.matches.size() > 1 && !JobId(req, &job) ? Error(404, "no such job")
+                                                                : handler(req, job);
       Send(res, reply);
-      metrics.Observe(name, reply.status,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                          .count());
+      metrics.Observe(
+          name, reply.status,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     };
     const std::string m = method;
     if (m == "GET") http.Get(pattern, wrapped);
@@ -103,7 +102,10 @@ struct Server::Impl {
         default:
           message = "HTTP " + std::to_string(res.status);
       }
-      res.set_content(json{{"error", message}}.dump() + "\n", "application/json");
+      // The path may hold any bytes: replace what is not UTF-8.
+      res.set_content(
+          json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
+          "application/json");
     });
     http.set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
@@ -121,7 +123,8 @@ struct Server::Impl {
     Route("POST", "/v1/jobs", "create_job",
           [&c](const httplib::Request& req, int64_t) { return c.CreateJob(req.body); });
     const std::string job = R"(/v1/jobs/(\d+))";
-    Route("GET", job, "get_job", [&c](const httplib::Request&, int64_t id) { return c.GetJob(id); });
+    Route("GET", job, "get_job",
+          [&c](const httplib::Request&, int64_t id) { return c.GetJob(id); });
     Route("POST", job + "/ranks", "register_rank",
           [&c](const httplib::Request& req, int64_t id) { return c.RegisterRank(id, req.body); });
     Route("PUT", job + "/profile", "put_profile", [&c](const httplib::Request& req, int64_t id) {
@@ -139,8 +142,9 @@ struct Server::Impl {
           [&c](const httplib::Request& req, int64_t id) {
             return c.RemoveStraggler(id, req.matches[2].str());
           });
-    Route("POST", job + "/iterations", "report_iteration",
-          [&c](const httplib::Request& req, int64_t id) { return c.ReportIteration(id, req.body); });
+    Route(
+        "POST", job + "/iterations", "report_iteration",
+        [&c](const httplib::Request& req, int64_t id) { return c.ReportIteration(id, req.body); });
     Route("GET", job + "/report", "get_report",
           [&c](const httplib::Request&, int64_t id) { return c.GetReport(id); });
   }
@@ -173,7 +177,8 @@ Result<int> Server::Bind(const std::string& host, int port) {
 }
 
 Status Server::Run() {
-  if (!impl_->http.listen_after_bind()) return Status::Internal("the HTTP server stopped with an error");
+  if (!impl_->http.listen_after_bind())
+    return Status::Internal("the HTTP server stopped with an error");
   return Status::Ok();
 }
 

@@ -43,17 +43,17 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
     return Status::InvalidInput("the request body must be a JSON object");
   }
   JobConfig c;
-  for (Status s : {Get(j, "name", true, &c.name, field),
-                   Get(j, "schedule", false, &c.schedule, field),
-                   Get(j, "stages", true, &c.stages, field),
-                   Get(j, "microbatches", true, &c.microbatches, field),
-                   Get(j, "virtual_stages", false, &c.virtual_stages, field),
-                   Get(j, "tp", false, &c.tp, field), Get(j, "dp", false, &c.dp, field),
-                   Get(j, "blocking_power_w", true, &c.blocking_power_w, field),
-                   Get(j, "unit_time", false, &c.unit_time_s, field),
-                   Get(j, "cost_model", false, &c.cost_model, field),
-                   Get(j, "time_scale", false, &c.time_scale, field),
-                   Get(j, "energy_scale", false, &c.energy_scale, field)}) {
+  for (Status s :
+       {Get(j, "name", true, &c.name, field), Get(j, "schedule", false, &c.schedule, field),
+        Get(j, "stages", true, &c.stages, field),
+        Get(j, "microbatches", true, &c.microbatches, field),
+        Get(j, "virtual_stages", false, &c.virtual_stages, field),
+        Get(j, "tp", false, &c.tp, field), Get(j, "dp", false, &c.dp, field),
+        Get(j, "blocking_power_w", true, &c.blocking_power_w, field),
+        Get(j, "unit_time", false, &c.unit_time_s, field),
+        Get(j, "cost_model", false, &c.cost_model, field),
+        Get(j, "time_scale", false, &c.time_scale, field),
+        Get(j, "energy_scale", false, &c.energy_scale, field)}) {
     if (!s.ok()) return s;
   }
   if (c.name.empty() || c.name.size() > 200) return Bad(field, "name", "must be 1..200 characters");

@@ -34,24 +34,29 @@ std::string Metrics::Render(const CoordinatorStats& stats) {
   }
   out += "# HELP perseus_ranks Registered ranks.\n# TYPE perseus_ranks gauge\n";
   out += "perseus_ranks " + std::to_string(stats.ranks) + "\n";
-  out += "# HELP perseus_plan_versions Sum of every pipeline's plan version.\n"
-         "# TYPE perseus_plan_versions gauge\n";
+  out +=
+      "# HELP perseus_plan_versions Sum of every pipeline's plan version.\n"
+      "# TYPE perseus_plan_versions gauge\n";
   out += "perseus_plan_versions " + std::to_string(stats.plan_versions) + "\n";
-  out += "# HELP perseus_frontier_solve_seconds Total frontier computation time.\n"
-         "# TYPE perseus_frontier_solve_seconds gauge\n";
+  out +=
+      "# HELP perseus_frontier_solve_seconds Total frontier computation time.\n"
+      "# TYPE perseus_frontier_solve_seconds gauge\n";
   out += "perseus_frontier_solve_seconds " + Number(stats.solve_seconds) + "\n";
-  out += "# HELP perseus_reported_energy_joules Energy the ranks reported.\n"
-         "# TYPE perseus_reported_energy_joules gauge\n";
+  out +=
+      "# HELP perseus_reported_energy_joules Energy the ranks reported.\n"
+      "# TYPE perseus_reported_energy_joules gauge\n";
   out += "perseus_reported_energy_joules " + Number(stats.reported_energy_j) + "\n";
   std::lock_guard<std::mutex> lock(mu_);
-  out += "# HELP perseus_http_requests_total HTTP requests by route and status.\n"
-         "# TYPE perseus_http_requests_total counter\n";
+  out +=
+      "# HELP perseus_http_requests_total HTTP requests by route and status.\n"
+      "# TYPE perseus_http_requests_total counter\n";
   for (const auto& [key, count] : requests_) {
     out += "perseus_http_requests_total{route=\"" + key.first + "\",status=\"" +
            std::to_string(key.second) + "\"} " + std::to_string(count) + "\n";
   }
-  out += "# HELP perseus_http_request_seconds HTTP request latency by route.\n"
-         "# TYPE perseus_http_request_seconds histogram\n";
+  out +=
+      "# HELP perseus_http_request_seconds HTTP request latency by route.\n"
+      "# TYPE perseus_http_request_seconds histogram\n";
   for (const auto& [route, h] : latency_) {
     for (size_t i = 0; i < kBuckets.size(); ++i) {
       out += "perseus_http_request_seconds_bucket{route=\"" + route + "\",le=\"" +

@@ -53,17 +53,18 @@ std::string Statement::Text(int column) const {
 
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
   auto db = std::unique_ptr<Database>(new Database);
-  if (sqlite3_open_v2(path.c_str(), &db->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr) != SQLITE_OK) {
     const std::string why = db->db_ != nullptr ? sqlite3_errmsg(db->db_) : "out of memory";
     return Status::InvalidInput(path + ": cannot open the database: " + why);
   }
   sqlite3_busy_timeout(db->db_, 5000);
   // WAL: a commit is one append; synchronous=NORMAL keeps every committed
   // transaction across a killed process (only a power loss may drop the last ones).
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                             "PRAGMA foreign_keys=ON"}) {
-    if (Status s = db->Exec(pragma); !s.ok()) return Status::InvalidInput(path + ": " + s.message());
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+    if (Status s = db->Exec(pragma); !s.ok())
+      return Status::InvalidInput(path + ": " + s.message());
   }
   return db;
 }

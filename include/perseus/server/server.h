@@ -26,9 +26,9 @@ namespace perseus::server {
 
 struct ServerOptions {
   std::string db_path = "perseus.db";
-  std::string token;                      // non-empty: /v1 needs "Authorization: Bearer <token>"
-  size_t max_body_bytes = 32 << 20;       // larger request bodies get 413
-  int threads = 32;                       // HTTP worker threads
+  std::string token;                 // non-empty: /v1 needs "Authorization: Bearer <token>"
+  size_t max_body_bytes = 32 << 20;  // larger request bodies get 413
+  int threads = 32;                  // HTTP worker threads
   std::function<void(const std::string&)> log;  // one line per notable event; may be empty
 };
 

@@ -1,6 +1,5 @@
 #include "src/gpu/testing/fake_nvml_log.h"
 
-
 #include <fstream>
 #include <sstream>
 

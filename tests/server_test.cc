@@ -1,0 +1,517 @@
+// End-to-end tests of `perseus serve` on loopback: a real server process,
+// killed with SIGKILL and restarted on the same database; and the client
+// library against it.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "nlohmann/json.hpp"
+#include "perseus/client/client.h"
+#include "tests/support/process.h"
+
+namespace {
+
+using nlohmann::json;
+using perseus::testing::Child;
+using perseus::testing::TempPath;
+
+const std::string kPerseus = std::string(PERSEUS_BIN_DIR) + "/perseus";
+
+// The shipped GPT-3 profile's first `stages` stages (its stages are alike).
+std::string ProfileCsv(int stages) {
+  std::ifstream in(PERSEUS_DATA_DIR "/profiles/gpt3-175b+a100_sxm_bf16.csv");
+  std::string line, out;
+  std::getline(in, line);
+  out = line + "\n";
+  while (std::getline(in, line)) {
+    if (std::stoi(line.substr(0, line.find(','))) < stages) out += line + "\n";
+  }
+  return out;
+}
+
+std::vector<int> A100Clocks() {
+  std::vector<int> clocks;
+  for (int mhz = 1410; mhz >= 855; mhz -= 15) clocks.push_back(mhz);
+  return clocks;
+}
+
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::string& db, const std::string& token_file = "") {
+    std::vector<std::string> argv = {kPerseus, "serve", "--listen", "127.0.0.1:0", "--db", db};
+    if (!token_file.empty()) {
+      argv.push_back("--token-file");
+      argv.push_back(token_file);
+    }
+    child_ = std::make_unique<Child>(argv, std::vector<std::string>{});
+    const std::string line = child_->ReadLine();  // "perseus: listening on http://127.0.0.1:PORT"
+    const size_t colon = line.rfind(':');
+    if (colon != std::string::npos) port_ = std::atoi(line.c_str() + colon + 1);
+  }
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void Kill9() {
+    child_->Kill(SIGKILL);
+    child_->Wait();
+  }
+  int Term() {
+    child_->Kill(SIGTERM);
+    return child_->Wait();
+  }
+
+ private:
+  std::unique_ptr<Child> child_;
+  int port_ = 0;
+};
+
+struct Response {
+  int status = 0;
+  json body;
+  std::string etag;
+};
+
+class Api {
+ public:
+  explicit Api(int port, std::string token = "") : client_("127.0.0.1", port) {
+    client_.set_read_timeout(30, 0);
+    if (!token.empty()) client_.set_bearer_token_auth(token);
+  }
+  Response Call(const std::string& method, const std::string& path, const std::string& body = "",
+                const std::string& content_type = "application/json",
+                const httplib::Headers& headers = {}) {
+    httplib::Result r = method == "GET"    ? client_.Get(path, headers)
+                        : method == "POST" ? client_.Post(path, headers, body, content_type)
+                        : method == "PUT"  ? client_.Put(path, headers, body, content_type)
+                                           : client_.Delete(path, headers);
+    Response out;
+    if (!r) return out;
+    out.status = r->status;
+    out.body = json::parse(r->body, nullptr, false);
+    out.etag = r->get_header_value("ETag");
+    return out;
+  }
+  Response Post(const std::string& path, const json& body) {
+    return Call("POST", path, body.dump());
+  }
+
+ private:
+  httplib::Client client_;
+};
+
+// Creates the must-show job: 4 stages x 2 pipelines, every rank registered.
+int64_t CreateJob(Api& api, int dp = 2) {
+  Response r = api.Post("/v1/jobs", {{"name", "gpt3-4x2"},
+                                     {"schedule", "1f1b"},
+                                     {"stages", 4},
+                                     {"microbatches", 8},
+                                     {"tp", 1},
+                                     {"dp", dp},
+                                     {"blocking_power_w", 83.64}});
+  EXPECT_EQ(r.status, 201) << r.body.dump();
+  const int64_t job = r.body.value("job_id", int64_t{0});
+  for (int rank = 0; rank < 4 * dp; ++rank) {
+    Response reg = api.Post("/v1/jobs/" + std::to_string(job) + "/ranks",
+                            {{"rank", rank},
+                             {"pp_rank", rank % 4},
+                             {"dp_rank", rank / 4},
+                             {"tp_rank", 0},
+                             {"gpu_name", "NVIDIA A100-SXM4-80GB"},
+                             {"frequencies_mhz", A100Clocks()}});
+    EXPECT_EQ(reg.status, 200) << reg.body.dump();
+  }
+  return job;
+}
+
+json WaitReady(Api& api, int64_t job) {
+  for (int i = 0; i < 3000; ++i) {
+    Response r = api.Call("GET", "/v1/jobs/" + std::to_string(job));
+    if (r.status == 200 && (r.body["state"] == "ready" || r.body["state"] == "failed"))
+      return r.body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return {};
+}
+
+// The issue's must-show, end to end.
+TEST(ServerTest, StragglerResponseSurvivesKill9) {
+  const std::string db = TempPath("coordinator.db");
+  json job_before, plan_before;
+  int64_t job = 0;
+  {
+    ServerProcess server(db);
+    ASSERT_GT(server.port(), 0);
+    Api api(server.port());
+    job = CreateJob(api);
+    const std::string base = "/v1/jobs/" + std::to_string(job);
+    Response put = api.Call("PUT", base + "/profile", ProfileCsv(4), "text/csv");
+    ASSERT_EQ(put.status, 202) << put.body.dump();
+    const json ready = WaitReady(api, job);
+    ASSERT_EQ(ready["state"], "ready") << ready.dump();
+
+    Response plan = api.Call("GET", base + "/plan?rank=5");  // pipeline 1, stage 1
+    ASSERT_EQ(plan.status, 200);
+    EXPECT_EQ(plan.body["version"], 1);
+    const double t_min = plan.body["target_time"];
+    EXPECT_EQ(plan.body["instructions"].size(), 16u);  // 8 forwards + 8 backwards
+    // Polling an unchanged plan is a 304.
+    Response same = api.Call("GET", base + "/plan?rank=5", "", "", {{"If-None-Match", plan.etag}});
+    EXPECT_EQ(same.status, 304);
+    EXPECT_EQ(api.Call("GET", base + "/plan?rank=5&since=1").status, 304);
+
+    Response straggler = api.Post(base + "/stragglers", {{"pipeline", 0}, {"slowdown", 1.2}});
+    ASSERT_EQ(straggler.status, 200) << straggler.body.dump();
+    plan_before = api.Call("GET", base + "/plan?rank=5").body;
+    EXPECT_EQ(plan_before["version"], 2);
+    EXPECT_NEAR(plan_before["target_time"].get<double>(), 1.2 * t_min, 1e-9);
+    EXPECT_NE(plan_before["instructions"], plan.body["instructions"]);  // a slower, cheaper plan
+    // The straggler itself keeps running as fast as it can.
+    const json straggler_plan = api.Call("GET", base + "/plan?rank=1").body;
+    EXPECT_EQ(straggler_plan["version"], 1);
+    EXPECT_NEAR(straggler_plan["target_time"].get<double>(), t_min, 1e-12);
+    job_before = api.Call("GET", base).body;
+    server.Kill9();
+  }
+  ServerProcess restarted(db);
+  Api api(restarted.port());
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  const json job_after = api.Call("GET", base).body;
+  EXPECT_EQ(job_after["state"], "ready");
+  EXPECT_EQ(job_after["pipelines"], job_before["pipelines"]);
+  EXPECT_EQ(job_after["stragglers"], job_before["stragglers"]);
+  EXPECT_EQ(job_after["ranks_registered"], 8);
+  EXPECT_EQ(api.Call("GET", base + "/plan?rank=5").body, plan_before);
+
+  // The straggler recovers: the other pipeline goes back to the fastest plan.
+  Response recovered = api.Call("DELETE", base + "/stragglers/0");
+  ASSERT_EQ(recovered.status, 200) << recovered.body.dump();
+  const json plan = api.Call("GET", base + "/plan?rank=5").body;
+  EXPECT_EQ(plan["version"], 3);
+  EXPECT_LT(plan["target_time"].get<double>(), plan_before["target_time"].get<double>());
+  EXPECT_EQ(restarted.Term(), 0);
+  unlink(db.c_str());
+}
+
+TEST(ServerTest, PlanningInterruptedByACrashIsRedone) {
+  const std::string db = TempPath("crash.db");
+  int64_t job = 0;
+  {
+    ServerProcess server(db);
+    Api api(server.port());
+    // A job large enough that planning is still running when the server dies.
+    Response r = api.Post("/v1/jobs", {{"name", "big"},
+                                       {"stages", 8},
+                                       {"microbatches", 64},
+                                       {"blocking_power_w", 83.64},
+                                       {"unit_time", 0.0002}});
+    job = r.body["job_id"];
+    ASSERT_EQ(
+        api.Call("PUT", "/v1/jobs/" + std::to_string(job) + "/profile", ProfileCsv(8), "text/csv")
+            .status,
+        202);
+    server.Kill9();
+  }
+  ServerProcess restarted(db);
+  Api api(restarted.port());
+  const json state = api.Call("GET", "/v1/jobs/" + std::to_string(job)).body;
+  EXPECT_TRUE(state["state"] == "planning" || state["state"] == "ready") << state.dump();
+  EXPECT_EQ(WaitReady(api, job)["state"], "ready");
+  unlink(db.c_str());
+}
+
+TEST(ServerTest, PerRankMeasurementsBecomeTheProfile) {
+  const std::string db = TempPath("measured.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const int64_t job = CreateJob(api, 1);
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  std::istringstream csv(ProfileCsv(4));
+  std::string line;
+  std::getline(csv, line);
+  std::map<int, json> per_stage;
+  while (std::getline(csv, line)) {
+    std::stringstream fields(line);
+    std::string stage, instruction, mhz, t, e;
+    std::getline(fields, stage, ',');
+    std::getline(fields, instruction, ',');
+    std::getline(fields, mhz, ',');
+    std::getline(fields, t, ',');
+    std::getline(fields, e, ',');
+    per_stage[std::stoi(stage)].push_back({{"instruction", instruction},
+                                           {"frequency_mhz", std::stoi(mhz)},
+                                           {"time_s", std::stod(t)},
+                                           {"energy_j", std::stod(e)}});
+  }
+  for (int stage = 0; stage < 4; ++stage) {
+    Response r = api.Call("PUT", base + "/profile",
+                          json{{"rank", stage}, {"measurements", per_stage[stage]}}.dump());
+    ASSERT_EQ(r.status, 202) << r.body.dump();
+    EXPECT_EQ(r.body["state"], stage < 3 ? "profiling" : "planning");
+  }
+  EXPECT_EQ(WaitReady(api, job)["state"], "ready");
+  unlink(db.c_str());
+}
+
+TEST(ServerTest, BearerTokenIsRequired) {
+  const std::string db = TempPath("auth.db");
+  const std::string token_file = TempPath("token");
+  std::ofstream(token_file) << "s3cret-token\n";
+  ServerProcess server(db, token_file);
+  Api anonymous(server.port());
+  Response r = anonymous.Post("/v1/jobs", {{"name", "x"}});
+  EXPECT_EQ(r.status, 401);
+  EXPECT_TRUE(r.body.contains("error"));
+  EXPECT_EQ(Api(server.port(), "wrong").Post("/v1/jobs", {{"name", "x"}}).status, 401);
+  EXPECT_EQ(anonymous.Call("GET", "/healthz").status, 200);  // health stays open
+  Api api(server.port(), "s3cret-token");
+  EXPECT_EQ(api.Post("/v1/jobs",
+                     {{"name", "x"}, {"stages", 2}, {"microbatches", 2}, {"blocking_power_w", 80}})
+                .status,
+            201);
+  unlink(db.c_str());
+  unlink(token_file.c_str());
+}
+
+TEST(ServerTest, BadInputGetsAClearFourHundred) {
+  const std::string db = TempPath("bad.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  auto expect = [](const Response& r, int status, const std::string& field) {
+    EXPECT_EQ(r.status, status) << r.body.dump();
+    EXPECT_TRUE(r.body.is_object() && r.body.contains("error")) << r.body.dump();
+    if (!field.empty()) {
+      EXPECT_EQ(r.body.value("field", ""), field) << r.body.dump();
+    }
+  };
+  expect(api.Call("POST", "/v1/jobs", "{not json"), 400, "");
+  expect(api.Call("POST", "/v1/jobs", "[1,2]"), 400, "");
+  expect(api.Post("/v1/jobs", {{"name", "x"}, {"microbatches", 2}, {"blocking_power_w", 1}}), 400,
+         "stages");
+  expect(api.Post("/v1/jobs",
+                  {{"name", "x"}, {"stages", "4"}, {"microbatches", 2}, {"blocking_power_w", 1}}),
+         400, "stages");
+  expect(api.Post("/v1/jobs", {{"name", "x"},
+                               {"stages", 4},
+                               {"microbatches", 2},
+                               {"blocking_power_w", 1},
+                               {"schedule", "nope"}}),
+         400, "schedule");
+  expect(api.Call("GET", "/v1/jobs/999"), 404, "");
+  expect(api.Call("GET", "/v1/nothing"), 404, "");
+  const int64_t job = CreateJob(api);
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  expect(api.Post(base + "/ranks",
+                  {{"rank", 8}, {"pp_rank", 0}, {"dp_rank", 0}, {"frequencies_mhz", {1410}}}),
+         400, "rank");
+  // Same rank, different data: conflict.
+  expect(api.Post(base + "/ranks",
+                  {{"rank", 0}, {"pp_rank", 1}, {"dp_rank", 0}, {"frequencies_mhz", A100Clocks()}}),
+         409, "rank");
+  expect(api.Call("GET", base + "/plan?rank=0"), 409, "");  // not planned yet
+  expect(api.Call("GET", base + "/plan?rank=abc"), 400, "rank");
+  expect(api.Call("GET", base + "/plan?rank=99"), 400, "rank");
+  expect(api.Call("PUT", base + "/profile",
+                  "stage,instruction,frequency,time,energy\n0,forward,x,1,1\n", "text/csv"),
+         400, "profile");
+  expect(api.Call("PUT", base + "/profile",
+                  json{{"rank", 0},
+                       {"measurements",
+                        {{{"instruction", "forward"},
+                          {"frequency_mhz", 1000},
+                          {"time_s", 1},
+                          {"energy_j", 1}}}}}
+                      .dump()),
+         400, "frequency_mhz");
+  expect(api.Post(base + "/stragglers", {{"pipeline", 0}, {"slowdown", 1.2}}), 409, "");
+  const std::string huge(40u << 20, 'x');
+  Response big = api.Call("POST", "/v1/jobs", huge);
+  EXPECT_EQ(big.status, 413);
+  // Then plan and check the straggler and iteration fields.
+  ASSERT_EQ(api.Call("PUT", base + "/profile", ProfileCsv(4), "text/csv").status, 202);
+  ASSERT_EQ(WaitReady(api, job)["state"], "ready");
+  expect(api.Post(base + "/stragglers", {{"pipeline", 2}, {"slowdown", 1.2}}), 400, "pipeline");
+  expect(api.Post(base + "/stragglers", {{"pipeline", 0}, {"slowdown", 0.5}}), 400, "slowdown");
+  expect(api.Post(base + "/stragglers", {{"pipeline", 0}}), 400, "slowdown");
+  expect(api.Call("DELETE", base + "/stragglers/1"), 404, "pipeline");
+  expect(api.Post(base + "/iterations",
+                  {{"rank", 0}, {"iteration", 0}, {"time_s", -1}, {"energy_j", 1}}),
+         400, "time_s");
+  EXPECT_EQ(api.Post(base + "/iterations",
+                     {{"rank", 0}, {"iteration", 0}, {"time_s", 1.5}, {"energy_j", 900}})
+                .status,
+            200);
+  const json report = api.Call("GET", base + "/report").body;
+  EXPECT_EQ(report["reports"], 1);
+  EXPECT_DOUBLE_EQ(report["reported_energy_j"].get<double>(), 900);
+  EXPECT_GT(report["planned_saving_pct"].get<double>(), 0);
+  unlink(db.c_str());
+}
+
+// Random mutations of valid requests on every route: the server answers each
+// with a status below 500 and keeps serving.
+TEST(ServerTest, FuzzedRequestsNeverCrashTheServer) {
+  const std::string db = TempPath("fuzz.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const int64_t job = CreateJob(api);
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  ASSERT_EQ(api.Call("PUT", base + "/profile", ProfileCsv(4), "text/csv").status, 202);
+  ASSERT_EQ(WaitReady(api, job)["state"], "ready");
+  struct Seed {
+    std::string method, path, body, type;
+  };
+  const std::vector<Seed> seeds = {
+      {"POST", "/v1/jobs",
+       R"({"name":"f","stages":2,"microbatches":2,"dp":1,"blocking_power_w":80})",
+       "application/json"},
+      {"POST", base + "/ranks",
+       R"({"rank":0,"pp_rank":0,"dp_rank":0,"tp_rank":0,"gpu_name":"g","frequencies_mhz":[1410]})",
+       "application/json"},
+      {"PUT", base + "/profile", ProfileCsv(1).substr(0, 300), "text/csv"},
+      {"PUT", base + "/profile",
+       R"({"rank":0,"measurements":[{"instruction":"forward","frequency_mhz":1410,"time_s":1,"energy_j":1}]})",
+       "application/json"},
+      {"POST", base + "/stragglers", R"({"pipeline":1,"slowdown":1.1})", "application/json"},
+      {"POST", base + "/stragglers", R"({"pipeline":0,"iteration_time":3.5})", "application/json"},
+      {"POST", base + "/iterations", R"({"rank":3,"iteration":7,"time_s":1.0,"energy_j":5.0})",
+       "application/json"},
+      {"GET", base + "/plan?rank=2&since=1", "", ""},
+      {"DELETE", base + "/stragglers/1", "", ""},
+  };
+  std::mt19937 rng(42);
+  int served = 0;
+  for (int round = 0; round < 2000; ++round) {
+    Seed s = seeds[rng() % seeds.size()];
+    std::string& target = rng() % 4 == 0 ? s.path : s.body;
+    const int mutations = 1 + static_cast<int>(rng() % 4);
+    for (int m = 0; m < mutations && !target.empty(); ++m) {
+      const size_t at = rng() % target.size();
+      switch (rng() % 3) {
+        case 0:
+          target[at] = static_cast<char>(rng() % 256);
+          break;
+        case 1:
+          target.erase(at, 1 + rng() % 8);
+          break;
+        default:
+          target.insert(at, std::string(1 + rng() % 3, "{}[]\",:-09e."[rng() % 12]));
+          break;
+      }
+    }
+    if (s.path.empty() || s.path[0] != '/') s.path = "/" + s.path;
+    Response r = api.Call(s.method, s.path, s.body, s.type.empty() ? "application/json" : s.type);
+    if (r.status == 0) continue;  // a path httplib refuses to send
+    ++served;
+    EXPECT_LT(r.status, 500) << s.method << " " << s.path << " " << s.body;
+  }
+  EXPECT_GT(served, 1800);
+  EXPECT_EQ(api.Call("GET", "/healthz").status, 200);
+  EXPECT_EQ(api.Call("GET", base).body["state"], "ready");
+  unlink(db.c_str());
+}
+
+TEST(ServerTest, MetricsArePrometheusText) {
+  const std::string db = TempPath("metrics.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  CreateJob(api);
+  httplib::Client raw("127.0.0.1", server.port());
+  auto r = raw.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("perseus_jobs{state=\"registering\"} 1"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("perseus_ranks 8"), std::string::npos);
+  EXPECT_NE(r->body.find("perseus_http_requests_total{route=\"register_rank\",status=\"200\"} 8"),
+            std::string::npos);
+  EXPECT_NE(r->body.find("perseus_http_request_seconds_count{route=\"create_job\"} 1"),
+            std::string::npos);
+  unlink(db.c_str());
+}
+
+// The client library: plan cached for the training thread, straggler changes
+// picked up at iteration boundaries, the last plan kept while the server is away.
+TEST(ClientTest, FollowsThePlanAndSurvivesAnOutage) {
+  const std::string db = TempPath("client.db");
+  auto server = std::make_unique<ServerProcess>(db);
+  Api api(server->port());
+  const int64_t job = CreateJob(api);
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  ASSERT_EQ(api.Call("PUT", base + "/profile", ProfileCsv(4), "text/csv").status, 202);
+  ASSERT_EQ(WaitReady(api, job)["state"], "ready");
+
+  std::vector<int> applied;
+  std::vector<std::string> logs;
+  std::mutex mu;
+  perseus::client::ClientOptions options;
+  options.server = server->url();
+  options.job_id = job;
+  options.rank = 6;
+  options.pp_rank = 2;
+  options.dp_rank = 1;
+  options.gpu_name = "NVIDIA A100-SXM4-80GB";
+  options.frequencies_mhz = A100Clocks();
+  options.poll_interval_s = 30;  // only iteration boundaries refresh, in this test
+  options.max_backoff_s = 0.2;
+  options.set_frequency = [&](int mhz) { applied.push_back(mhz); };
+  options.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    logs.push_back(line);
+  };
+  perseus::client::Client client(options);
+  ASSERT_TRUE(client.WaitForPlan(0, 20));
+  EXPECT_EQ(client.plan_version(), 1);
+  const json plan = api.Call("GET", base + "/plan?rank=6").body;
+  for (const json& i : plan["instructions"]) {
+    perseus::planner::Instruction kind;
+    ASSERT_TRUE(perseus::planner::ParseInstruction(i["kind"].get<std::string>(), &kind));
+    EXPECT_EQ(client.FrequencyFor(kind, i["microbatch"]), i["frequency_mhz"].get<int>());
+  }
+  EXPECT_EQ(client.Apply(perseus::planner::Instruction::kForward, 0),
+            plan["instructions"][0]["frequency_mhz"].get<int>());
+  EXPECT_EQ(applied.size(), 1u);
+
+  ASSERT_EQ(api.Post(base + "/stragglers", {{"pipeline", 0}, {"slowdown", 1.3}}).status, 200);
+  client.EndIteration(0, 1.6, 1234.5);  // the boundary wakes the refresher
+  ASSERT_TRUE(client.WaitForPlan(1, 20));
+  EXPECT_EQ(client.plan_version(), 2);
+  EXPECT_GT(client.target_time_s(), plan["target_time"].get<double>());
+  EXPECT_EQ(api.Call("GET", base + "/report").body["reports"], 1);
+
+  // The server goes away: the plan stays, one log line says so.
+  const int before = client.FrequencyFor(perseus::planner::Instruction::kBackward, 3);
+  server->Kill9();
+  for (int i = 0; i < 5; ++i) {
+    client.EndIteration(1 + i, 1.6, 1000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(client.reachable());
+  EXPECT_EQ(client.FrequencyFor(perseus::planner::Instruction::kBackward, 3), before);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(logs.size(), 1u);
+    EXPECT_NE(logs[0].find("unreachable"), std::string::npos);
+  }
+  unlink(db.c_str());
+}
+
+TEST(ClientTest, HighestFrequencyUntilThereIsAPlan) {
+  perseus::client::ClientOptions options;
+  options.server = "http://127.0.0.1:1";  // nothing listens there
+  options.frequencies_mhz = {1005, 1410, 1200};
+  options.max_backoff_s = 0.05;
+  int logged = 0;
+  options.log = [&](const std::string&) { ++logged; };
+  perseus::client::Client client(options);
+  EXPECT_EQ(client.FrequencyFor(perseus::planner::Instruction::kForward, 0), 1410);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_FALSE(client.reachable());
+  EXPECT_EQ(logged, 1);
+}
+
+}  // namespace
