@@ -1,6 +1,7 @@
 // The HTTP face of the coordinator (cpp-httplib): routes, bearer-token
 // authentication, body size limit, JSON errors, metrics.
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 
@@ -41,13 +42,22 @@ bool JobId(const httplib::Request& req, int64_t* id) {
   return true;
 }
 
+// cpp-httplib as Debian builds it listens with a backlog of 5
+// (CPPHTTPLIB_LISTEN_BACKLOG): a burst of connections from many ranks then
+// overflows the queue and clients wait a second for the SYN retry. Linux lets
+// a listening socket's backlog be raised by calling listen() again.
+class HttpServer : public httplib::Server {
+ public:
+  void RaiseBacklog(int backlog) { ::listen(svr_sock_, backlog); }
+};
+
 }  // namespace
 
 struct Server::Impl {
   ServerOptions options;
   std::unique_ptr<Coordinator> coordinator;
   Metrics metrics;
-  httplib::Server http;
+  HttpServer http;
 
   using Handler = std::function<Reply(const httplib::Request&, int64_t job)>;
 
@@ -167,12 +177,14 @@ Result<int> Server::Bind(const std::string& host, int port) {
   if (port == 0) {
     const int bound = impl_->http.bind_to_any_port(host);
     if (bound <= 0) return Status::Unavailable("cannot listen on " + host + " (any port)");
+    impl_->http.RaiseBacklog(4096);
     return bound;
   }
   if (!impl_->http.bind_to_port(host, port)) {
     return Status::Unavailable("cannot listen on " + host + ":" + std::to_string(port) +
                                " (in use, or not an address of this machine)");
   }
+  impl_->http.RaiseBacklog(4096);
   return port;
 }
 
