@@ -44,8 +44,9 @@ std::vector<int> A100Clocks() {
 
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::string& db, const std::string& token_file = "") {
-    std::vector<std::string> argv = {kPerseus, "serve", "--listen", "127.0.0.1:0", "--db", db};
+  explicit ServerProcess(const std::string& db, const std::string& token_file = "", int port = 0) {
+    std::vector<std::string> argv = {
+        kPerseus, "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--db", db};
     if (!token_file.empty()) {
       argv.push_back("--token-file");
       argv.push_back(token_file);
@@ -498,6 +499,27 @@ TEST(ClientTest, FollowsThePlanAndSurvivesAnOutage) {
     ASSERT_EQ(logs.size(), 1u);
     EXPECT_NE(logs[0].find("unreachable"), std::string::npos);
   }
+  // Restarted on the same database and port: the client carries on.
+  const int port = server->port();
+  server = std::make_unique<ServerProcess>(db, "", port);
+  ASSERT_EQ(server->port(), port);
+  for (int i = 0; i < 200 && !client.reachable(); ++i) {
+    client.EndIteration(10 + i, 1.6, 1000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(client.reachable());
+  EXPECT_EQ(client.plan_version(), 2);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(logs.size(), 2u);
+    EXPECT_NE(logs[1].find("reachable again"), std::string::npos);
+  }
+  // Reports queued during the outage arrived.
+  for (int i = 0; i < 100; ++i) {
+    if (Api(port).Call("GET", base + "/report").body["reports"].get<int>() >= 6) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(Api(port).Call("GET", base + "/report").body["reports"].get<int>(), 6);
   unlink(db.c_str());
 }
 
