@@ -156,7 +156,8 @@ class Gpud {
   }
 
   void Accept() {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    // Non-blocking: a client that stops reading its replies must not stall gpud.
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
     ClientState client;
     ucred cred{};
@@ -173,6 +174,7 @@ class Gpud {
     ClientState& client = clients_[fd];
     char chunk[4096];
     const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
     if (n <= 0) return false;
     client.buffer.append(chunk, static_cast<size_t>(n));
     size_t newline;
@@ -180,6 +182,9 @@ class Gpud {
       std::string line = client.buffer.substr(0, newline);
       client.buffer.erase(0, newline + 1);
       const std::string reply = Dump(Handle(fd, line));
+      // The socket is non-blocking: a reply that does not fit its buffer means
+      // the client is not reading; it is dropped (and its GPUs restored)
+      // rather than waited for.
       if (send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) !=
           static_cast<ssize_t>(reply.size())) {
         return false;
