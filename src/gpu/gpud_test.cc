@@ -174,6 +174,23 @@ TEST_F(GpudTest, SurvivesGarbage) {
   EXPECT_GE(WaitUnlocked(0), 0);      // garbage clients' locks were undone on disconnect
 }
 
+TEST_F(GpudTest, AClientThatStopsReadingIsDroppedNotWaitedFor) {
+  Start();
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, options_.socket_path.c_str());
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  // Requests whose replies (about 1.5 KB each) are never read.
+  const std::string requests = std::string(R"({"op":"hello"})") + "\n";
+  for (int i = 0; i < 20000; ++i) {
+    if (send(fd, requests.data(), requests.size(), MSG_NOSIGNAL) < 0) break;
+  }
+  auto other = Connect();
+  EXPECT_TRUE(other->Hello().ok());  // gpud still answers everyone else
+  close(fd);
+}
+
 TEST_F(GpudTest, KilledClientsClocksAreRestored) {
   Start();
   perseus::testing::Child child({CONTROLLER_HELPER, "gpud", options_.socket_path, "2", "1005"}, {});
