@@ -9,7 +9,8 @@ dir=build
 flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPERSEUS_WERROR=ON)
 if [[ ${1:-} == "--sanitize" ]]; then
   dir=build-asan
-  flags=(-DCMAKE_BUILD_TYPE=Debug -DPERSEUS_WERROR=ON -DPERSEUS_SANITIZE=ON -DPERSEUS_BUILD_BENCH=OFF)
+  flags=(-DCMAKE_BUILD_TYPE=Debug -DPERSEUS_WERROR=ON -DPERSEUS_SANITIZE=ON -DPERSEUS_BUILD_BENCH=OFF
+         -DPERSEUS_BUILD_PYTHON=OFF)  # a sanitized extension cannot load into /usr/bin/python3
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi

@@ -1,0 +1,422 @@
+// perseus._perseus: the C++ library for Python (pybind11). The Python package
+// `perseus` (python/perseus/__init__.py) re-exports it with docs; stubs are in
+// python/perseus/_perseus.pyi.
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <stdexcept>
+
+#include "perseus/client/client.h"
+#include "perseus/gpu/frequency_controller.h"
+#include "perseus/gpu/nvml_backend.h"
+#include "perseus/gpu/profiler.h"
+#include "perseus/gpu/sim_gpu.h"
+#include "perseus/job/job.h"
+#include "perseus/planner/solver.h"
+
+namespace py = pybind11;
+using namespace perseus;
+
+namespace {
+
+// A failed Status on its way to Python.
+struct StatusError : std::runtime_error {
+  explicit StatusError(const Status& s) : std::runtime_error(s.message()), code(s.code()) {}
+  StatusCode code;
+};
+
+void Check(const Status& s) {
+  if (!s.ok()) throw StatusError(s);
+}
+template <typename T>
+T Check(Result<T> r) {
+  if (!r.ok()) throw StatusError(r.status());
+  return std::move(r).value();
+}
+
+PyObject* g_errors[6] = {};  // by StatusCode order below
+
+PyObject* ErrorFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kInvalidInput:
+      return g_errors[1];
+    case StatusCode::kNotFound:
+      return g_errors[2];
+    case StatusCode::kPermissionDenied:
+      return g_errors[3];
+    case StatusCode::kUnavailable:
+      return g_errors[4];
+    default:
+      return g_errors[5];
+  }
+}
+
+planner::Instruction ParseKind(const std::string& kind) {
+  planner::Instruction i;
+  if (!planner::ParseInstruction(kind, &i)) {
+    throw StatusError(
+        Status::InvalidInput("unknown instruction '" + kind +
+                             "': forward, backward, backward_input or backward_weight"));
+  }
+  return i;
+}
+
+// A planned job: the frontier with the problem it was computed for.
+struct PyFrontier {
+  job::PreparedJob job;
+  planner::Frontier frontier;
+};
+
+struct PySimBackend {
+  std::unique_ptr<gpu::SimBackend> backend;
+};
+
+struct PyNvmlBackend {
+  std::unique_ptr<gpu::Backend> backend;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_perseus, m) {
+  m.doc() = "Perseus: energy scheduling for pipeline-parallel training (C++ core).";
+
+  // Exceptions: PerseusError and one subclass per failure kind, each also a
+  // subclass of the matching built-in exception.
+  g_errors[0] = PyErr_NewException("perseus.PerseusError", PyExc_Exception, nullptr);
+  const std::pair<const char*, PyObject*> error_kinds[] = {
+      {"perseus.InvalidInputError", PyExc_ValueError},
+      {"perseus.NotFoundError", PyExc_LookupError},
+      {"perseus.PermissionDeniedError", PyExc_PermissionError},
+      {"perseus.UnavailableError", PyExc_ConnectionError},
+      {"perseus.InternalError", PyExc_RuntimeError}};
+  for (size_t i = 0; i < 5; ++i) {
+    PyObject* bases = PyTuple_Pack(2, g_errors[0], error_kinds[i].second);
+    g_errors[i + 1] = PyErr_NewException(error_kinds[i].first, bases, nullptr);
+    Py_DECREF(bases);
+  }
+  const char* names[] = {"PerseusError",          "InvalidInputError", "NotFoundError",
+                         "PermissionDeniedError", "UnavailableError",  "InternalError"};
+  for (size_t i = 0; i < 6; ++i) {
+    Py_INCREF(g_errors[i]);
+    m.add_object(names[i], py::handle(g_errors[i]));
+  }
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const StatusError& e) {
+      PyErr_SetString(ErrorFor(e.code), e.what());
+    }
+  });
+
+  // ---- planner -------------------------------------------------------------
+  py::class_<planner::FrontierPoint>(m, "FrontierPoint", "One point of the time-energy frontier.")
+      .def_readonly("time_s", &planner::FrontierPoint::time_s, "Realized iteration time.")
+      .def_readonly("energy_j", &planner::FrontierPoint::energy_j, "Realized energy.")
+      .def_readonly("model_time_s", &planner::FrontierPoint::model_time_s)
+      .def_readonly("model_energy_j", &planner::FrontierPoint::model_energy_j)
+      .def("__repr__", [](const planner::FrontierPoint& p) {
+        return "FrontierPoint(time_s=" + std::to_string(p.time_s) +
+               ", energy_j=" + std::to_string(p.energy_j) + ")";
+      });
+
+  py::class_<PyFrontier>(m, "Frontier", "A planned job's iteration time-energy frontier.")
+      .def_property_readonly("points", [](const PyFrontier& f) { return f.frontier.points(); })
+      .def("__len__", [](const PyFrontier& f) { return f.frontier.size(); })
+      .def_property_readonly("t_min_index",
+                             [](const PyFrontier& f) { return f.frontier.TMinIndex(); })
+      .def_property_readonly("t_star_index",
+                             [](const PyFrontier& f) { return f.frontier.TStarIndex(); })
+      .def_property_readonly(
+          "all_max",
+          [](const PyFrontier& f) {
+            return py::make_tuple(f.frontier.all_max.time_s, f.frontier.all_max.energy_j);
+          },
+          "(time_s, energy_j) with every computation at its highest clock.")
+      .def_property_readonly("solve_seconds",
+                             [](const PyFrontier& f) { return f.frontier.solve_seconds; })
+      .def_property_readonly("notes", [](const PyFrontier& f) { return f.job.notes; })
+      .def(
+          "index_for_deadline",
+          [](const PyFrontier& f, double deadline_s) -> std::optional<size_t> {
+            return f.frontier.IndexForDeadline(deadline_s);
+          },
+          py::arg("deadline_s"),
+          "The lowest-energy point whose realized time is <= deadline_s, or None.")
+      .def(
+          "plan",
+          [](const PyFrontier& f, size_t index) {
+            if (index >= f.frontier.size()) {
+              throw StatusError(Status::InvalidInput("no frontier point " + std::to_string(index)));
+            }
+            const planner::Plan plan = f.frontier.PlanAt(index);
+            const planner::Problem& problem = f.frontier.problem();
+            const planner::Dag& dag = *problem.dag;
+            // Per pipeline rank, its computations in execution order.
+            py::list ranks;
+            for (const auto& order : dag.gpu_order()) {
+              py::list steps;
+              for (int id : order) {
+                const planner::Computation& c = dag.node(id);
+                py::dict step;
+                step["kind"] = std::string(planner::InstructionName(c.instruction));
+                step["microbatch"] = c.microbatch;
+                step["stage"] = c.stage;
+                step["frequency_mhz"] =
+                    problem.option(id, plan[static_cast<size_t>(id)]).frequency_mhz;
+                steps.append(step);
+              }
+              ranks.append(steps);
+            }
+            return ranks;
+          },
+          py::arg("index"),
+          "The plan of point `index`: for every pipeline rank, its computations in execution "
+          "order as {kind, microbatch, stage, frequency_mhz}.");
+
+  m.def(
+      "plan",
+      [](const std::string& profile, int stages, int microbatches, const std::string& schedule,
+         const std::string& schedule_file, int virtual_stages, int tp, int dp,
+         double blocking_power_w, double unit_time, const std::string& cost_model,
+         double time_scale, double energy_scale) {
+        job::JobSpec spec;
+        spec.profile_path = profile;
+        spec.stages = stages;
+        spec.microbatches = microbatches;
+        spec.schedule = schedule;
+        spec.schedule_file = schedule_file;
+        spec.virtual_stages = virtual_stages;
+        spec.tp = tp;
+        spec.dp = dp;
+        spec.blocking_power_w = blocking_power_w;
+        spec.unit_time_s = unit_time;
+        spec.cost_model = cost_model;
+        spec.time_scale = time_scale;
+        spec.energy_scale = energy_scale;
+        auto out = std::make_unique<PyFrontier>();
+        {
+          py::gil_scoped_release release;  // planning can take minutes
+          out->job = Check(job::PrepareJob(spec));
+          out->frontier = Check(planner::SolveFrontier(out->job.problem));
+        }
+        return out;
+      },
+      py::arg("profile"), py::kw_only(), py::arg("stages") = 0, py::arg("microbatches") = 0,
+      py::arg("schedule") = "1f1b", py::arg("schedule_file") = "", py::arg("virtual_stages") = 1,
+      py::arg("tp") = 1, py::arg("dp") = 1, py::arg("blocking_power_w") = 0.0,
+      py::arg("unit_time") = 0.001, py::arg("cost_model") = "convex", py::arg("time_scale") = 1.0,
+      py::arg("energy_scale") = 1.0,
+      "Plans a profile CSV: computes the job's whole iteration time-energy frontier (the GIL "
+      "is released meanwhile). Same options as `perseus plan`.");
+
+  // ---- GPU runtime ------------------------------------------------------------
+  py::class_<gpu::Device>(m, "Device", "A GPU: clocks, energy counter, power.")
+      .def_property_readonly("index", &gpu::Device::index)
+      .def_property_readonly("name", &gpu::Device::name)
+      .def_property_readonly("uuid", &gpu::Device::uuid)
+      .def("supported_sm_clocks", [](gpu::Device& d) { return Check(d.SupportedSmClocks()); })
+      .def("current_sm_clock", [](gpu::Device& d) { return Check(d.CurrentSmClock()); })
+      .def("energy_mj", [](gpu::Device& d) { return Check(d.EnergyMj()); })
+      .def("power_w", [](gpu::Device& d) { return Check(d.PowerW()); })
+      .def(
+          "lock_sm_clock", [](gpu::Device& d, int mhz) { Check(d.LockSmClock(mhz)); },
+          py::arg("mhz"))
+      .def("reset_sm_clock", [](gpu::Device& d) { Check(d.ResetSmClock()); })
+      .def("now", &gpu::Device::NowSeconds, "The clock measurements use, in seconds.");
+
+  py::class_<gpu::SimGpu, gpu::Device>(m, "SimGpu", "A GPU simulated from a profile (one stage).")
+      .def_property_readonly("stage", &gpu::SimGpu::stage)
+      .def(
+          "run",
+          [](gpu::SimGpu& g, const std::string& kind) {
+            const planner::Instruction i = ParseKind(kind);
+            py::gil_scoped_release release;  // may sleep (real_time)
+            return Check(g.Run(i));
+          },
+          py::arg("kind"),
+          "Runs one computation at the current clock; returns its simulated time in seconds.")
+      .def(
+          "block",
+          [](gpu::SimGpu& g, double seconds) {
+            py::gil_scoped_release release;
+            g.Block(seconds);
+          },
+          py::arg("seconds"), "Waits, drawing the blocking power.");
+
+  py::class_<PySimBackend>(m, "SimBackend", "One simulated GPU per stage of a profile.")
+      .def(py::init([](const std::string& profile, double blocking_power_w, double noise,
+                       uint64_t seed, bool real_time) {
+             gpu::SimGpuOptions o;
+             o.blocking_power_w = blocking_power_w;
+             o.noise = noise;
+             o.seed = seed;
+             o.real_time = real_time;
+             return PySimBackend{Check(gpu::SimBackend::FromProfileCsv(profile, o))};
+           }),
+           py::arg("profile"), py::kw_only(), py::arg("blocking_power_w") = 83.64,
+           py::arg("noise") = 0.0, py::arg("seed") = 1, py::arg("real_time") = false)
+      .def("__len__", [](const PySimBackend& b) { return b.backend->device_count(); })
+      .def(
+          "__getitem__",
+          [](PySimBackend& b, int i) -> gpu::SimGpu& {
+            Check(gpu::DeviceAt(*b.backend, i));
+            return b.backend->sim_device(i);
+          },
+          py::return_value_policy::reference_internal);
+
+  py::class_<PyNvmlBackend>(m, "NvmlBackend", "NVIDIA GPUs through libnvidia-ml.so.1.")
+      .def(py::init([] { return PyNvmlBackend{Check(gpu::OpenNvmlBackend())}; }))
+      .def_property_readonly("version", [](const PyNvmlBackend& b) { return b.backend->version(); })
+      .def("__len__", [](const PyNvmlBackend& b) { return b.backend->device_count(); })
+      .def(
+          "__getitem__",
+          [](PyNvmlBackend& b, int i) -> gpu::Device& {
+            return *Check(gpu::DeviceAt(*b.backend, i));
+          },
+          py::return_value_policy::reference_internal);
+
+  py::class_<gpu::ClockEvent>(m, "ClockEvent")
+      .def_readonly("requested_mhz", &gpu::ClockEvent::requested_mhz)
+      .def_readonly("applied_mhz", &gpu::ClockEvent::applied_mhz)
+      .def_readonly("skipped", &gpu::ClockEvent::skipped)
+      .def_readonly("requested_s", &gpu::ClockEvent::requested_s)
+      .def_readonly("applied_s", &gpu::ClockEvent::applied_s);
+
+  py::class_<gpu::FrequencyController>(
+      m, "FrequencyController",
+      "Sets a GPU's SM clock without waiting for the driver; restores it on exit.")
+      .def(py::init([](gpu::Device& device, bool reset_on_signals) {
+             gpu::ControllerOptions o;
+             o.reset_on_signals = reset_on_signals;
+             return std::make_unique<gpu::FrequencyController>(device, o);
+           }),
+           py::arg("device"), py::kw_only(), py::arg("reset_on_signals") = true,
+           py::keep_alive<1, 2>())
+      .def("set", &gpu::FrequencyController::Set, py::arg("mhz"),
+           "Requests an SM clock; returns at once.")
+      .def("reset", &gpu::FrequencyController::Reset, "Requests the default clock.")
+      .def(
+          "flush",
+          [](gpu::FrequencyController& c) {
+            Status s;
+            {
+              py::gil_scoped_release release;
+              s = c.Flush();
+            }
+            Check(s);
+          },
+          "Waits until every request is applied; raises the last failure.")
+      .def("history", &gpu::FrequencyController::History)
+      .def_property_readonly("driver_calls", &gpu::FrequencyController::driver_calls);
+
+  py::class_<gpu::MeasurementWindow>(m, "MeasurementWindow",
+                                     "Time and energy of a stretch of GPU work.")
+      .def(py::init<gpu::Device&>(), py::arg("device"), py::keep_alive<1, 2>())
+      .def("begin", [](gpu::MeasurementWindow& w) { Check(w.Begin()); })
+      .def(
+          "end",
+          [](gpu::MeasurementWindow& w) {
+            const gpu::Sample s = Check(w.End());
+            return py::make_tuple(s.time_s, s.energy_j);
+          },
+          "Returns (time_s, energy_j) since begin().");
+
+  py::class_<gpu::SweepRow>(m, "SweepRow")
+      .def_property_readonly("kind",
+                             [](const gpu::SweepRow& r) {
+                               return std::string(planner::InstructionName(r.instruction));
+                             })
+      .def_readonly("frequency_mhz", &gpu::SweepRow::frequency_mhz)
+      .def_readonly("time_s", &gpu::SweepRow::time_s)
+      .def_readonly("energy_j", &gpu::SweepRow::energy_j)
+      .def_readonly("samples_kept", &gpu::SweepRow::samples_kept)
+      .def_readonly("samples_dropped", &gpu::SweepRow::samples_dropped);
+
+  py::class_<gpu::FrequencySweep>(
+      m, "FrequencySweep",
+      "The online profiler's decisions: which clock to run the next iteration at, when to stop.")
+      .def(py::init([](std::vector<int> frequencies, const std::vector<std::string>& kinds,
+                       int warmup, int iterations, int patience, double outlier_threshold) {
+             std::vector<planner::Instruction> instructions;
+             for (const auto& k : kinds) instructions.push_back(ParseKind(k));
+             gpu::ProfilerOptions o;
+             o.warmup_iterations = warmup;
+             o.measure_iterations = iterations;
+             o.patience = patience;
+             o.outlier_threshold = outlier_threshold;
+             std::sort(frequencies.rbegin(), frequencies.rend());
+             return std::make_unique<gpu::FrequencySweep>(frequencies, instructions, o);
+           }),
+           py::arg("frequencies"),
+           py::arg("kinds") = std::vector<std::string>{"forward", "backward"}, py::kw_only(),
+           py::arg("warmup") = 1, py::arg("iterations") = 5, py::arg("patience") = 5,
+           py::arg("outlier_threshold") = 3.5)
+      .def_property_readonly("done", &gpu::FrequencySweep::done)
+      .def_property_readonly("frequency", &gpu::FrequencySweep::frequency)
+      .def_property_readonly("measuring", &gpu::FrequencySweep::measuring)
+      .def(
+          "record",
+          [](gpu::FrequencySweep& s, const std::string& kind, double time_s, double energy_j) {
+            Check(s.Record(ParseKind(kind), {time_s, energy_j}));
+          },
+          py::arg("kind"), py::arg("time_s"), py::arg("energy_j"))
+      .def("end_iteration", [](gpu::FrequencySweep& s) { Check(s.EndIteration()); })
+      .def_property_readonly("rows", &gpu::FrequencySweep::rows)
+      .def_property_readonly("stopped_early_at", &gpu::FrequencySweep::stopped_early_at)
+      .def_property_readonly("progress", &gpu::FrequencySweep::progress);
+
+  // ---- client -------------------------------------------------------------------
+  py::class_<client::Client>(m, "Client",
+                             "A rank's connection to `perseus serve`; plans are cached, the "
+                             "training thread never waits on the network.")
+      .def(py::init([](const std::string& server, int64_t job_id, int rank, int pp_rank,
+                       int dp_rank, int tp_rank, std::vector<int> frequencies_mhz,
+                       const std::string& gpu_name, const std::string& token,
+                       double poll_interval_s, gpu::FrequencyController* controller) {
+             client::ClientOptions o;
+             o.server = server;
+             o.job_id = job_id;
+             o.rank = rank;
+             o.pp_rank = pp_rank;
+             o.dp_rank = dp_rank;
+             o.tp_rank = tp_rank;
+             o.frequencies_mhz = std::move(frequencies_mhz);
+             o.gpu_name = gpu_name;
+             o.token = token;
+             o.poll_interval_s = poll_interval_s;
+             if (controller != nullptr)
+               o.set_frequency = [controller](int mhz) { controller->Set(mhz); };
+             return std::make_unique<client::Client>(o);
+           }),
+           py::arg("server"), py::kw_only(), py::arg("job_id"), py::arg("rank"), py::arg("pp_rank"),
+           py::arg("dp_rank") = 0, py::arg("tp_rank") = 0, py::arg("frequencies_mhz"),
+           py::arg("gpu_name") = "", py::arg("token") = "", py::arg("poll_interval_s") = 1.0,
+           py::arg("controller") = nullptr, py::keep_alive<1, 12>())
+      .def(
+          "frequency_for",
+          [](const client::Client& c, const std::string& kind, int microbatch, int stage) {
+            return c.FrequencyFor(ParseKind(kind), microbatch, stage);
+          },
+          py::arg("kind"), py::arg("microbatch"), py::arg("stage") = -1)
+      .def(
+          "apply",
+          [](client::Client& c, const std::string& kind, int microbatch, int stage) {
+            return c.Apply(ParseKind(kind), microbatch, stage);
+          },
+          py::arg("kind"), py::arg("microbatch"), py::arg("stage") = -1,
+          "Sets the planned clock of this computation on the controller; returns it.")
+      .def("end_iteration", &client::Client::EndIteration, py::arg("iteration"), py::arg("time_s"),
+           py::arg("energy_j"))
+      .def_property_readonly("plan_version", &client::Client::plan_version)
+      .def_property_readonly("target_time_s", &client::Client::target_time_s)
+      .def_property_readonly("reachable", &client::Client::reachable)
+      .def(
+          "wait_for_plan",
+          [](const client::Client& c, int64_t after, double timeout_s) {
+            py::gil_scoped_release release;
+            return c.WaitForPlan(after, timeout_s);
+          },
+          py::arg("after") = 0, py::arg("timeout_s") = 30.0);
+}

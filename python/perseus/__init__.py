@@ -1,0 +1,70 @@
+"""Perseus: energy scheduling for pipeline-parallel training.
+
+The planner computes a job's iteration time-energy frontier from a profile;
+the GPU runtime sets each computation's SM clock without stalling training;
+the client follows the plans `perseus serve` hands out.
+
+    import perseus
+    frontier = perseus.plan("profile.csv", stages=8, microbatches=12, tp=8,
+                            blocking_power_w=83.64)
+    fastest = frontier.points[frontier.t_min_index]
+    per_rank = frontier.plan(frontier.t_min_index)   # [[{kind, microbatch, stage, frequency_mhz}]]
+
+Errors raise PerseusError subclasses, each also a built-in exception:
+InvalidInputError (ValueError), NotFoundError (LookupError),
+PermissionDeniedError (PermissionError), UnavailableError (ConnectionError),
+InternalError (RuntimeError).
+"""
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from ._perseus import (  # noqa: F401  (re-exported)
+    Client,
+    ClockEvent,
+    Device,
+    FrequencyController,
+    FrequencySweep,
+    Frontier,
+    FrontierPoint,
+    InternalError,
+    InvalidInputError,
+    MeasurementWindow,
+    NotFoundError,
+    NvmlBackend,
+    PermissionDeniedError,
+    PerseusError,
+    SimBackend,
+    SimGpu,
+    SweepRow,
+    UnavailableError,
+    plan,
+)
+
+__all__ = [
+    "Client", "ClockEvent", "Device", "FrequencyController", "FrequencySweep", "Frontier",
+    "FrontierPoint", "InternalError", "InvalidInputError", "MeasurementWindow", "NotFoundError",
+    "NvmlBackend", "PermissionDeniedError", "PerseusError", "SimBackend", "SimGpu", "SweepRow",
+    "UnavailableError", "measure", "plan",
+]
+
+
+class Measurement:
+    """Filled by `measure` when its block ends."""
+
+    time_s: float = 0.0
+    energy_j: float = 0.0
+
+
+@contextmanager
+def measure(device: Device) -> Iterator[Measurement]:
+    """Measures the time and energy of the work in the `with` block on `device`.
+
+    For a real GPU the work must have finished on the device when the block
+    ends (synchronise the stream first).
+    """
+    window = MeasurementWindow(device)
+    result = Measurement()
+    window.begin()
+    yield result
+    result.time_s, result.energy_j = window.end()

@@ -1,0 +1,43 @@
+import perseus
+
+
+def test_sim_gpu_and_controller(gpt3_profile):
+    sim = perseus.SimBackend(gpt3_profile)
+    assert len(sim) == 8
+    gpu = sim[2]
+    assert gpu.stage == 2
+    assert gpu.supported_sm_clocks()[0] == 1410
+    controller = perseus.FrequencyController(gpu, reset_on_signals=False)
+    controller.set(1005)
+    controller.flush()
+    assert gpu.current_sm_clock() == 1005
+    with perseus.measure(gpu) as m:
+        gpu.run("backward")
+    assert m.time_s > 0 and m.energy_j > 0
+    controller.set(1000)  # not a clock of the profile
+    try:
+        controller.flush()
+        raise AssertionError("expected InvalidInputError")
+    except perseus.InvalidInputError as error:
+        assert "1000 MHz" in str(error)
+    history = controller.history()
+    assert [e.requested_mhz for e in history] == [1005, 1000]
+    del controller  # restores the default clock
+    assert gpu.current_sm_clock() == 1410
+
+
+def test_frequency_sweep_driven_from_python(gpt3_profile):
+    sim = perseus.SimBackend(gpt3_profile)
+    gpu = sim[0]
+    sweep = perseus.FrequencySweep(gpu.supported_sm_clocks(), warmup=1, iterations=3)
+    while not sweep.done:
+        gpu.lock_sm_clock(sweep.frequency)
+        for kind in ("forward", "backward"):
+            with perseus.measure(gpu) as m:
+                gpu.run(kind)
+            sweep.record(kind, m.time_s, m.energy_j)
+        sweep.end_iteration()
+    gpu.reset_sm_clock()
+    assert sweep.stopped_early_at == 1005  # noise-free: the profile's own stopping point
+    rows = {(r.kind, r.frequency_mhz): r for r in sweep.rows}
+    assert abs(rows[("forward", 1410)].time_s - 0.05016166687011708) < 1e-12
