@@ -409,6 +409,21 @@ PYBIND11_MODULE(_perseus, m) {
           "Sets the planned clock of this computation on the controller; returns it.")
       .def("end_iteration", &client::Client::EndIteration, py::arg("iteration"), py::arg("time_s"),
            py::arg("energy_j"))
+      .def(
+          "instructions",
+          [](const client::Client& c) {
+            py::list out;
+            for (const auto& i : c.instructions()) {
+              py::dict step;
+              step["kind"] = std::string(planner::InstructionName(i.kind));
+              step["microbatch"] = i.microbatch;
+              step["stage"] = i.stage;
+              step["frequency_mhz"] = i.frequency_mhz;
+              out.append(step);
+            }
+            return out;
+          },
+          "The current plan: this rank's computations in execution order.")
       .def_property_readonly("plan_version", &client::Client::plan_version)
       .def_property_readonly("target_time_s", &client::Client::target_time_s)
       .def_property_readonly("reachable", &client::Client::reachable)
