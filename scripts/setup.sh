@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake g++ pkg-config
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libsqlite3-dev
-  pybind11-dev python3-dev python3-pytest
+  pybind11-dev python3-dev python3-pytest python3-torch
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
 )
