@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "perseus/client/client.h"
+#include "perseus/emulator/emulator.h"
 #include "perseus/gpu/frequency_controller.h"
 #include "perseus/gpu/nvml_backend.h"
 #include "perseus/gpu/profiler.h"
@@ -210,6 +211,51 @@ PYBIND11_MODULE(_perseus, m) {
       py::arg("energy_scale") = 1.0,
       "Plans a profile CSV: computes the job's whole iteration time-energy frontier (the GIL "
       "is released meanwhile). Same options as `perseus plan`.");
+
+  m.def(
+      "emulate",
+      [](const PyFrontier& f, int pipelines, const std::vector<double>& slowdowns,
+         const std::vector<std::string>& methods) {
+        emulator::EmulationOptions o;
+        o.pipelines = pipelines;
+        o.slowdowns = slowdowns;
+        o.methods.clear();
+        for (const auto& name : methods) {
+          emulator::Method method;
+          if (!emulator::ParseMethodName(name, &method)) {
+            throw StatusError(Status::InvalidInput(
+                "unknown method '" + name +
+                "': all-max, perseus, envpipe, zeus-global or zeus-per-stage"));
+          }
+          o.methods.push_back(method);
+        }
+        std::vector<emulator::EmulationRow> rows;
+        {
+          py::gil_scoped_release release;
+          rows = Check(emulator::Emulate(f.frontier, o));
+        }
+        py::list out;
+        for (const auto& row : rows) {
+          for (size_t k = 0; k < row.methods.size(); ++k) {
+            const auto& r = row.methods[k];
+            py::dict d;
+            d["slowdown"] = row.slowdown;
+            d["method"] = methods[k];
+            d["time_s"] = r.time_s;
+            d["energy_j"] = r.energy_j;
+            d["saving_pct"] = r.saving_pct;
+            out.append(d);
+          }
+        }
+        return out;
+      },
+      py::arg("frontier"), py::kw_only(), py::arg("pipelines") = 1,
+      py::arg("slowdowns") = std::vector<double>{1.0},
+      py::arg("methods") = std::vector<std::string>{"all-max", "perseus", "envpipe", "zeus-global",
+                                                    "zeus-per-stage"},
+      "Emulates `pipelines` data-parallel copies with one straggler `slowdown` times slower: "
+      "each method's job iteration time, energy and saving against all-max (as `perseus "
+      "emulate`). Returns one dict per (slowdown, method).");
 
   // ---- GPU runtime ------------------------------------------------------------
   py::class_<gpu::Device>(m, "Device", "A GPU: clocks, energy counter, power.")

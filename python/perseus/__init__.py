@@ -38,6 +38,7 @@ from ._perseus import (  # noqa: F401  (re-exported)
     SimGpu,
     SweepRow,
     UnavailableError,
+    emulate,
     plan,
 )
 
@@ -45,7 +46,7 @@ __all__ = [
     "Client", "ClockEvent", "Device", "FrequencyController", "FrequencySweep", "Frontier",
     "FrontierPoint", "InternalError", "InvalidInputError", "MeasurementWindow", "NotFoundError",
     "NvmlBackend", "PermissionDeniedError", "PerseusError", "SimBackend", "SimGpu", "SweepRow",
-    "UnavailableError", "measure", "plan",
+    "UnavailableError", "emulate", "measure", "plan",
 ]
 
 

@@ -33,6 +33,9 @@ def plan(profile: str, *, stages: int = 0, microbatches: int = 0, schedule: str 
          blocking_power_w: float = 0.0, unit_time: float = 0.001, cost_model: str = "convex",
          time_scale: float = 1.0, energy_scale: float = 1.0) -> Frontier: ...
 
+def emulate(frontier: Frontier, *, pipelines: int = 1, slowdowns: Sequence[float] = ...,
+            methods: Sequence[str] = ...) -> List[Dict[str, Union[str, float]]]: ...
+
 class Device:
     index: int
     name: str

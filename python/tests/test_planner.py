@@ -3,6 +3,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 import perseus
 
 
@@ -52,3 +54,28 @@ def test_planning_releases_the_gil(gpt3_profile):
     thread.join()
     # The other thread kept running while the planner worked.
     assert sum(1 for t in ticks if start < t < end) > 5
+
+
+def test_emulate_matches_the_cli(gpt3_profile, perseus_bin):
+    frontier = perseus.plan(gpt3_profile, stages=8, microbatches=12, blocking_power_w=83.64)
+    rows = perseus.emulate(frontier, pipelines=4, slowdowns=[1.0, 1.2],
+                           methods=["all-max", "perseus"])
+    assert [(r["slowdown"], r["method"]) for r in rows] == [
+        (1.0, "all-max"), (1.0, "perseus"), (1.2, "all-max"), (1.2, "perseus")]
+    assert rows[3]["saving_pct"] > rows[1]["saving_pct"] > 0  # more bloat with a straggler
+    cli = json.loads(subprocess.run(
+        [perseus_bin, "emulate", "--profile", gpt3_profile, "--stages", "8", "--microbatches",
+         "12", "--blocking-power", "83.64", "--pipelines", "4", "--straggler-slowdown", "1.2",
+         "--methods", "all-max", "perseus", "--json"],
+        check=True, capture_output=True, text=True).stdout)
+    row = cli["rows"][0]
+    assert row["slowdown"] == 1.2
+    assert row["perseus"]["saving_pct"] == rows[3]["saving_pct"]
+    assert row["perseus"]["energy"] == rows[3]["energy_j"]
+    assert row["all-max"]["time"] == rows[2]["time_s"]
+
+
+def test_bad_emulation_method(gpt3_profile):
+    frontier = perseus.plan(gpt3_profile, stages=8, microbatches=4)
+    with pytest.raises(perseus.InvalidInputError):
+        perseus.emulate(frontier, methods=["magic"])
