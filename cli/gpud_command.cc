@@ -28,15 +28,7 @@ void OnStopSignal(int) {
   [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &byte, 1);
 }
 
-void LogLine(const std::string& line) {
-  char stamp[32];
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-  std::fprintf(stderr, "%s gpud: %s\n", stamp, line.c_str());
-  std::fflush(stderr);
-}
+void Log(const std::string& line) { LogLine("gpud", line); }
 
 int RunGpudCommand(GpudArgs& args) {
   char* end = nullptr;
@@ -47,7 +39,7 @@ int RunGpudCommand(GpudArgs& args) {
   }
   args.options.socket_mode = static_cast<unsigned>(mode);
   args.options.reset_on_start = !args.no_reset_on_start;
-  args.options.log = LogLine;
+  args.options.log = Log;
   auto backend = OpenBackend(args.backend);
   if (!backend.ok()) return ReportError(backend.status());
   if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) return ReportError(Status::Internal("pipe failed"));

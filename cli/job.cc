@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 
@@ -93,6 +94,16 @@ std::string DataDir() {
     return env;
   }
   return PERSEUS_DATA_DIR;
+}
+
+void LogLine(const char* who, const std::string& line) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+  std::fprintf(stderr, "%s %s: %s\n", stamp, who, line.c_str());
+  std::fflush(stderr);
 }
 
 int ReportError(const Status& status) {

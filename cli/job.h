@@ -40,6 +40,9 @@ planner::ProgressFn TerminalProgress(const std::string& what);
 // the source tree's data/ this binary was built from.
 std::string DataDir();
 
+// A timestamped line on stderr for the long-running commands: "DATE TIME who: line".
+void LogLine(const char* who, const std::string& line);
+
 // Maps a Status to the CLI's exit code after printing it: 2 for bad input, 1 otherwise.
 int ReportError(const Status& status);
 

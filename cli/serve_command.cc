@@ -23,15 +23,7 @@ struct ServeArgs {
   int threads = 32;
 };
 
-void LogLine(const std::string& line) {
-  char stamp[32];
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-  std::fprintf(stderr, "%s serve: %s\n", stamp, line.c_str());
-  std::fflush(stderr);
-}
+void Log(const std::string& line) { LogLine("serve", line); }
 
 int RunServe(const ServeArgs& args) {
   const size_t colon = args.listen.rfind(':');
@@ -54,7 +46,7 @@ int RunServe(const ServeArgs& args) {
   options.db_path = args.db;
   options.max_body_bytes = args.max_body_mb << 20;
   options.threads = args.threads;
-  options.log = LogLine;
+  options.log = Log;
   if (!args.token_file.empty()) {
     std::ifstream in(args.token_file);
     if (!in)
@@ -82,12 +74,12 @@ int RunServe(const ServeArgs& args) {
   if (!bound.ok()) return ReportError(bound.status());
   std::printf("perseus: listening on http://%s:%d\n", host.c_str(), *bound);
   std::fflush(stdout);
-  LogLine("database " + args.db +
-          (options.token.empty() ? ", no authentication" : ", bearer token required"));
+  Log("database " + args.db +
+      (options.token.empty() ? ", no authentication" : ", bearer token required"));
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    LogLine(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    Log(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
     (*server)->Stop();
   });
   Status served = (*server)->Run();

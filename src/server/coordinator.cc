@@ -92,7 +92,9 @@ std::optional<Reply> NumberField(const json& j, const char* name, double lo, dou
   return std::nullopt;
 }
 
-bool ParseInt(const std::string& text, int64_t* out) {
+}  // namespace
+
+bool ParseCount(const std::string& text, int64_t* out) {
   if (text.empty() || text.size() > 18) return false;
   int64_t v = 0;
   for (char c : text) {
@@ -102,6 +104,8 @@ bool ParseInt(const std::string& text, int64_t* out) {
   *out = v;
   return true;
 }
+
+namespace {
 
 std::string PlanEtag(int64_t job, int pipeline, int64_t version) {
   return "\"j" + std::to_string(job) + "-p" + std::to_string(pipeline) + "-v" +
@@ -677,7 +681,7 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
   int64_t rank = 0;
-  if (!ParseInt(rank_text, &rank))
+  if (!ParseCount(rank_text, &rank))
     return Error(400, "query parameter 'rank' must be a rank number", "rank");
   if (rank >= job->config.ranks()) {
     return Error(400,
@@ -695,7 +699,7 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
   const PipelineState& state = job->pipelines[static_cast<size_t>(pipeline)];
   const std::string etag = PlanEtag(id, pipeline, state.version);
   int64_t since_version = -1;
-  if (!since.empty() && !ParseInt(since, &since_version)) {
+  if (!since.empty() && !ParseCount(since, &since_version)) {
     return Error(400, "query parameter 'since' must be a version number", "since");
   }
   if (if_none_match == etag || since_version == state.version) {
@@ -780,7 +784,7 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
   int64_t pipeline = 0;
-  if (!ParseInt(pipeline_text, &pipeline) || pipeline >= job->config.dp) {
+  if (!ParseCount(pipeline_text, &pipeline) || pipeline >= job->config.dp) {
     return Error(400, "pipeline must be 0.." + std::to_string(job->config.dp - 1), "pipeline");
   }
   if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {

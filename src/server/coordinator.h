@@ -28,6 +28,9 @@ struct Reply {
 
 Reply Error(int status, const std::string& message, const std::string& field = "");
 
+// A non-negative decimal integer of at most 18 digits (path and query parameters).
+bool ParseCount(const std::string& text, int64_t* out);
+
 struct RankInfo {
   int rank = 0, pp_rank = 0, dp_rank = 0, tp_rank = 0;
   std::string gpu_name;

@@ -35,11 +35,7 @@ void Send(httplib::Response& res, const Reply& reply) {
 }
 
 bool JobId(const httplib::Request& req, int64_t* id) {
-  const std::string& text = req.matches[1].str();
-  if (text.empty() || text.size() > 18) return false;
-  *id = 0;
-  for (char c : text) *id = *id * 10 + (c - '0');
-  return true;
+  return ParseCount(req.matches[1].str(), id);
 }
 
 // cpp-httplib as Debian builds it listens with a backlog of 5
