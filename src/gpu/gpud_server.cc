@@ -14,6 +14,7 @@
 #include <map>
 
 #include "nlohmann/json.hpp"
+#include "perseus/common/json_text.h"
 #include "perseus/gpu/gpud.h"
 
 namespace perseus::gpu {
@@ -200,9 +201,7 @@ class Gpud {
 
   static json Fail(const std::string& error) { return {{"ok", false}, {"error", error}}; }
   // A reply line; bytes that are not UTF-8 (echoed from a request) are replaced.
-  static std::string Dump(const json& reply) {
-    return reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-  }
+  static std::string Dump(const json& reply) { return JsonText(reply) + "\n"; }
 
   json GpuList() const {
     json list = json::array();

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "perseus/common/json_text.h"
 #include "perseus/planner/solver.h"
 
 namespace perseus::server {
@@ -272,11 +273,7 @@ Reply Coordinator::CreateJob(const std::string& body) {
   Transaction tx(*db_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
   Statement insert(db_->handle(), "INSERT INTO jobs(config, state) VALUES(?, 'registering')");
-  if (Status s =
-          insert.Bind(1, config->ToJson().dump(-1, ' ', false, json::error_handler_t::replace))
-              .Run();
-      !s.ok())
-    return FromStatus(s);
+  if (Status s = insert.Bind(1, JsonText(config->ToJson())).Run(); !s.ok()) return FromStatus(s);
   const int64_t id = sqlite3_last_insert_rowid(db_->handle());
   if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
   Job job;
@@ -379,7 +376,7 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   Status s = Statement(db_->handle(), "INSERT INTO ranks(job_id, rank, info) VALUES(?, ?, ?)")
                  .Bind(1, id)
                  .Bind(2, info.rank)
-                 .Bind(3, info.ToJson().dump(-1, ' ', false, json::error_handler_t::replace))
+                 .Bind(3, JsonText(info.ToJson()))
                  .Run();
   if (!s.ok()) return FromStatus(s);
   if (s = tx.Commit(); !s.ok()) return FromStatus(s);

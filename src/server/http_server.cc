@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "perseus/common/json_text.h"
 #include "perseus/server/server.h"
 #include "src/server/coordinator.h"
 #include "src/server/metrics.h"
@@ -30,8 +31,7 @@ void Send(httplib::Response& res, const Reply& reply) {
   res.status = reply.status;
   if (!reply.etag.empty()) res.set_header("ETag", reply.etag);
   if (reply.status == 304) return;
-  res.set_content(reply.body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
-                  "application/json");
+  res.set_content(JsonText(reply.body) + "\n", "application/json");
 }
 
 bool JobId(const httplib::Request& req, int64_t* id) {
@@ -109,9 +109,7 @@ struct Server::Impl {
           message = "HTTP " + std::to_string(res.status);
       }
       // The path may hold any bytes: replace what is not UTF-8.
-      res.set_content(
-          json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
-          "application/json");
+      res.set_content(JsonText(json{{"error", message}}) + "\n", "application/json");
     });
     http.set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
