@@ -150,7 +150,6 @@ Status FrequencySweep::FinishFrequency() {
     }
     all_rising = all_rising && above_min_[i] >= options_.patience;
   }
-  ++frequencies_done_;
   iteration_ = 0;
   ++index_;
   if (options_.patience > 0 && all_rising && index_ < frequencies_.size()) {
@@ -195,12 +194,13 @@ Result<StageProfile> ProfileStage(Device& meter, ClockTarget& clocks, Instructio
   StageProfile out;
   out.stage = stage;
   out.frequencies_supported = static_cast<int>(supported->size());
-  FrequencySweep sweep(frequencies, runner.instructions(), options);
+  const std::vector<Instruction> instructions = runner.instructions();
+  FrequencySweep sweep(frequencies, instructions, options);
   MeasurementWindow window(meter);
   auto sweep_all = [&]() -> Status {
     while (!sweep.done()) {
       if (Status s = clocks.LockSmClock(sweep.frequency()); !s.ok()) return s;
-      for (Instruction instruction : runner.instructions()) {
+      for (Instruction instruction : instructions) {
         if (Status s = window.Begin(); !s.ok()) return s;
         if (Status s = runner.Run(instruction); !s.ok()) return s;
         auto sample = window.End();

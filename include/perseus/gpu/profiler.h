@@ -82,7 +82,7 @@ class FrequencySweep {
   // The lowest frequency measured, when the sweep stopped before the end; else 0.
   int stopped_early_at() const { return stopped_early_at_; }
   // Frequencies whose measurements are complete.
-  int frequencies_done() const { return frequencies_done_; }
+  int frequencies_done() const { return static_cast<int>(index_); }
   double progress() const;
 
  private:
@@ -91,11 +91,10 @@ class FrequencySweep {
   std::vector<int> frequencies_;
   std::vector<planner::Instruction> instructions_;
   ProfilerOptions options_;
-  size_t index_ = 0;
+  size_t index_ = 0;  // the frequency being measured; also how many are done
   int iteration_ = 0;
   bool done_ = false;
   int stopped_early_at_ = 0;
-  int frequencies_done_ = 0;
   std::vector<std::vector<Sample>> samples_;  // per instruction, this frequency
   std::vector<double> min_energy_;            // per instruction
   std::vector<int> above_min_;                // per instruction: frequencies in a row
