@@ -1,7 +1,6 @@
 #include "cli/gpu_backend.h"
 
 #include "cli/job.h"
-#include "perseus/gpu/nvml_backend.h"
 
 namespace perseus::cli {
 
@@ -38,16 +37,12 @@ void AddBackendOptions(CLI::App* command, BackendArgs* args, const std::string& 
       ->capture_default_str();
 }
 
-Result<std::unique_ptr<gpu::Backend>> OpenBackend(const BackendArgs& args) {
-  if (args.backend == "sim") {
-    const std::string path = args.sim_profile.empty()
-                                 ? DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv"
-                                 : args.sim_profile;
-    auto sim = gpu::SimBackend::FromProfileCsv(path, args.sim);
-    if (!sim.ok()) return sim.status();
-    return std::unique_ptr<gpu::Backend>(std::move(sim).value());
+Result<std::unique_ptr<gpu::Backend>> OpenCommandBackend(const BackendArgs& args) {
+  BackendArgs config = args;
+  if (config.sim_profile.empty()) {
+    config.sim_profile = DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv";
   }
-  return gpu::OpenNvmlBackend();
+  return gpu::OpenBackend(config);
 }
 
 }  // namespace perseus::cli

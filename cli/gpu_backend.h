@@ -7,20 +7,19 @@
 
 #include "CLI/CLI.hpp"
 #include "perseus/gpu/device.h"
-#include "perseus/gpu/sim_gpu.h"
+#include "perseus/gpu/runtime.h"
 
 namespace perseus::cli {
 
-struct BackendArgs {
-  std::string backend = "nvml";  // nvml | sim
-  std::string sim_profile;       // empty: the shipped GPT-3 profile
-  gpu::SimGpuOptions sim;
-};
+// backend, sim_profile (empty: the shipped GPT-3 profile) and sim options;
+// the commands take gpud sockets as options of their own.
+using BackendArgs = gpu::RuntimeConfig;
 
 // Registers --backend and --sim-profile (and, with noise, the sim's noise options).
 void AddBackendOptions(CLI::App* command, BackendArgs* args, const std::string& default_backend,
                        bool noise_options);
 
-Result<std::unique_ptr<gpu::Backend>> OpenBackend(const BackendArgs& args);
+// gpu::OpenBackend, with the shipped profile when --sim-profile is not given.
+Result<std::unique_ptr<gpu::Backend>> OpenCommandBackend(const BackendArgs& args);
 
 }  // namespace perseus::cli

@@ -70,7 +70,7 @@ int RunInfoViaGpud(const GpuArgs& args) {
 
 int RunInfo(const GpuArgs& args) {
   if (!args.gpud_socket.empty()) return RunInfoViaGpud(args);
-  auto backend = OpenBackend(args.backend);
+  auto backend = OpenCommandBackend(args.backend);
   if (!backend.ok()) return ReportError(backend.status());
   gpu::Backend& b = **backend;
   json list = json::array();
@@ -153,7 +153,7 @@ int RunReset(const GpuArgs& args) {
     if (done == 0) return ReportError(Status::InvalidInput("no GPU to reset"));
     return 0;
   }
-  auto backend = OpenBackend(args.backend);
+  auto backend = OpenCommandBackend(args.backend);
   if (!backend.ok()) return ReportError(backend.status());
   if (args.gpu >= 0) {
     if (auto d = gpu::DeviceAt(**backend, args.gpu); !d.ok()) return ReportError(d.status());
@@ -181,7 +181,7 @@ int RunLock(const GpuArgs& args) {
     remote = std::make_unique<gpu::RemoteGpu>(client, args.gpu);
     target = remote.get();
   } else {
-    auto opened = OpenBackend(args.backend);
+    auto opened = OpenCommandBackend(args.backend);
     if (!opened.ok()) return ReportError(opened.status());
     backend = std::move(opened).value();
     auto device = gpu::DeviceAt(*backend, args.gpu);

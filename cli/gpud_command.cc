@@ -40,7 +40,7 @@ int RunGpudCommand(GpudArgs& args) {
   args.options.socket_mode = static_cast<unsigned>(mode);
   args.options.reset_on_start = !args.no_reset_on_start;
   args.options.log = Log;
-  auto backend = OpenBackend(args.backend);
+  auto backend = OpenCommandBackend(args.backend);
   if (!backend.ok()) return ReportError(backend.status());
   if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) return ReportError(Status::Internal("pipe failed"));
   struct sigaction action {};

@@ -49,7 +49,7 @@ int RunProfile(const ProfileArgs& args) {
         "training job, where the work runs (C++ library: perseus::gpu::FrequencySweep "
         "with MeasurementWindow, or ProfileStage with an InstructionRunner)"));
   }
-  auto opened = OpenBackend(args.backend);
+  auto opened = OpenCommandBackend(args.backend);
   if (!opened.ok()) return ReportError(opened.status());
   auto& sim = static_cast<gpu::SimBackend&>(**opened);
   std::vector<int> stages = args.stages;

@@ -22,23 +22,25 @@ RuntimeConfig RuntimeConfig::FromEnvironment() {
   return config;
 }
 
-Result<std::unique_ptr<GpuRuntime>> GpuRuntime::Open(const RuntimeConfig& config) {
-  auto runtime = std::unique_ptr<GpuRuntime>(new GpuRuntime);
+Result<std::unique_ptr<Backend>> OpenBackend(const RuntimeConfig& config) {
   if (config.backend == "sim") {
     if (config.sim_profile.empty()) {
       return Status::InvalidInput("the sim backend needs a profile (PERSEUS_SIM_PROFILE)");
     }
     auto sim = SimBackend::FromProfileCsv(config.sim_profile, config.sim);
     if (!sim.ok()) return sim.status();
-    runtime->backend_ = std::move(sim).value();
-  } else if (config.backend == "nvml") {
-    auto nvml = OpenNvmlBackend();
-    if (!nvml.ok()) return nvml.status();
-    runtime->backend_ = std::move(nvml).value();
-  } else {
-    return Status::InvalidInput("unknown GPU backend \"" + config.backend +
-                                "\" (PERSEUS_GPU_BACKEND): nvml or sim");
+    return std::unique_ptr<Backend>(std::move(sim).value());
   }
+  if (config.backend == "nvml") return OpenNvmlBackend();
+  return Status::InvalidInput("unknown GPU backend \"" + config.backend +
+                              "\" (PERSEUS_GPU_BACKEND): nvml or sim");
+}
+
+Result<std::unique_ptr<GpuRuntime>> GpuRuntime::Open(const RuntimeConfig& config) {
+  auto runtime = std::unique_ptr<GpuRuntime>(new GpuRuntime);
+  auto backend = OpenBackend(config);
+  if (!backend.ok()) return backend.status();
+  runtime->backend_ = std::move(backend).value();
   if (!config.gpud_socket.empty()) {
     auto client = GpudClient::Connect(config.gpud_socket);
     if (!client.ok()) return client.status();

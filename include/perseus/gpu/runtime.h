@@ -25,6 +25,9 @@ struct RuntimeConfig {
   static RuntimeConfig FromEnvironment();
 };
 
+// The backend `config` names (nvml, or sim on config.sim_profile).
+Result<std::unique_ptr<Backend>> OpenBackend(const RuntimeConfig& config);
+
 class GpuRuntime {
  public:
   static Result<std::unique_ptr<GpuRuntime>> Open(const RuntimeConfig& config);
