@@ -331,6 +331,20 @@ TEST(ServerTest, BadInputGetsAClearFourHundred) {
                       .dump()),
          400, "frequency_mhz");
   expect(api.Post(base + "/stragglers", {{"pipeline", 0}, {"slowdown", 1.2}}), 409, "");
+  {
+    // A profile frequency a registered rank's GPU lacks.
+    Response created = api.Post(
+        "/v1/jobs",
+        {{"name", "few clocks"}, {"stages", 4}, {"microbatches", 4}, {"blocking_power_w", 80}});
+    const std::string other = "/v1/jobs/" + std::to_string(created.body["job_id"].get<int64_t>());
+    ASSERT_EQ(api.Post(other + "/ranks",
+                       {{"rank", 0}, {"pp_rank", 0}, {"dp_rank", 0}, {"frequencies_mhz", {1410}}})
+                  .status,
+              200);
+    Response r = api.Call("PUT", other + "/profile", ProfileCsv(4), "text/csv");
+    expect(r, 400, "frequency");
+    EXPECT_EQ(r.body["error"], "profile:4: 1395 MHz is not among rank 0's supported frequencies");
+  }
   const std::string huge(40u << 20, 'x');
   Response big = api.Call("POST", "/v1/jobs", huge);
   EXPECT_EQ(big.status, 413);

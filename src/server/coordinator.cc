@@ -93,6 +93,13 @@ std::optional<Reply> NumberField(const json& j, const char* name, double lo, dou
   return std::nullopt;
 }
 
+double TMin(const planner::StoredFrontier& f) { return f.points()[f.TMinIndex()].time_s; }
+
+// The iteration time a straggler imposes: given, or its slowdown times T_min.
+double TPrime(const Straggler& s, double t_min_s) {
+  return s.iteration_time_s > 0 ? s.iteration_time_s : s.slowdown * t_min_s;
+}
+
 }  // namespace
 
 bool ParseCount(const std::string& text, int64_t* out) {
@@ -214,7 +221,7 @@ Status Coordinator::Load() {
   while (stragglers.Step()) {
     Job* job = Find(stragglers.Int(0));
     if (job == nullptr) continue;
-    Straggler s{stragglers.Double(2), stragglers.Double(3), 0};
+    Straggler s{stragglers.Double(2), stragglers.Double(3)};
     job->stragglers[static_cast<int>(stragglers.Int(1))] = s;
   }
   Statement reports(db_->handle(),
@@ -230,11 +237,6 @@ Status Coordinator::Load() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, job] : jobs_) {
-    for (auto& [p, s] : job.stragglers) {
-      s.t_prime_s = s.iteration_time_s > 0 || job.frontier == nullptr
-                        ? s.iteration_time_s
-                        : s.slowdown * job.frontier->points()[job.frontier->TMinIndex()].time_s;
-    }
     if (job.state == "planning") {
       if (log_)
         log_("job " + std::to_string(id) + ": frontier computation was interrupted; redoing it");
@@ -320,10 +322,12 @@ json Coordinator::JobJson(const Job* job) const {
   }
   json stragglers = json::array();
   for (const auto& [p, s] : job->stragglers) {
-    stragglers.push_back({{"pipeline", p},
-                          {"slowdown", s.slowdown},
-                          {"iteration_time", s.iteration_time_s},
-                          {"t_prime_s", s.t_prime_s}});
+    // Stragglers exist only on planned jobs (AddStraggler requires `ready`).
+    stragglers.push_back(
+        {{"pipeline", p},
+         {"slowdown", s.slowdown},
+         {"iteration_time", s.iteration_time_s},
+         {"t_prime_s", job->frontier != nullptr ? TPrime(s, TMin(*job->frontier)) : 0.0}});
   }
   body["stragglers"] = stragglers;
   return body;
@@ -399,9 +403,12 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   if (csv) {
     auto profile = planner::ParseProfileCsv(body, "profile");
     if (!profile.ok()) return Error(400, profile.status().message(), "profile");
-    // Every frequency the plan may use must be one the ranks' GPUs support.
+    // Every frequency the plan may use must be one the ranks' GPUs support
+    // (each distinct frequency checked once, at its first row).
+    std::set<int> checked;
     for (const auto& [key, rows] : profile->measurements) {
       for (const auto& m : rows) {
+        if (!checked.insert(m.frequency_mhz).second) continue;
         for (const auto& [r, info] : job->ranks) {
           const auto& allowed = info.frequencies_mhz;
           if (std::find(allowed.begin(), allowed.end(), m.frequency_mhz) == allowed.end()) {
@@ -552,12 +559,17 @@ void Coordinator::PlanLoop() {
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    PlanningDone(id, std::move(files), all_max_time, all_max_energy, seconds);
+    Status stored = PlanningDone(id, std::move(files), all_max_time, all_max_energy, seconds);
+    if (!stored.ok() && log_) {
+      // The job stays `planning` in the database and is planned again at the next start.
+      log_("job " + std::to_string(id) +
+           ": could not store the planning result: " + stored.message());
+    }
   }
 }
 
-Reply Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> files,
-                                double all_max_time, double all_max_energy, double seconds) {
+Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> files,
+                                 double all_max_time, double all_max_energy, double seconds) {
   std::shared_ptr<planner::StoredFrontier> stored;
   Status failure;
   if (files.ok()) {
@@ -572,9 +584,9 @@ Reply Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> files
   }
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "gone");
+  if (job == nullptr) return Status::Ok();  // nothing to store
   Transaction tx(*db_);
-  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  if (!tx.begun().ok()) return tx.begun();
   if (stored == nullptr) {
     job->state = "failed";
     job->reason = failure.message();
@@ -588,7 +600,7 @@ Reply Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> files
                    .Bind(3, files->computations_csv)
                    .Bind(4, files->plans_csv)
                    .Run();
-    if (!s.ok()) return FromStatus(s);
+    if (!s.ok()) return s;
     job->frontier = stored;
     job->plan_cache.clear();
     job->all_max_time_s = all_max_time;
@@ -596,15 +608,14 @@ Reply Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> files
     job->solve_seconds = seconds;
     job->state = "ready";
     job->progress = 1;
-    if (s = Retarget(*job); !s.ok()) return FromStatus(s);
+    if (s = Retarget(*job); !s.ok()) return s;
     if (log_) {
       log_("job " + std::to_string(id) + " ready: " + std::to_string(stored->points().size()) +
            " frontier points in " + std::to_string(seconds) + " s");
     }
   }
-  if (Status s = SaveJobRow(*job); !s.ok()) return FromStatus(s);
-  if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
-  return Ok(200, {});
+  if (Status s = SaveJobRow(*job); !s.ok()) return s;
+  return tx.Commit();
 }
 
 Status Coordinator::Retarget(Job& job) {
@@ -612,10 +623,7 @@ Status Coordinator::Retarget(Job& job) {
   const size_t fastest = f.TMinIndex();
   const double t_min = f.points()[fastest].time_s;
   double t_prime = 0;
-  for (auto& [p, s] : job.stragglers) {
-    s.t_prime_s = s.iteration_time_s > 0 ? s.iteration_time_s : s.slowdown * t_min;
-    t_prime = std::max(t_prime, s.t_prime_s);
-  }
+  for (const auto& [p, s] : job.stragglers) t_prime = std::max(t_prime, TPrime(s, t_min));
   job.pipelines.resize(static_cast<size_t>(job.config.dp));
   for (int p = 0; p < job.config.dp; ++p) {
     PipelineState next;
@@ -751,29 +759,7 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   }
   if (job->state != "ready")
     return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready");
-  Transaction tx(*db_);
-  if (!tx.begun().ok()) return FromStatus(tx.begun());
-  Status st = Statement(db_->handle(),
-                        "INSERT OR REPLACE INTO stragglers(job_id, pipeline, slowdown, "
-                        "iteration_time) VALUES(?,?,?,?)")
-                  .Bind(1, id)
-                  .Bind(2, pipeline)
-                  .Bind(3, s.slowdown)
-                  .Bind(4, s.iteration_time_s)
-                  .Run();
-  if (!st.ok()) return FromStatus(st);
-  auto previous = job->stragglers;
-  auto previous_pipelines = job->pipelines;
-  job->stragglers[static_cast<int>(pipeline)] = s;
-  if (st = Retarget(*job); !st.ok() || !(st = tx.Commit()).ok()) {
-    job->stragglers = previous;
-    job->pipelines = previous_pipelines;
-    return FromStatus(st);
-  }
-  if (log_)
-    log_("job " + std::to_string(id) + ": pipeline " + std::to_string(pipeline) +
-         " is a straggler");
-  return Ok(200, JobJson(job));
+  return ChangeStraggler(job, static_cast<int>(pipeline), s);
 }
 
 Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text) {
@@ -787,23 +773,42 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
   if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {
     return Error(404, "pipeline " + std::to_string(pipeline) + " is not a straggler", "pipeline");
   }
+  return ChangeStraggler(job, static_cast<int>(pipeline), std::nullopt);
+}
+
+Reply Coordinator::ChangeStraggler(Job* job, int pipeline, std::optional<Straggler> straggler) {
   Transaction tx(*db_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
-  Status st = Statement(db_->handle(), "DELETE FROM stragglers WHERE job_id=? AND pipeline=?")
-                  .Bind(1, id)
-                  .Bind(2, pipeline)
-                  .Run();
+  Status st = straggler
+                  ? Statement(db_->handle(),
+                              "INSERT OR REPLACE INTO stragglers(job_id, pipeline, slowdown, "
+                              "iteration_time) VALUES(?,?,?,?)")
+                        .Bind(1, job->id)
+                        .Bind(2, pipeline)
+                        .Bind(3, straggler->slowdown)
+                        .Bind(4, straggler->iteration_time_s)
+                        .Run()
+                  : Statement(db_->handle(), "DELETE FROM stragglers WHERE job_id=? AND pipeline=?")
+                        .Bind(1, job->id)
+                        .Bind(2, pipeline)
+                        .Run();
   if (!st.ok()) return FromStatus(st);
-  auto previous = job->stragglers;
-  auto previous_pipelines = job->pipelines;
-  job->stragglers.erase(static_cast<int>(pipeline));
+  const auto previous = job->stragglers;
+  const auto previous_pipelines = job->pipelines;
+  if (straggler) {
+    job->stragglers[pipeline] = *straggler;
+  } else {
+    job->stragglers.erase(pipeline);
+  }
   if (st = Retarget(*job); !st.ok() || !(st = tx.Commit()).ok()) {
     job->stragglers = previous;
     job->pipelines = previous_pipelines;
     return FromStatus(st);
   }
-  if (log_)
-    log_("job " + std::to_string(id) + ": pipeline " + std::to_string(pipeline) + " recovered");
+  if (log_) {
+    log_("job " + std::to_string(job->id) + ": pipeline " + std::to_string(pipeline) +
+         (straggler ? " is a straggler" : " recovered"));
+  }
   return Ok(200, JobJson(job));
 }
 

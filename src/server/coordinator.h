@@ -42,7 +42,6 @@ struct RankInfo {
 struct Straggler {
   double slowdown = 0;          // given, or 0
   double iteration_time_s = 0;  // given, or 0
-  double t_prime_s = 0;         // the iteration time it imposes
 };
 
 struct PipelineState {
@@ -110,10 +109,13 @@ class Coordinator {
   void Enqueue(int64_t job);  // REQUIRES: mu_ held
   // Straggler set -> every pipeline's point and target; bumps versions that changed.
   Status Retarget(Job& job);  // REQUIRES: mu_ held; writes pipelines in the open transaction
+  // Sets (or, with nullopt, clears) a pipeline's straggler entry, retargets
+  // every pipeline, and commits both; the in-memory state is undone on failure.
+  Reply ChangeStraggler(Job* job, int pipeline, std::optional<Straggler> straggler);  // mu_ held
   Status SaveJobRow(const Job& job);
   nlohmann::json JobJson(const Job* job) const;  // REQUIRES: mu_ held
-  Reply PlanningDone(int64_t id, Result<planner::FrontierFiles> files, double all_max_time,
-                     double all_max_energy, double seconds);
+  Status PlanningDone(int64_t id, Result<planner::FrontierFiles> files, double all_max_time,
+                      double all_max_energy, double seconds);
 
   Log log_;
   std::unique_ptr<Database> db_;
