@@ -293,7 +293,7 @@ def main_worker(rank, args, world, port, result_path):
             losses.append(loss)
         notes["plan_version"] = hook.plan_version
         notes["target_time_s"] = client.target_time_s
-    versions = torch.tensor([notes.get("plan_version", 0)] * 1, dtype=torch.float64)
+    versions = torch.tensor([notes.get("plan_version", 0)], dtype=torch.float64)
     gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
     dist.all_gather(gathered, versions)
     if rank == 0:
