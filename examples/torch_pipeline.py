@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """A small GPT trained with pipeline parallelism, driven by Perseus.
 
 One process per pipeline stage (and per pipeline with --dp), torch.distributed
@@ -35,16 +35,14 @@ import time
 import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "build" / "python"))
+if (REPO / "build" / "python" / "perseus").is_dir():  # a build tree; else the installed package
+    sys.path.insert(0, str(REPO / "build" / "python"))
 
 try:
     import torch  # noqa: E402
 except ImportError:
-    # Another python3 came first on PATH (pyenv, a venv): PyTorch and the perseus
-    # module are Debian's, for /usr/bin/python3.
-    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
-    raise SystemExit("PyTorch is missing: apt-get install python3-torch (scripts/setup.sh does)")
+    raise SystemExit("PyTorch is missing: run this with the project's environment "
+                     "(.venv/bin/python, made by scripts/setup.sh)")
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 import torch.nn as nn  # noqa: E402

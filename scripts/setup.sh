@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Quick start, step 1: installs the Debian packages that are missing, builds
-# Perseus into build/ and runs `perseus demo` on the shipped profile.
+# Quick start, step 1: installs what is missing (Debian packages with apt, the
+# project's Python environment .venv with pip), builds Perseus into build/,
+# installs the perseus package into .venv (`pip install .`) and runs
+# `perseus demo` on the shipped profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake g++ pkg-config
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libsqlite3-dev
-  pybind11-dev python3-dev python3-pytest python3-torch
+  python3 python3-dev python3-venv
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
 )
@@ -26,7 +28,23 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPERSEUS_WERROR=ON >/dev/null
+# The project's Python: Debian's interpreter in a virtual environment with the
+# pinned requirements (torch 2.13.0 is the CPU build on the machine's disk).
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv" >&2
+  /usr/bin/python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r python/requirements-dev.txt
+
+# The build the tests use (warnings are errors), for the .venv Python.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPERSEUS_WERROR=ON \
+      -DPython3_EXECUTABLE="$PWD/.venv/bin/python" >/dev/null
 cmake --build build -j"$(nproc)"
+
+# The package as users install it: `pip install .` (its own build folder,
+# build/pip-*, reused on later runs).
+echo "setup: pip install . (into .venv)" >&2
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-build-isolation \
+  --no-deps --force-reinstall .
 echo
-build/bin/perseus demo
+.venv/bin/perseus demo

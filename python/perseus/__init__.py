@@ -19,6 +19,8 @@ InternalError (RuntimeError).
 from contextlib import contextmanager
 from typing import Iterator
 
+from ._version import __version__  # noqa: F401  (written by the build)
+
 from ._perseus import (  # noqa: F401  (re-exported)
     Client,
     ClockEvent,
@@ -46,7 +48,7 @@ __all__ = [
     "Client", "ClockEvent", "Device", "FrequencyController", "FrequencySweep", "Frontier",
     "FrontierPoint", "InternalError", "InvalidInputError", "MeasurementWindow", "NotFoundError",
     "NvmlBackend", "PermissionDeniedError", "PerseusError", "SimBackend", "SimGpu", "SweepRow",
-    "UnavailableError", "emulate", "measure", "plan",
+    "UnavailableError", "__version__", "emulate", "measure", "plan",
 ]
 
 
