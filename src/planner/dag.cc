@@ -8,6 +8,11 @@
 namespace perseus::planner {
 
 std::string ComputationLabel(const Computation& c) {
+  if (c.overlapped()) {
+    return "(" + std::to_string(c.stage) + InstructionLetter(c.instruction) +
+           std::to_string(c.microbatch) + ";" + std::to_string(c.overlap.stage) +
+           InstructionLetter(c.overlap.instruction) + std::to_string(c.overlap.microbatch) + ")";
+  }
   return std::string(1, InstructionLetter(c.instruction)) + std::to_string(c.microbatch) + "@s" +
          std::to_string(c.stage);
 }

@@ -24,8 +24,10 @@ std::string RenderScheduleText(const RankOrders& orders) {
 
 std::vector<double> UnitDurations(const planner::Dag& dag) {
   std::vector<double> d(dag.num_nodes());
+  auto units = [](Instruction ins) { return ins == Instruction::kBackward ? 2.0 : 1.0; };
   for (int i = 0; i < dag.num_nodes(); ++i) {
-    d[i] = dag.node(i).instruction == Instruction::kBackward ? 2.0 : 1.0;
+    const planner::Computation& c = dag.node(i);
+    d[i] = units(c.instruction) + (c.overlapped() ? units(c.overlap.instruction) : 0.0);
   }
   return d;
 }
@@ -68,6 +70,7 @@ std::string RenderScheduleSvg(const planner::Dag& dag, const std::vector<double>
     if (c.instruction == Instruction::kBackward) colour = "#f28e2b";
     if (c.instruction == Instruction::kBackwardInput) colour = "#e15759";
     if (c.instruction == Instruction::kBackwardWeight) colour = "#59a14f";
+    if (c.overlapped()) colour = "#b07aa1";
     const double x = left + start[i] * scale, w = std::max(1.0, duration[i] * scale);
     std::snprintf(buf, sizeof(buf),
                   "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"%s\" "
@@ -75,18 +78,20 @@ std::string RenderScheduleSvg(const planner::Dag& dag, const std::vector<double>
                   x, top + row * c.gpu + 2, w, row - 4, colour,
                   planner::ComputationLabel(c).c_str(), c.gpu, start[i], duration[i]);
     svg += buf;
-    if (w >= 14) {
-      std::snprintf(
-          buf, sizeof(buf),
-          "<text x=\"%.2f\" y=\"%.1f\" fill=\"white\" text-anchor=\"middle\">%c%d</text>\n",
-          x + w / 2, top + row * c.gpu + row * 0.62, planner::InstructionLetter(c.instruction),
-          c.microbatch);
+    // Inside the box: "F3", or an overlap's "(0F7;7B3)" where it fits.
+    const std::string label =
+        c.overlapped() ? planner::ComputationLabel(c)
+                       : planner::InstructionLetter(c.instruction) + std::to_string(c.microbatch);
+    if (w >= (c.overlapped() ? 56 : 14)) {
+      std::snprintf(buf, sizeof(buf),
+                    "<text x=\"%.2f\" y=\"%.1f\" fill=\"white\" text-anchor=\"middle\">%s</text>\n",
+                    x + w / 2, top + row * c.gpu + row * 0.62, label.c_str());
       svg += buf;
     }
   }
   std::snprintf(buf, sizeof(buf),
                 "<text x=\"%.0f\" y=\"%.0f\">iteration time %.4g; F blue, B orange, I red, W "
-                "green</text>\n</svg>\n",
+                "green, overlapped F+B purple</text>\n</svg>\n",
                 left, top + row * rows + 25, makespan);
   svg += buf;
   return svg;

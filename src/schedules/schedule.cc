@@ -45,8 +45,12 @@ std::string ScheduleNames() {
 }
 
 std::string ActionString(const Action& a) {
-  return std::to_string(a.stage) + planner::InstructionLetter(a.instruction) +
-         std::to_string(a.microbatch);
+  std::string text = std::to_string(a.stage) + planner::InstructionLetter(a.instruction) +
+                     std::to_string(a.microbatch);
+  if (!a.overlapped()) return text;
+  return "(" + text + ";" + std::to_string(a.overlap.stage) +
+         planner::InstructionLetter(a.overlap.instruction) + std::to_string(a.overlap.microbatch) +
+         ")";
 }
 
 int NumModelStages(ScheduleKind kind, const ScheduleShape& shape) {

@@ -10,6 +10,8 @@ using planner::Instruction;
 
 namespace {
 
+constexpr std::string_view kOverlapSuffix = "OVERLAP_F_B";
+
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -27,9 +29,9 @@ bool AllDigits(std::string_view s) {
 
 enum class CellKind { kCompute, kIgnored, kBad };
 
-// torch's _Action.from_str:
+// One plain action, as torch's _Action.from_str reads it:
 // (\d+)(F|I|B|W|UNSHARD|RESHARD|REDUCE_GRAD|SEND_F|RECV_F|SEND_B|RECV_B)(\d*)
-CellKind ParseCell(std::string_view cell, Action* out) {
+CellKind ParseSimple(std::string_view cell, Action* out) {
   size_t i = 0;
   while (i < cell.size() && std::isdigit(static_cast<unsigned char>(cell[i]))) ++i;
   if (!AllDigits(cell.substr(0, i))) return CellKind::kBad;
@@ -63,6 +65,62 @@ CellKind ParseCell(std::string_view cell, Action* out) {
   return CellKind::kCompute;
 }
 
+// A cell: a plain action or `(F;B)OVERLAP_F_B`. On kBad, *why says what is wrong.
+CellKind ParseCell(std::string_view cell, Action* out, std::string* why) {
+  if (cell.front() != '(') {
+    const CellKind kind = ParseSimple(cell, out);
+    if (kind == CellKind::kBad) {
+      *why =
+          "is not an action (expected e.g. 0F3, 1B2, 2I0, 2W0, (0F7;7B3)OVERLAP_F_B, "
+          "or a communication action such as 0SEND_F3)";
+    }
+    return kind;
+  }
+  const size_t close = cell.find(')');
+  if (close == std::string_view::npos || cell.substr(close + 1) != kOverlapSuffix) {
+    *why =
+        "is not an action (a parenthesised action must be an overlapped forward and "
+        "backward, e.g. (0F7;7B3)OVERLAP_F_B)";
+    return CellKind::kBad;
+  }
+  const std::string_view inside = cell.substr(1, close - 1);
+  const size_t semicolon = inside.find(';');
+  if (semicolon == std::string_view::npos ||
+      inside.find(';', semicolon + 1) != std::string_view::npos) {
+    *why =
+        "is not an overlapped action: OVERLAP_F_B needs exactly two sub-actions, a forward "
+        "then a backward, separated by ';' (e.g. (0F7;7B3)OVERLAP_F_B)";
+    return CellKind::kBad;
+  }
+  const std::string_view halves[2] = {Trim(inside.substr(0, semicolon)),
+                                      Trim(inside.substr(semicolon + 1))};
+  Action parsed[2];
+  for (int h = 0; h < 2; ++h) {
+    if (halves[h].empty() || ParseSimple(halves[h], &parsed[h]) != CellKind::kCompute) {
+      *why = "is not an overlapped action: its " + std::string(h == 0 ? "first" : "second") +
+             " sub-action '" + std::string(halves[h]) +
+             "' is not a computation (expected e.g. (0F7;7B3)OVERLAP_F_B)";
+      return CellKind::kBad;
+    }
+  }
+  if (parsed[0].instruction != Instruction::kForward) {
+    *why = "is not an overlapped action: its first sub-action must be a forward (F), not '" +
+           std::string(halves[0]) + "'";
+    return CellKind::kBad;
+  }
+  if (parsed[1].instruction != Instruction::kBackward &&
+      parsed[1].instruction != Instruction::kBackwardInput) {
+    *why =
+        "is not an overlapped action: its second sub-action must be a backward (B or I), "
+        "not '" +
+        std::string(halves[1]) + "'";
+    return CellKind::kBad;
+  }
+  *out = parsed[0];
+  out->overlap = {parsed[1].stage, parsed[1].instruction, parsed[1].microbatch};
+  return CellKind::kCompute;
+}
+
 }  // namespace
 
 Result<RankOrders> ParseScheduleCsv(std::string_view text, const std::string& source_name) {
@@ -88,7 +146,8 @@ Result<RankOrders> ParseScheduleCsv(std::string_view text, const std::string& so
       ++column;
       if (!cell.empty()) {
         Action a;
-        switch (ParseCell(cell, &a)) {
+        std::string why;
+        switch (ParseCell(cell, &a, &why)) {
           case CellKind::kCompute:
             order.push_back(a);
             break;
@@ -96,9 +155,8 @@ Result<RankOrders> ParseScheduleCsv(std::string_view text, const std::string& so
             break;
           case CellKind::kBad:
             return Status::InvalidInput(source_name + ":" + std::to_string(line_no) + ": column " +
-                                        std::to_string(column) + ": '" + std::string(cell) +
-                                        "' is not an action (expected e.g. 0F3, 1B2, 2I0, 2W0, "
-                                        "or a communication action such as 0SEND_F3)");
+                                        std::to_string(column) + ": '" + std::string(cell) + "' " +
+                                        why);
         }
       }
       if (comma == std::string_view::npos) break;
@@ -127,6 +185,7 @@ std::string WriteScheduleCsv(const RankOrders& orders) {
     for (size_t p = 0; p < order.size(); ++p) {
       if (p > 0) out += ',';
       out += ActionString(order[p]);
+      if (order[p].overlapped()) out += kOverlapSuffix;
     }
     out += '\n';
   }

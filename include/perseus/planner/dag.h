@@ -1,5 +1,6 @@
 // The pipeline DAG: one node per computation (a forward or backward of one
-// microbatch on one model stage), edges for every "must finish before" relation.
+// microbatch on one model stage, or an overlapped forward+backward pair that
+// runs as one action), edges for every "must finish before" relation.
 // Every schedule (1F1B, GPipe, interleaved, zero-bubble, imported) produces one;
 // the planner consumes it and knows nothing else about schedules.
 //
@@ -19,14 +20,37 @@
 
 namespace perseus::planner {
 
+// One (model stage, instruction, microbatch) of a computation that has two:
+// the backward half of an overlapped forward+backward (DualPipeV's
+// OVERLAP_F_B in torch.distributed.pipelining). stage -1: no such part.
+struct Part {
+  int stage = -1;
+  Instruction instruction = Instruction::kBackward;  // kBackward or kBackwardInput
+  int microbatch = 0;
+  auto operator<=>(const Part&) const = default;
+};
+
 struct Computation {
+  Computation() = default;
+  Computation(int gpu_, int stage_, Instruction instruction_, int microbatch_, Part overlap_ = {})
+      : gpu(gpu_),
+        stage(stage_),
+        instruction(instruction_),
+        microbatch(microbatch_),
+        overlap(overlap_) {}
+
   int gpu = 0;    // pipeline rank that runs it
   int stage = 0;  // model stage (chunk) whose profile rows it uses
   Instruction instruction = Instruction::kForward;
   int microbatch = 0;
+  // For an overlapped forward+backward, the backward half (the fields above
+  // are then the forward half). One node, run back to back on one GPU.
+  Part overlap;
+  bool overlapped() const { return overlap.stage >= 0; }
 };
 
-// "F3@s1" style label, for messages and renderings.
+// "F3@s1" style label, for messages and renderings; an overlapped pair is
+// written as torch writes its halves: "(0F7;7B3)".
 std::string ComputationLabel(const Computation& c);
 
 class Dag {

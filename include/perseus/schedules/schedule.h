@@ -10,7 +10,8 @@
 //   they need F(k, m);
 //   W(k, m) needs I(k, m);
 // plus program order on every rank. So a built-in schedule and the same
-// schedule imported from a CSV give the same DAG.
+// schedule imported from a CSV give the same DAG. An overlapped action
+// (F;B) is one node that waits for what either half waits for.
 #pragma once
 
 #include <string>
@@ -31,13 +32,25 @@ bool ParseScheduleName(std::string_view text, ScheduleKind* out);
 std::string ScheduleNames();
 
 struct Action {
+  Action() = default;
+  Action(int stage_, planner::Instruction instruction_, int microbatch_,
+         planner::Part overlap_ = {})
+      : stage(stage_), instruction(instruction_), microbatch(microbatch_), overlap(overlap_) {}
+
   int stage = 0;  // model stage (chunk)
   planner::Instruction instruction = planner::Instruction::kForward;
   int microbatch = 0;
+  // DualPipeV's overlapped forward+backward (torch's `(0F7;7B3)OVERLAP_F_B`):
+  // the fields above are the forward half (F), `overlap` the backward half (B
+  // or I). torch's runtime runs the two back to back on the rank; the DAG has
+  // one node for both.
+  planner::Part overlap;
+  bool overlapped() const { return overlap.stage >= 0; }
   auto operator<=>(const Action&) const = default;
 };
 
-// "0F3" style, as torch.distributed.pipelining writes it.
+// "0F3" style, as torch.distributed.pipelining writes it; an overlapped
+// action as "(0F7;7B3)" (the CSV adds torch's "OVERLAP_F_B" suffix).
 std::string ActionString(const Action& a);
 
 // Per rank, the actions in execution order.
@@ -60,8 +73,12 @@ int NumModelStages(ScheduleKind kind, const ScheduleShape& shape);
 // Builds the DAG of any per-rank order (built-in or imported): checks that
 // every model stage runs on one rank, that each (stage, microbatch) has one F
 // and either one B or one I and one W, that the computations form full
-// microbatch x stage grids, and that the schedule does not deadlock. Errors
-// name the first offending action (rank and position).
+// microbatch x stage grids, and that the schedule does not deadlock. The two
+// halves of an overlapped action count as two computations for these checks
+// (each occupies its own place in the grid) and become one node; an overlap
+// whose first half is not F or whose second is not B/I, or one half of which
+// waits for the other, is an error. Errors name the first offending action
+// (rank and position).
 Result<planner::Dag> BuildScheduleDag(const RankOrders& orders);
 
 // GenerateRankOrders + BuildScheduleDag.

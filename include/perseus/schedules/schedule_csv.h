@@ -1,9 +1,12 @@
 // Schedules in the CSV form of torch.distributed.pipelining
-// (PipelineScheduleMulti._dump_csv / _load_csv, "compute_only" format):
-// one row per rank, no header, one action per cell such as `0F3` (stage 0,
-// forward, microbatch 3), `1B2`, `2I0`, `2W0`; an empty cell is an idle slot.
-// Communication and sharding actions (`SEND_F`, `RECV_B`, `UNSHARD`, ...)
-// may appear and are ignored.
+// (PipelineScheduleMulti._dump_csv / _load_csv; _PipelineScheduleRuntime's
+// "compute_only" and "compute_comms" formats): one row per rank, no header,
+// one action per cell such as `0F3` (stage 0, forward, microbatch 3), `1B2`,
+// `2I0`, `2W0`; an empty cell is an idle slot. Communication, sharding and
+// gradient-reduction actions (`0SEND_F3`, `4RECV_B0`, `0UNSHARD`, `0RESHARD`,
+// `0REDUCE_GRAD`) may appear and are ignored. DualPipeV's overlapped
+// forward+backward `(0F7;7B3)OVERLAP_F_B` (a forward, then a backward B or I,
+// separated by ';') is one action with an overlap part.
 #pragma once
 
 #include <string>
@@ -17,6 +20,7 @@ namespace perseus::schedules {
 // Errors: kInvalidInput "FILE:LINE: column C: problem".
 Result<RankOrders> ParseScheduleCsv(std::string_view text, const std::string& source_name);
 Result<RankOrders> ReadScheduleCsv(const std::string& path);
+// Compute-only form; overlapped actions as torch writes them, `(0F7;7B3)OVERLAP_F_B`.
 std::string WriteScheduleCsv(const RankOrders& orders);
 
 }  // namespace perseus::schedules
