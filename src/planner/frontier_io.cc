@@ -33,8 +33,10 @@ Result<std::string> ReadText(const std::string& path) {
   return text.str();
 }
 
+// `expected_header`, or `alternative_header` when given (*which: 0 or 1).
 Result<CsvFile> ParseCsv(const std::string& text, const std::string& path,
-                         const std::string& expected_header) {
+                         const std::string& expected_header,
+                         const std::string& alternative_header = "", int* which = nullptr) {
   std::istringstream in(text);
   CsvFile file;
   file.path = path;
@@ -46,17 +48,24 @@ Result<CsvFile> ParseCsv(const std::string& text, const std::string& path,
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     if (!header) {
-      if (line != expected_header) {
-        return Status::InvalidInput(path + ":" + std::to_string(line_no) + ": expected header '" +
-                                    expected_header + "'");
+      const bool alternative = !alternative_header.empty() && line == alternative_header;
+      if (line != expected_header && !alternative) {
+        return Status::InvalidInput(
+            path + ":" + std::to_string(line_no) + ": expected header '" + expected_header + "'" +
+            (alternative_header.empty() ? "" : " or '" + alternative_header + "'"));
       }
+      if (which != nullptr) *which = alternative ? 1 : 0;
       header = true;
       continue;
     }
     std::vector<std::string> fields;
-    std::stringstream ss(line);
-    std::string f;
-    while (std::getline(ss, f, ',')) fields.push_back(f);
+    size_t start = 0;
+    for (;;) {  // every field, empty ones too
+      const size_t comma = line.find(',', start);
+      fields.push_back(line.substr(start, comma == std::string::npos ? comma : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
     file.rows.push_back(std::move(fields));
     file.lines.push_back(line_no);
   }
@@ -77,6 +86,9 @@ bool ToInt(const std::string& s, int* v) {
   return true;
 }
 
+constexpr const char* kComputationsHeader = "id,gpu,stage,instruction,microbatch,order";
+constexpr const char* kOverlapColumns = ",overlap_stage,overlap_instruction,overlap_microbatch";
+
 }  // namespace
 
 FrontierFiles FrontierToFiles(const Frontier& frontier) {
@@ -94,13 +106,23 @@ FrontierFiles FrontierToFiles(const Frontier& frontier) {
   for (const auto& gpu : dag.gpu_order()) {
     for (size_t k = 0; k < gpu.size(); ++k) order[gpu[k]] = static_cast<int>(k);
   }
+  bool overlaps = false;
+  for (const Computation& c : dag.nodes()) overlaps = overlaps || c.overlapped();
   std::string& comps = files.computations_csv;
-  comps = "id,gpu,stage,instruction,microbatch,order\n";
+  comps = std::string(kComputationsHeader) + (overlaps ? kOverlapColumns : "") + "\n";
   for (int i = 0; i < dag.num_nodes(); ++i) {
     const Computation& c = dag.node(i);
     comps += std::to_string(i) + "," + std::to_string(c.gpu) + "," + std::to_string(c.stage) + "," +
              std::string(InstructionName(c.instruction)) + "," + std::to_string(c.microbatch) +
-             "," + std::to_string(order[i]) + "\n";
+             "," + std::to_string(order[i]);
+    if (c.overlapped()) {
+      comps += "," + std::to_string(c.overlap.stage) + "," +
+               std::string(InstructionName(c.overlap.instruction)) + "," +
+               std::to_string(c.overlap.microbatch);
+    } else if (overlaps) {
+      comps += ",,,";
+    }
+    comps += "\n";
   }
 
   std::string& plans = files.plans_csv;
@@ -153,16 +175,28 @@ Result<StoredFrontier> StoredFrontier::Parse(const FrontierFiles& files,
   }
   if (out.points_.empty()) return Status::InvalidInput(frontier_csv->path + ": no frontier points");
 
-  auto comps_csv = ParseCsv(files.computations_csv, prefix + "computations.csv",
-                            "id,gpu,stage,instruction,microbatch,order");
+  int with_overlaps = 0;
+  auto comps_csv =
+      ParseCsv(files.computations_csv, prefix + "computations.csv", kComputationsHeader,
+               std::string(kComputationsHeader) + kOverlapColumns, &with_overlaps);
   if (!comps_csv.ok()) return comps_csv.status();
+  const size_t columns = with_overlaps ? 9 : 6;
   for (size_t r = 0; r < comps_csv->rows.size(); ++r) {
     const auto& row = comps_csv->rows[r];
     StoredComputation c;
-    if (row.size() != 6 || !ToInt(row[0], &c.id) || !ToInt(row[1], &c.gpu) ||
+    if (row.size() != columns || !ToInt(row[0], &c.id) || !ToInt(row[1], &c.gpu) ||
         !ToInt(row[2], &c.stage) || !ParseInstruction(row[3], &c.instruction) ||
         !ToInt(row[4], &c.microbatch) || !ToInt(row[5], &c.order)) {
       return bad(*comps_csv, r, "malformed computation row");
+    }
+    if (with_overlaps && !(row[6].empty() && row[7].empty() && row[8].empty())) {
+      if (!ToInt(row[6], &c.overlap.stage) || c.overlap.stage < 0 ||
+          !ParseInstruction(row[7], &c.overlap.instruction) ||
+          !ToInt(row[8], &c.overlap.microbatch)) {
+        return bad(*comps_csv, r,
+                   "malformed overlap columns (expected stage, instruction, microbatch, or all "
+                   "three empty)");
+      }
     }
     if (c.id != static_cast<int>(r) || c.gpu < 0 || c.order < 0) {
       return bad(*comps_csv, r, "computation ids must be 0,1,2,... in order");

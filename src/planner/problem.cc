@@ -17,7 +17,7 @@ int64_t Quantize(double time_s, double unit_time_s, bool round_down) {
   return std::max<int64_t>(1, static_cast<int64_t>(u));
 }
 
-OptionSet MakeOptionSet(const ProfileKey& key, const std::vector<Measurement>& rows,
+OptionSet MakeOptionSet(const OptionKey& key, const std::vector<Measurement>& rows,
                         const PlannerOptions& opt) {
   OptionSet set;
   set.key = key;
@@ -68,6 +68,50 @@ OptionSet MakeOptionSet(const ProfileKey& key, const std::vector<Measurement>& r
   return set;
 }
 
+Result<const std::vector<Measurement>*> ProfileRows(const Profile& profile, const ProfileKey& key) {
+  const std::vector<Measurement>* rows = profile.Find(key.stage, key.instruction);
+  if (rows == nullptr || rows->empty()) {
+    return Status::InvalidInput(profile.source + ": no rows for stage " +
+                                std::to_string(key.stage) + " " +
+                                std::string(InstructionName(key.instruction)) +
+                                " (the schedule needs it; the profile has " +
+                                std::to_string(profile.num_stages) + " stages)");
+  }
+  return rows;
+}
+
+// The measurements an option set is made of: the profile's rows, or for an
+// overlapped pair, at every frequency both halves have, the sum of their
+// times and of their energies (they run back to back at one clock).
+Result<std::vector<Measurement>> OptionRows(const Profile& profile, const OptionKey& key,
+                                            const Computation& c) {
+  auto first = ProfileRows(profile, key.key);
+  if (!first.ok()) return first.status();
+  if (!key.overlapped()) return **first;
+  auto second = ProfileRows(profile, key.overlap);
+  if (!second.ok()) return second.status();
+  std::map<int, const Measurement*> at_frequency;
+  for (const Measurement& m : **second) at_frequency[m.frequency_mhz] = &m;
+  std::vector<Measurement> rows;
+  for (const Measurement& f : **first) {
+    auto b = at_frequency.find(f.frequency_mhz);
+    if (b == at_frequency.end()) continue;
+    Measurement sum = f;
+    sum.time_s = f.time_s + b->second->time_s;
+    sum.energy_j = f.energy_j + b->second->energy_j;
+    rows.push_back(sum);
+  }
+  if (rows.empty()) {
+    return Status::InvalidInput(profile.source + ": stage " + std::to_string(key.key.stage) + " " +
+                                std::string(InstructionName(key.key.instruction)) + " and stage " +
+                                std::to_string(key.overlap.stage) + " " +
+                                std::string(InstructionName(key.overlap.instruction)) +
+                                " have no frequency in common, but the overlapped " +
+                                ComputationLabel(c) + " runs both at one clock");
+  }
+  return rows;
+}
+
 }  // namespace
 
 Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& profile,
@@ -83,21 +127,16 @@ Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& prof
   problem.dag = dag;
   problem.options = options;
   problem.num_gpus = dag->num_gpus();
-  std::map<ProfileKey, int> set_index;
+  std::map<OptionKey, int> set_index;
   problem.set_of_node.resize(dag->num_nodes());
   for (int id = 0; id < dag->num_nodes(); ++id) {
     const Computation& c = dag->node(id);
-    ProfileKey key{c.stage, c.instruction};
+    OptionKey key{{c.stage, c.instruction}};
+    if (c.overlapped()) key.overlap = {c.overlap.stage, c.overlap.instruction};
     auto it = set_index.find(key);
     if (it == set_index.end()) {
-      const std::vector<Measurement>* rows = profile.Find(c.stage, c.instruction);
-      if (rows == nullptr || rows->empty()) {
-        return Status::InvalidInput(profile.source + ": no rows for stage " +
-                                    std::to_string(c.stage) + " " +
-                                    std::string(InstructionName(c.instruction)) +
-                                    " (the schedule needs it; the profile has " +
-                                    std::to_string(profile.num_stages) + " stages)");
-      }
+      auto rows = OptionRows(profile, key, c);
+      if (!rows.ok()) return rows.status();
       // The profile's units quantised with a tiny tau could overflow durations.
       double max_time = 0;
       for (const Measurement& m : *rows) max_time = std::max(max_time, m.time_s);

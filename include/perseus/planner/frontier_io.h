@@ -4,7 +4,10 @@
 //   frontier.csv      time,energy,model_time,model_energy   (realized first; solver
 //                     order: slowest first; row k is point k)
 //   computations.csv  id,gpu,stage,instruction,microbatch,order   (order = position
-//                     in its GPU's execution order)
+//                     in its GPU's execution order); a schedule with overlapped
+//                     forward+backward computations (DualPipeV) adds the columns
+//                     overlap_stage,overlap_instruction,overlap_microbatch (the
+//                     backward half; empty for other computations)
 //   plans.csv         point,computation,frequency   point 0 lists every computation;
 //                     point k > 0 lists only the computations whose frequency differs
 //                     from point k-1, so large frontiers stay small on disk.
@@ -29,6 +32,8 @@ Status WriteFrontierDir(const Frontier& frontier, const std::string& dir);
 struct StoredComputation {
   int id = 0, gpu = 0, stage = 0, microbatch = 0, order = 0;
   Instruction instruction = Instruction::kForward;
+  Part overlap;  // the backward half of an overlapped forward+backward
+  bool overlapped() const { return overlap.stage >= 0; }
 };
 
 // A plan read back from a frontier directory.

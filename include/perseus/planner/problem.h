@@ -1,7 +1,11 @@
 // The planning problem: a DAG plus, for every computation, its Pareto-optimal
 // measured options and the cost table the solver uses.
 //
-// Computations of the same (stage, instruction) share one OptionSet. Options
+// Computations of the same (stage, instruction) share one OptionSet; an
+// overlapped forward+backward (DualPipeV) has the set of its pair of
+// (stage, instruction)s, derived from both: at every frequency both halves
+// were measured at, time t_F + t_B and energy e_F + e_B (torch runs the two
+// back to back at one clock). Options
 // are Pareto-optimal in (real time, effective energy), sorted fastest first:
 // time strictly increasing, effective energy strictly decreasing. A planned
 // duration of d units maps to the slowest option whose quantised time fits,
@@ -42,8 +46,17 @@ struct Option {
   int64_t units = 0;       // ceil(time_s / unit_time_s), >= 1
 };
 
-struct OptionSet {
+// What an option set is for: one (stage, instruction) of the profile, or
+// the two halves of an overlapped pair (overlap.stage >= 0).
+struct OptionKey {
   ProfileKey key;
+  ProfileKey overlap{-1, Instruction::kBackward};
+  bool overlapped() const { return overlap.stage >= 0; }
+  auto operator<=>(const OptionKey&) const = default;
+};
+
+struct OptionSet {
+  OptionKey key;
   std::vector<Option> options;  // Pareto, fastest first
   Option highest_frequency;     // what "all-max" runs (may be off the Pareto set)
   CostTable cost;               // durations [options.front().units, options.back().units]
@@ -66,7 +79,8 @@ struct Problem {
 };
 
 // Validates the inputs (every (stage, instruction) of the DAG present in the
-// profile, a positive unit time, non-negative blocking power) and builds the
+// profile, both halves of every overlapped pair measured at one frequency at
+// least, a positive unit time, non-negative blocking power) and builds the
 // problem. Errors are kInvalidInput with a message naming what is missing.
 Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& profile,
                              const PlannerOptions& options);
