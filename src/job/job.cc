@@ -18,15 +18,30 @@ Status CheckPositive(double value, const char* option) {
   return Status::Ok();
 }
 
+// How messages name a schedule given as a CSV; empty for a built-in one.
+std::string CsvSource(const JobSpec& spec) {
+  if (!spec.schedule_file.empty()) return spec.schedule_file;
+  return spec.schedule_csv.empty() ? "" : "schedule";
+}
+
 }  // namespace
 
 Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec) {
   ResolvedSchedule r;
+  if (!spec.schedule_file.empty() && !spec.schedule_csv.empty()) {
+    return Status::InvalidInput(
+        "give the schedule either as a file (--schedule-file) or as CSV text, not both");
+  }
   if (!spec.schedule_file.empty()) {
     auto read = schedules::ReadScheduleCsv(spec.schedule_file);
     if (!read.ok()) return read.status();
     r.orders = std::move(read).value();
     r.name = "file:" + spec.schedule_file;
+  } else if (!spec.schedule_csv.empty()) {
+    auto parsed = schedules::ParseScheduleCsv(spec.schedule_csv, "schedule");
+    if (!parsed.ok()) return parsed.status();
+    r.orders = std::move(parsed).value();
+    r.name = "csv";
   } else {
     schedules::ScheduleKind kind;
     if (!schedules::ParseScheduleName(spec.schedule, &kind)) {
@@ -45,9 +60,9 @@ Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec) {
   }
   auto dag = schedules::BuildScheduleDag(r.orders);
   if (!dag.ok()) {
-    return spec.schedule_file.empty()
-               ? dag.status()
-               : Status::InvalidInput(spec.schedule_file + ": " + dag.status().message());
+    const std::string source = CsvSource(spec);
+    return source.empty() ? dag.status()
+                          : Status::InvalidInput(source + ": " + dag.status().message());
   }
   r.dag = std::move(dag).value();
   return r;
@@ -87,23 +102,28 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
   planner::Dag& dag = schedule->dag;
   job.stages = dag.num_gpus();
   int model_stages = 0, microbatches = 0;
-  bool split_backward = false;
+  bool split_backward = false, overlapped = false;
   for (const auto& c : dag.nodes()) {
     model_stages = std::max(model_stages, c.stage + 1);
     microbatches = std::max(microbatches, c.microbatch + 1);
     split_backward = split_backward || c.instruction == Instruction::kBackwardInput;
+    if (c.overlapped()) {
+      overlapped = true;
+      model_stages = std::max(model_stages, c.overlap.stage + 1);
+      microbatches = std::max(microbatches, c.overlap.microbatch + 1);
+      split_backward = split_backward || c.overlap.instruction == Instruction::kBackwardInput;
+    }
   }
   job.model_stages = model_stages;
   job.microbatches = microbatches;
-  if (!spec.schedule_file.empty()) {
+  if (const std::string source = CsvSource(spec); !source.empty()) {
     if (spec.stages != 0 && spec.stages != job.stages) {
-      return Status::InvalidInput(spec.schedule_file + ": the schedule has " +
-                                  std::to_string(job.stages) + " ranks but --stages is " +
-                                  std::to_string(spec.stages));
+      return Status::InvalidInput(source + ": the schedule has " + std::to_string(job.stages) +
+                                  " ranks but --stages is " + std::to_string(spec.stages));
     }
     if (spec.microbatches != 0 && spec.microbatches != job.microbatches) {
       return Status::InvalidInput(
-          spec.schedule_file + ": the schedule has " + std::to_string(job.microbatches) +
+          source + ": the schedule has " + std::to_string(job.microbatches) +
           " microbatches but --microbatches is " + std::to_string(spec.microbatches));
     }
     job.virtual_stages = model_stages % job.stages == 0 ? model_stages / job.stages : 1;
@@ -127,12 +147,17 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
           (model_stages != job.stages
                ? " model chunks (or " + std::to_string(job.stages) + " stages to cut into chunks)"
                : "") +
-          (spec.schedule_file.empty() && model_stages == job.stages
+          (CsvSource(spec).empty() && model_stages == job.stages
                ? " (--stages is " + std::to_string(spec.stages) + ")"
                : ""));
     }
   }
   if (split_backward) profile = planner::SplitBackward(profile, &job.notes);
+  if (overlapped) {
+    job.notes.push_back(
+        "overlapped F+B of DualPipeV: time and energy are the sum of the forward's and the "
+        "backward's at each frequency (torch runs them back to back)");
+  }
 
   options.unit_time_s = spec.unit_time_s;
   job.stage_blocking_power_w = spec.blocking_power_w * spec.tp;

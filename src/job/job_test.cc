@@ -147,6 +147,74 @@ TEST(JobTest, ScheduleFileGivesTheSameProblemAsTheBuiltIn) {
   EXPECT_DOUBLE_EQ(a.energy_j, b.energy_j);
 }
 
+TEST(JobTest, ScheduleCsvTextIsTheScheduleFile) {
+  auto orders = schedules::GenerateRankOrders(schedules::ScheduleKind::kOneFOneB, {2, 3, 1});
+  ASSERT_TRUE(orders.ok());
+  JobSpec spec = Spec("1f1b", 0, 0);
+  spec.schedule_csv = schedules::WriteScheduleCsv(orders.value());
+  auto from_text = PrepareJob(spec, Parse(kTwoStages));
+  ASSERT_TRUE(from_text.ok()) << from_text.status().message();
+  EXPECT_EQ(from_text->schedule, "csv");
+  EXPECT_EQ(from_text->stages, 2);
+  EXPECT_EQ(from_text->microbatches, 3);
+  auto built_in = PrepareJob(Spec("1f1b", 2, 3), Parse(kTwoStages));
+  ASSERT_TRUE(built_in.ok());
+  EXPECT_EQ(from_text->problem->dag->num_edges(), built_in->problem->dag->num_edges());
+  EXPECT_DOUBLE_EQ(planner::EvaluateAllMax(*from_text->problem).time_s,
+                   planner::EvaluateAllMax(*built_in->problem).time_s);
+
+  auto message = [](JobSpec s) {
+    auto job = PrepareJob(s, Parse(kTwoStages));
+    return job.ok() ? std::string() : job.status().message();
+  };
+  JobSpec wrong = spec;
+  wrong.stages = 3;
+  EXPECT_EQ(message(wrong), "schedule: the schedule has 2 ranks but --stages is 3");
+  wrong = spec;
+  wrong.microbatches = 4;
+  EXPECT_EQ(message(wrong), "schedule: the schedule has 3 microbatches but --microbatches is 4");
+  wrong = spec;
+  wrong.schedule_csv = "0F0,0B0\n1F0,1X0\n";
+  EXPECT_NE(message(wrong).find("schedule:2: column 2: '1X0' is not an action"), std::string::npos);
+  wrong.schedule_csv = "0F0,0B0\n1B0,1F0\n";
+  EXPECT_NE(message(wrong).find("schedule: the schedule deadlocks"), std::string::npos);
+  wrong = spec;
+  wrong.schedule_file = "/some/file.csv";
+  EXPECT_NE(message(wrong).find("not both"), std::string::npos);
+}
+
+// DualPipeV-like: rank 1 overlaps 1F1 with 1B0; the pair costs the sum of its
+// halves and the job says so.
+TEST(JobTest, OverlappedPairIsDerivedAndAnnounced) {
+  JobSpec spec = Spec("1f1b", 0, 0);
+  spec.schedule_csv = "0F0,0F1,0B0,0B1\n1F0,(1F1;1B0)OVERLAP_F_B,1B1\n";
+  auto job = PrepareJob(spec, Parse(kTwoStages));
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->model_stages, 2);
+  EXPECT_EQ(job->microbatches, 2);
+  ASSERT_EQ(job->notes.size(), 1u);
+  EXPECT_EQ(job->notes[0],
+            "overlapped F+B of DualPipeV: time and energy are the sum of the forward's and the "
+            "backward's at each frequency (torch runs them back to back)");
+  const auto& problem = *job->problem;
+  int pairs = 0;
+  for (int i = 0; i < problem.dag->num_nodes(); ++i) {
+    if (!problem.dag->node(i).overlapped()) continue;
+    ++pairs;
+    ASSERT_EQ(problem.set(i).options.size(), 2u);
+    EXPECT_DOUBLE_EQ(problem.set(i).options[0].time_s, 3.0);   // 1.0 + 2.0 at 1000 MHz
+    EXPECT_DOUBLE_EQ(problem.set(i).options[0].energy_j, 30);  // 10 + 20
+    EXPECT_DOUBLE_EQ(problem.set(i).options[1].time_s, 3.6);   // 1.2 + 2.4 at 800 MHz
+    EXPECT_DOUBLE_EQ(problem.set(i).options[1].energy_j, 27);  // 9 + 18
+  }
+  EXPECT_EQ(pairs, 1);
+  // An overlap with I as its backward half gets the split backward too.
+  spec.schedule_csv = "0F0,0F1,0I0,0W0,0B1\n1F0,(1F1;1I0)OVERLAP_F_B,1W0,1B1\n";
+  job = PrepareJob(spec, Parse(kTwoStages));
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  EXPECT_EQ(job->notes.size(), 2u);
+}
+
 TEST(JobTest, BadOptionsAreNamed) {
   auto message = [](JobSpec spec) {
     auto job = PrepareJob(spec, Parse(kTwoStages));

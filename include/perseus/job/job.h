@@ -18,22 +18,26 @@ namespace perseus::job {
 
 struct JobSpec {
   std::string profile_path;
-  std::string schedule = "1f1b";  // a built-in schedule name, unless schedule_file is set
+  std::string schedule = "1f1b";  // a built-in schedule name, unless schedule_file/_csv is set
   std::string schedule_file;      // torch.distributed.pipelining CSV; gives S and M
-  int stages = 0;                 // pipeline ranks S (0 = take it from schedule_file)
-  int microbatches = 0;           // M (0 = take it from schedule_file)
-  int virtual_stages = 1;         // V, interleaved-1f1b
-  int tp = 1;                     // tensor-parallel degree N
-  int dp = 1;                     // data-parallel degree D (pipelines)
-  double blocking_power_w = 0;    // watts per GPU while not computing
+  // The same CSV given as text (what a server or a Python caller holds);
+  // called "schedule" in messages. At most one of schedule_file and schedule_csv.
+  std::string schedule_csv;
+  int stages = 0;               // pipeline ranks S (0 = take it from the CSV)
+  int microbatches = 0;         // M (0 = take it from the CSV)
+  int virtual_stages = 1;       // V, interleaved-1f1b
+  int tp = 1;                   // tensor-parallel degree N
+  int dp = 1;                   // data-parallel degree D (pipelines)
+  double blocking_power_w = 0;  // watts per GPU while not computing
   double unit_time_s = 0.001;
   std::string cost_model = "convex";
   double time_scale = 1;
   double energy_scale = 1;
 };
 
-// A job's schedule: its per-rank orders (from --schedule-file or a built-in
-// generator), their DAG, and a name for output ("1f1b", or "file:PATH").
+// A job's schedule: its per-rank orders (from --schedule-file, the CSV text or
+// a built-in generator), their DAG, and a name for output ("1f1b",
+// "file:PATH", or "csv" for CSV text).
 struct ResolvedSchedule {
   schedules::RankOrders orders;
   planner::Dag dag;
@@ -45,14 +49,15 @@ Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec);
 // What PrepareJob derived, for summaries.
 struct PreparedJob {
   std::shared_ptr<const planner::Problem> problem;
-  std::string schedule;  // built-in name, or "file:PATH"
+  std::string schedule;  // built-in name, "file:PATH", or "csv"
   int stages = 0;        // pipeline ranks S
   int microbatches = 0;  // M
   int model_stages = 0;  // S, or S x V model chunks
   int virtual_stages = 1;
   int tp = 1, dp = 1;
   int gpus = 0;  // S x N x D
-  // Data the planner derived rather than read (split backward, chunks, TP).
+  // Data the planner derived rather than read (split backward, chunks, TP,
+  // overlapped forward+backward).
   std::vector<std::string> notes;
   // Blocking power of one pipeline rank's tp GPUs, watts.
   double stage_blocking_power_w = 0;
