@@ -29,10 +29,18 @@ int RunShowPlan(const ShowPlanArgs& args) {
     for (const auto& [order, id] : ordered) {
       const auto& c = plan->computations[id];
       frequencies.push_back(plan->frequency_mhz[id]);
-      instructions.push_back({{"instruction", planner::InstructionName(c.instruction)},
-                              {"stage", c.stage},
-                              {"microbatch", c.microbatch},
-                              {"frequency_mhz", plan->frequency_mhz[id]}});
+      nlohmann::json step = {
+          {"instruction", c.overlapped() ? std::string_view("overlap_f_b")
+                                         : planner::InstructionName(c.instruction)},
+          {"stage", c.stage},
+          {"microbatch", c.microbatch},
+          {"frequency_mhz", plan->frequency_mhz[id]}};
+      if (c.overlapped()) {  // stage and microbatch above are the forward half's
+        step["backward"] = {{"instruction", planner::InstructionName(c.overlap.instruction)},
+                            {"stage", c.overlap.stage},
+                            {"microbatch", c.overlap.microbatch}};
+      }
+      instructions.push_back(std::move(step));
     }
     gpus.push_back(
         {{"stage", gpu}, {"frequencies_mhz", frequencies}, {"instructions", instructions}});

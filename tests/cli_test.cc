@@ -61,6 +61,20 @@ class CliTest : public ::testing::Test {
   static std::string Gpt3() {
     return std::string(PERSEUS_DATA_DIR) + "/profiles/gpt3-175b+a100_sxm_bf16.csv";
   }
+  static std::string TorchCsv(const std::string& name) {
+    return std::string(PERSEUS_DATA_DIR) + "/schedules/torch-2.13/" + name;
+  }
+  // The GPT-3 profile's first `stages` stages (its stages are alike).
+  fs::path Gpt3Stages(int stages) {
+    std::ifstream in(Gpt3());
+    std::string line, text;
+    std::getline(in, line);
+    text = line + "\n";
+    while (std::getline(in, line)) {
+      if (std::stoi(line.substr(0, line.find(','))) < stages) text += line + "\n";
+    }
+    return Write("gpt3-" + std::to_string(stages) + ".csv", text);
+  }
 
   fs::path dir_;
 };
@@ -230,6 +244,135 @@ TEST_F(CliTest, ScheduleFileGivesTheSameFrontier) {
   EXPECT_EQ(j["microbatches"], 6);
 }
 
+// Every CSV torch.distributed.pipelining 2.13 writes for its schedules plans:
+// 4 ranks, 8 microbatches; one stage per rank on the GPT-3 profile's first 4
+// stages, two per rank on its 8 stages.
+TEST_F(CliTest, EveryTorchSchedulePlans) {
+  const std::string four = Gpt3Stages(4).string();
+  const std::pair<const char*, bool> files[] = {{"GPipe.pipeline_order.csv", false},
+                                                {"1F1B.csv", false},
+                                                {"Interleaved1F1B.compute_only.csv", true},
+                                                {"Interleaved1F1B.compute_comms.csv", true},
+                                                {"LoopedBFS.compute_only.csv", true},
+                                                {"LoopedBFS.compute_comms.csv", true},
+                                                {"InterleavedZeroBubble.compute_only.csv", true},
+                                                {"InterleavedZeroBubble.compute_comms.csv", true},
+                                                {"ZBVZeroBubble.compute_only.csv", true},
+                                                {"ZBVZeroBubble.compute_comms.csv", true},
+                                                {"DualPipeV.compute_only.csv", true},
+                                                {"DualPipeV.compute_comms.csv", true}};
+  for (const auto& [file, multi] : files) {
+    SCOPED_TRACE(file);
+    Output o = Run("plan --profile " + (multi ? Gpt3() : four) + " --schedule-file " +
+                   TorchCsv(file) + " --blocking-power 83.64 --json");
+    ASSERT_EQ(o.exit_code, 0) << o.err;
+    nlohmann::json j = nlohmann::json::parse(o.out);
+    EXPECT_EQ(j["stages"], 4);
+    EXPECT_EQ(j["microbatches"], 8);
+    EXPECT_EQ(j["model_stages"], multi ? 8 : 4);
+    EXPECT_GT(j["frontier_points"].get<int>(), 100);
+    EXPECT_LE(j["t_min"]["time"].get<double>(), j["all_max"]["time"].get<double>() * 1.001);
+    // (GPipe over identical stages has no slack at T_min: saving 0 there.)
+    EXPECT_GE(j["t_min"]["saving_pct"].get<double>(), 0);
+    EXPECT_GT(j["t_star"]["saving_pct"].get<double>(), 0);
+    const std::string notes = j["notes"].dump();
+    EXPECT_EQ(notes.find("overlapped F+B of DualPipeV") != std::string::npos,
+              std::string(file).rfind("DualPipeV", 0) == 0)
+        << notes;
+  }
+  // The compute_only and compute_comms forms give the same frontier.
+  for (const std::string name : {"DualPipeV", "InterleavedZeroBubble"}) {
+    const std::string common = " --profile " + Gpt3() + " --blocking-power 83.64 --out ";
+    ASSERT_EQ(Run("plan --schedule-file " + TorchCsv(name + ".compute_only.csv") + common +
+                  (dir_ / (name + "-only")).string())
+                  .exit_code,
+              0);
+    ASSERT_EQ(Run("plan --schedule-file " + TorchCsv(name + ".compute_comms.csv") + common +
+                  (dir_ / (name + "-comms")).string())
+                  .exit_code,
+              0);
+    for (const char* f : {"frontier.csv", "computations.csv", "plans.csv"}) {
+      EXPECT_EQ(ReadFile(dir_ / (name + "-only") / f), ReadFile(dir_ / (name + "-comms") / f))
+          << name << " " << f;
+    }
+  }
+}
+
+// torch's GPipe, 1F1B (as it executes it) and Interleaved1F1B give exactly
+// the frontiers of the built-in gpipe, 1f1b and interleaved-1f1b (V = 2).
+TEST_F(CliTest, TorchSchedulesGiveTheBuiltInFrontiers) {
+  const std::string four = Gpt3Stages(4).string();
+  struct Case {
+    const char* file;
+    std::string built_in;
+    std::string profile;
+  };
+  const Case cases[] = {
+      {"GPipe.pipeline_order.csv", "--schedule gpipe --stages 4 --microbatches 8", four},
+      {"1F1B.csv", "--schedule 1f1b --stages 4 --microbatches 8", four},
+      {"Interleaved1F1B.compute_only.csv",
+       "--schedule interleaved-1f1b --virtual-stages 2 --stages 4 --microbatches 8", Gpt3()}};
+  int k = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.file);
+    const fs::path a = dir_ / ("a" + std::to_string(k)), b = dir_ / ("b" + std::to_string(k));
+    ++k;
+    const std::string common = " --profile " + c.profile + " --blocking-power 83.64 --out ";
+    Output built_in = Run("plan " + c.built_in + common + a.string());
+    Output from_file = Run("plan --schedule-file " + TorchCsv(c.file) + common + b.string());
+    ASSERT_EQ(built_in.exit_code, 0) << built_in.err;
+    ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+    EXPECT_GT(ReadFile(a / "frontier.csv").size(), 1000u);
+    for (const char* f : {"frontier.csv", "computations.csv", "plans.csv"}) {
+      EXPECT_EQ(ReadFile(a / f), ReadFile(b / f)) << f;
+    }
+  }
+}
+
+// DualPipeV: the plan names its overlapped computations; show-schedule
+// renders them as torch writes them and writes them back in torch's form.
+TEST_F(CliTest, DualPipeVPlansNameTheOverlappedComputations) {
+  const fs::path out = dir_ / "dualpipev";
+  Output o = Run("plan --profile " + Gpt3() + " --schedule-file " +
+                 TorchCsv("DualPipeV.compute_only.csv") + " --blocking-power 83.64 --json --out " +
+                 out.string());
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const double t_min = nlohmann::json::parse(o.out)["t_min"]["time"];
+  Output show = Run("show-plan " + out.string() + " --time " + std::to_string(t_min + 1e-6));
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  const nlohmann::json plan = nlohmann::json::parse(show.out);
+  ASSERT_EQ(plan["stages"].size(), 4u);
+  // Rank 0: ... 7F3 (0F7;7B3)OVERLAP_F_B (7F4;0B0)OVERLAP_F_B 7B4 ...
+  const auto& rank0 = plan["stages"][0]["instructions"];
+  int overlaps = 0;
+  for (size_t i = 0; i < rank0.size(); ++i) {
+    if (rank0[i]["instruction"] != "overlap_f_b") continue;
+    if (overlaps++ == 0) {
+      EXPECT_EQ(rank0[i - 1]["instruction"], "forward");
+      EXPECT_EQ(rank0[i]["stage"], 0);
+      EXPECT_EQ(rank0[i]["microbatch"], 7);
+      EXPECT_EQ(rank0[i]["backward"],
+                (nlohmann::json{{"instruction", "backward"}, {"stage", 7}, {"microbatch", 3}}));
+      EXPECT_GT(rank0[i]["frequency_mhz"].get<int>(), 0);
+    }
+  }
+  EXPECT_EQ(overlaps, 5);
+
+  const fs::path csv = dir_ / "back.csv", svg = dir_ / "dualpipev.svg";
+  Output text = Run("show-schedule --schedule-file " + TorchCsv("DualPipeV.compute_comms.csv") +
+                    " --csv " + csv.string() + " --svg " + svg.string() + " --profile " + Gpt3());
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("7F3 (0F7;7B3) (7F4;0B0) 7B4"), std::string::npos) << text.out;
+  EXPECT_NE(ReadFile(csv).find(",7F3,(0F7;7B3)OVERLAP_F_B,(7F4;0B0)OVERLAP_F_B,7B4,"),
+            std::string::npos);
+  EXPECT_NE(ReadFile(svg).find("<title>(0F7;7B3) rank 0"), std::string::npos);
+  // Written back, it plans to the same frontier as torch's file.
+  Output again = Run("plan --profile " + Gpt3() + " --schedule-file " + csv.string() +
+                     " --blocking-power 83.64 --out " + (dir_ / "again").string());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(ReadFile(out / "frontier.csv"), ReadFile(dir_ / "again" / "frontier.csv"));
+}
+
 TEST_F(CliTest, ScheduleErrorsExitTwo) {
   Output bad =
       Run("show-schedule --schedule interleaved-1f1b --stages 4 --microbatches 6 "
@@ -241,6 +384,22 @@ TEST_F(CliTest, ScheduleErrorsExitTwo) {
   EXPECT_EQ(d.exit_code, 2);
   EXPECT_NE(d.err.find("deadlocks"), std::string::npos) << d.err;
   EXPECT_EQ(Run("show-schedule --schedule pipedream --stages 2 --microbatches 2").exit_code, 2);
+  fs::path self = Write("self.csv", "(0F0;0B0)OVERLAP_F_B\n");
+  Output s = Run("show-schedule --schedule-file " + self.string());
+  EXPECT_EQ(s.exit_code, 2);
+  EXPECT_NE(s.err.find(self.string() +
+                       ": rank 0, action 1 (0F0;0B0): its backward half 0B0 waits for its "
+                       "other half 0F0"),
+            std::string::npos)
+      << s.err;
+  fs::path malformed = Write("malformed.csv", "0F0,(0F1)OVERLAP_F_B\n");
+  Output m = Run("plan --profile " + Gpt3() + " --schedule-file " + malformed.string());
+  EXPECT_EQ(m.exit_code, 2);
+  EXPECT_NE(m.err.find(malformed.string() + ":1: column 2: '(0F1)OVERLAP_F_B'"), std::string::npos)
+      << m.err;
+  Output literal = Run("show-schedule --schedule-file " + TorchCsv("1F1B.pipeline_order.csv"));
+  EXPECT_EQ(literal.exit_code, 2);
+  EXPECT_NE(literal.err.find("misses computation 0F8"), std::string::npos) << literal.err;
 }
 
 // Issue #3: TP and DP: job-wide energies and GPU count.
