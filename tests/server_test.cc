@@ -260,6 +260,154 @@ TEST(ServerTest, PerRankMeasurementsBecomeTheProfile) {
   unlink(db.c_str());
 }
 
+std::string TorchCsv(const std::string& name) {
+  std::ifstream in(PERSEUS_DATA_DIR "/schedules/torch-2.13/" + name);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A job whose schedule is torch's DualPipeV CSV: stages and microbatches come
+// from it, the plan names the overlapped computations, and the client finds
+// them; all of it survives a restart.
+TEST(ServerTest, ScheduleCsvJobPlansDualPipeV) {
+  const std::string db = TempPath("schedule_csv.db");
+  const std::string csv = TorchCsv("DualPipeV.compute_comms.csv");
+  ASSERT_GT(csv.size(), 1000u);
+  int64_t job = 0;
+  json plan_before;
+  {
+    ServerProcess server(db);
+    Api api(server.port());
+    Response created = api.Post(
+        "/v1/jobs", {{"name", "dualpipev"}, {"schedule_csv", csv}, {"blocking_power_w", 83.64}});
+    ASSERT_EQ(created.status, 201) << created.body.dump();
+    job = created.body["job_id"];
+    const std::string base = "/v1/jobs/" + std::to_string(job);
+    const json state = api.Call("GET", base).body;
+    EXPECT_EQ(state["config"]["schedule"], "csv");
+    EXPECT_EQ(state["config"]["schedule_csv"], csv);
+    EXPECT_EQ(state["config"]["stages"], 4);
+    EXPECT_EQ(state["config"]["microbatches"], 8);
+    EXPECT_EQ(state["config"]["virtual_stages"], 2);
+    EXPECT_EQ(state["ranks_expected"], 4);
+    for (int rank = 0; rank < 4; ++rank) {
+      ASSERT_EQ(api.Post(base + "/ranks", {{"rank", rank},
+                                           {"pp_rank", rank},
+                                           {"dp_rank", 0},
+                                           {"frequencies_mhz", A100Clocks()}})
+                    .status,
+                200);
+    }
+    ASSERT_EQ(api.Call("PUT", base + "/profile", ProfileCsv(8), "text/csv").status, 202);
+    ASSERT_EQ(WaitReady(api, job)["state"], "ready");
+
+    Response plan = api.Call("GET", base + "/plan?rank=0");
+    ASSERT_EQ(plan.status, 200) << plan.body.dump();
+    // Rank 0 of torch's DualPipeV: ... 7F3 (0F7;7B3)OVERLAP_F_B (7F4;0B0)OVERLAP_F_B 7B4 ...
+    const json& steps = plan.body["instructions"];
+    size_t first = steps.size();
+    int overlaps = 0;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      EXPECT_EQ(steps[i].contains("backward"), steps[i]["kind"] == "overlap_f_b");
+      if (steps[i]["kind"] == "overlap_f_b" && overlaps++ == 0) first = i;
+    }
+    EXPECT_EQ(overlaps, 5);
+    ASSERT_LT(first + 1, steps.size());
+    EXPECT_EQ(steps[first - 1]["kind"], "forward");
+    EXPECT_EQ(steps[first - 1]["stage"], 7);
+    EXPECT_EQ(steps[first - 1]["microbatch"], 3);
+    EXPECT_EQ(steps[first]["stage"], 0);
+    EXPECT_EQ(steps[first]["microbatch"], 7);
+    EXPECT_EQ(steps[first]["backward"],
+              (json{{"kind", "backward"}, {"stage", 7}, {"microbatch", 3}}));
+    EXPECT_EQ(steps[first + 1]["kind"], "overlap_f_b");
+    EXPECT_EQ(steps[first + 1]["stage"], 7);
+    EXPECT_EQ(steps[first + 1]["backward"],
+              (json{{"kind", "backward"}, {"stage", 0}, {"microbatch", 0}}));
+    plan_before = plan.body;
+
+    perseus::client::ClientOptions options;
+    options.server = server.url();
+    options.job_id = job;
+    options.rank = 0;
+    options.pp_rank = 0;
+    options.frequencies_mhz = A100Clocks();
+    options.poll_interval_s = 30;
+    perseus::client::Client client(options);
+    ASSERT_TRUE(client.WaitForPlan(0, 20));
+    const auto planned = client.instructions();
+    ASSERT_EQ(planned.size(), steps.size());
+    ASSERT_TRUE(planned[first].overlapped());
+    EXPECT_EQ(planned[first].kind, perseus::planner::Instruction::kForward);
+    EXPECT_EQ(planned[first].stage, 0);
+    EXPECT_EQ(planned[first].microbatch, 7);
+    EXPECT_EQ(planned[first].backward->kind, perseus::planner::Instruction::kBackward);
+    EXPECT_EQ(planned[first].backward->stage, 7);
+    EXPECT_EQ(planned[first].backward->microbatch, 3);
+    EXPECT_FALSE(planned[first - 1].overlapped());
+    const int mhz = steps[first]["frequency_mhz"];
+    EXPECT_EQ(client.FrequencyForOverlap(7, 0), mhz);
+    EXPECT_EQ(client.FrequencyForOverlap(7), mhz);
+    // Each half is found by itself too: the pair runs at one clock.
+    EXPECT_EQ(client.FrequencyFor(perseus::planner::Instruction::kForward, 7, 0), mhz);
+    EXPECT_EQ(client.FrequencyFor(perseus::planner::Instruction::kBackward, 3, 7), mhz);
+    EXPECT_EQ(client.FrequencyFor(perseus::planner::Instruction::kForward, 3, 7),
+              steps[first - 1]["frequency_mhz"].get<int>());
+    // No such overlap: the highest clock.
+    EXPECT_EQ(client.FrequencyForOverlap(3, 7), 1410);
+    EXPECT_EQ(client.FrequencyForOverlap(99), 1410);
+    server.Kill9();
+  }
+  ServerProcess restarted(db);
+  Api api(restarted.port());
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  const json state = api.Call("GET", base).body;
+  EXPECT_EQ(state["state"], "ready") << state.dump();
+  EXPECT_EQ(state["config"]["schedule_csv"], csv);
+  EXPECT_EQ(api.Call("GET", base + "/plan?rank=0").body, plan_before);
+  EXPECT_EQ(restarted.Term(), 0);
+  unlink(db.c_str());
+}
+
+TEST(ServerTest, BadScheduleCsvGetsAFourHundredNamingIt) {
+  const std::string db = TempPath("bad_schedule_csv.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const std::string good = TorchCsv("1F1B.csv");
+  auto post = [&](json extra) {
+    json body = {{"name", "x"}, {"blocking_power_w", 1}};
+    for (auto& [k, v] : extra.items()) body[k] = v;
+    return api.Post("/v1/jobs", body);
+  };
+  auto expect = [](const Response& r, const std::string& field, const std::string& text) {
+    EXPECT_EQ(r.status, 400) << r.body.dump();
+    EXPECT_EQ(r.body.value("field", ""), field) << r.body.dump();
+    EXPECT_NE(r.body.value("error", "").find(text), std::string::npos) << r.body.dump();
+  };
+  expect(post({{"schedule_csv", 12}}), "schedule_csv", "must be a string");
+  expect(post({{"schedule_csv", ""}}), "schedule_csv", "must not be empty");
+  expect(post({{"schedule_csv", "0F0,(0F1)OVERLAP_F_B\n"}}), "schedule_csv",
+         "field 'schedule_csv' is not a valid schedule: schedule_csv:1: column 2: "
+         "'(0F1)OVERLAP_F_B' is not an overlapped action");
+  expect(post({{"schedule_csv", "0F0,0B0\n1B0,1F0\n"}}), "schedule_csv",
+         "is not a valid schedule: the schedule deadlocks");
+  expect(post({{"schedule_csv", "(0F0;0B0)OVERLAP_F_B\n"}}), "schedule_csv",
+         "its backward half 0B0 waits for its other half 0F0");
+  expect(post({{"schedule_csv", std::string(4 * 1024 * 1024 + 1, ',')}}), "schedule_csv",
+         "at most 4 MB");
+  expect(post({{"schedule_csv", good}, {"stages", 3}}), "stages", "is 3 but schedule_csv has 4");
+  expect(post({{"schedule_csv", good}, {"microbatches", 4}}), "microbatches",
+         "is 4 but schedule_csv has 8");
+  expect(post({{"schedule_csv", good}, {"schedule", "gpipe"}}), "schedule", "absent or \"csv\"");
+  expect(post({{"schedule", "csv"}, {"stages", 4}, {"microbatches", 8}}), "schedule",
+         "no schedule_csv");
+  // Matching shape fields are fine, and so is schedule "csv".
+  Response ok =
+      post({{"schedule_csv", good}, {"stages", 4}, {"microbatches", 8}, {"schedule", "csv"}});
+  EXPECT_EQ(ok.status, 201) << ok.body.dump();
+}
+
 TEST(ServerTest, BearerTokenIsRequired) {
   const std::string db = TempPath("auth.db");
   const std::string token_file = TempPath("token");

@@ -17,7 +17,8 @@ struct Client::Plan {
   double target_time_s = 0;
   std::string etag;
   std::vector<PlannedInstruction> instructions;
-  // (kind, microbatch, stage) -> frequency
+  // (kind, microbatch, stage) -> frequency; kind is an Instruction's value, or
+  // kOverlapKey for an overlapped forward+backward (by its forward half)
   std::map<std::tuple<int, int, int>, int> by_key;
   std::map<std::pair<int, int>, int> by_kind_microbatch;
 };
@@ -33,6 +34,8 @@ struct Client::Http {
 };
 
 namespace {
+
+constexpr int kOverlapKey = 4;  // after the four Instruction values
 
 int Highest(const std::vector<int>& frequencies) {
   return frequencies.empty() ? 0 : *std::max_element(frequencies.begin(), frequencies.end());
@@ -64,7 +67,7 @@ Client::~Client() {
   thread_.join();
 }
 
-int Client::FrequencyFor(planner::Instruction kind, int microbatch, int stage) const {
+int Client::Lookup(int kind_key, int microbatch, int stage) const {
   std::shared_ptr<const Plan> plan;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -72,15 +75,29 @@ int Client::FrequencyFor(planner::Instruction kind, int microbatch, int stage) c
   }
   if (plan == nullptr) return fallback_mhz_;
   if (stage >= 0) {
-    auto it = plan->by_key.find({static_cast<int>(kind), microbatch, stage});
+    auto it = plan->by_key.find({kind_key, microbatch, stage});
     return it == plan->by_key.end() ? fallback_mhz_ : it->second;
   }
-  auto it = plan->by_kind_microbatch.find({static_cast<int>(kind), microbatch});
+  auto it = plan->by_kind_microbatch.find({kind_key, microbatch});
   return it == plan->by_kind_microbatch.end() ? fallback_mhz_ : it->second;
+}
+
+int Client::FrequencyFor(planner::Instruction kind, int microbatch, int stage) const {
+  return Lookup(static_cast<int>(kind), microbatch, stage);
+}
+
+int Client::FrequencyForOverlap(int microbatch, int stage) const {
+  return Lookup(kOverlapKey, microbatch, stage);
 }
 
 int Client::Apply(planner::Instruction kind, int microbatch, int stage) {
   const int mhz = FrequencyFor(kind, microbatch, stage);
+  if (options_.set_frequency && mhz > 0) options_.set_frequency(mhz);
+  return mhz;
+}
+
+int Client::ApplyOverlap(int microbatch, int stage) {
+  const int mhz = FrequencyForOverlap(microbatch, stage);
   if (options_.set_frequency && mhz > 0) options_.set_frequency(mhz);
   return mhz;
 }
@@ -184,15 +201,36 @@ bool Client::Refresh(Http& http) {
     plan->version = j.at("version").get<int64_t>();
     plan->target_time_s = j.at("target_time").get<double>();
     plan->etag = result->get_header_value("ETag");
+    auto add = [&](int kind_key, int microbatch, int stage, int mhz) {
+      plan->by_key.emplace(std::make_tuple(kind_key, microbatch, stage), mhz);
+      plan->by_kind_microbatch.emplace(std::make_pair(kind_key, microbatch), mhz);
+    };
     for (const json& i : j.at("instructions")) {
       PlannedInstruction p;
-      if (!planner::ParseInstruction(i.at("kind").get<std::string>(), &p.kind)) continue;
+      const std::string kind = i.at("kind").get<std::string>();
+      if (kind == "overlap_f_b") {
+        const json& b = i.at("backward");
+        PlannedBackward backward;
+        if (!planner::ParseInstruction(b.at("kind").get<std::string>(), &backward.kind)) continue;
+        backward.stage = b.at("stage").get<int>();
+        backward.microbatch = b.at("microbatch").get<int>();
+        p.backward = backward;
+      } else if (!planner::ParseInstruction(kind, &p.kind)) {
+        continue;
+      }
       p.microbatch = i.at("microbatch").get<int>();
       p.stage = i.at("stage").get<int>();
       p.frequency_mhz = i.at("frequency_mhz").get<int>();
-      plan->by_key[{static_cast<int>(p.kind), p.microbatch, p.stage}] = p.frequency_mhz;
-      plan->by_kind_microbatch.emplace(std::make_pair(static_cast<int>(p.kind), p.microbatch),
-                                       p.frequency_mhz);
+      if (p.overlapped()) {
+        // The pair by its forward half; each half also by itself.
+        add(kOverlapKey, p.microbatch, p.stage, p.frequency_mhz);
+        add(static_cast<int>(planner::Instruction::kForward), p.microbatch, p.stage,
+            p.frequency_mhz);
+        add(static_cast<int>(p.backward->kind), p.backward->microbatch, p.backward->stage,
+            p.frequency_mhz);
+      } else {
+        add(static_cast<int>(p.kind), p.microbatch, p.stage, p.frequency_mhz);
+      }
       plan->instructions.push_back(p);
     }
   } catch (const json::exception& e) {

@@ -724,10 +724,18 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
               [](const auto* a, const auto* b) { return a->order < b->order; });
     json instructions = json::array();
     for (const auto* c : mine) {
-      instructions.push_back({{"kind", planner::InstructionName(c->instruction)},
-                              {"microbatch", c->microbatch},
-                              {"stage", c->stage},
-                              {"frequency_mhz", freq[static_cast<size_t>(c->id)]}});
+      json step = {{"kind", c->overlapped() ? std::string_view("overlap_f_b")
+                                            : planner::InstructionName(c->instruction)},
+                   {"microbatch", c->microbatch},
+                   {"stage", c->stage},
+                   {"frequency_mhz", freq[static_cast<size_t>(c->id)]}};
+      if (c->overlapped()) {
+        // DualPipeV's overlapped forward+backward: the fields above are the forward half.
+        step["backward"] = {{"kind", planner::InstructionName(c->overlap.instruction)},
+                            {"stage", c->overlap.stage},
+                            {"microbatch", c->overlap.microbatch}};
+      }
+      instructions.push_back(std::move(step));
     }
     if (job->plan_cache.size() > 4096) job->plan_cache.clear();
     cached = job->plan_cache.emplace(key, std::move(instructions)).first;

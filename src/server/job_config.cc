@@ -1,6 +1,9 @@
 #include "src/server/job_config.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "perseus/schedules/schedule_csv.h"
 
 namespace perseus::server {
 namespace {
@@ -35,6 +38,56 @@ Status Get(const json& j, const char* name, bool required, T* out, std::string* 
   return Status::Ok();
 }
 
+constexpr size_t kMaxScheduleCsvBytes = 4 * 1024 * 1024;
+
+// schedule_csv given: checks it (a valid, deadlock-free schedule) and that
+// the shape fields, if given, match it; then takes the shape from it.
+Status ApplyScheduleCsv(const json& j, JobConfig* c, std::string* field) {
+  if (c->schedule_csv.empty()) return Bad(field, "schedule_csv", "must not be empty");
+  if (c->schedule_csv.size() > kMaxScheduleCsvBytes) {
+    return Bad(field, "schedule_csv", "must be at most 4 MB");
+  }
+  if (j.contains("schedule") && !j["schedule"].is_null() && c->schedule != "csv") {
+    return Bad(field, "schedule", "must be absent or \"csv\" when schedule_csv is given");
+  }
+  auto orders = schedules::ParseScheduleCsv(c->schedule_csv, "schedule_csv");
+  if (!orders.ok()) {
+    return Bad(field, "schedule_csv", "is not a valid schedule: " + orders.status().message());
+  }
+  auto dag = schedules::BuildScheduleDag(*orders);
+  if (!dag.ok()) {
+    return Bad(field, "schedule_csv", "is not a valid schedule: " + dag.status().message());
+  }
+  int model_stages = 0, microbatches = 0;
+  for (const auto& n : dag->nodes()) {
+    model_stages = std::max({model_stages, n.stage + 1, n.overlap.stage + 1});
+    microbatches = std::max(microbatches, n.microbatch + 1);
+    if (n.overlapped()) microbatches = std::max(microbatches, n.overlap.microbatch + 1);
+  }
+  const int ranks = dag->num_gpus();
+  if (ranks > 4096 || microbatches > 65536) {
+    return Bad(field, "schedule_csv",
+               "has " + std::to_string(ranks) + " ranks and " + std::to_string(microbatches) +
+                   " microbatches (at most 4096 and 65536)");
+  }
+  const int virtual_stages = model_stages % ranks == 0 ? model_stages / ranks : 1;
+  const std::pair<const char*, std::pair<int*, int>> shape[] = {
+      {"stages", {&c->stages, ranks}},
+      {"microbatches", {&c->microbatches, microbatches}},
+      {"virtual_stages", {&c->virtual_stages, virtual_stages}}};
+  for (const auto& [name, given] : shape) {
+    const bool present = j.contains(name) && !j[name].is_null();
+    if (present && *given.first != given.second) {
+      return Bad(field, name,
+                 "is " + std::to_string(*given.first) + " but schedule_csv has " +
+                     std::to_string(given.second) + " (it may be left out)");
+    }
+    *given.first = given.second;
+  }
+  c->schedule = "csv";
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
@@ -43,10 +96,12 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
     return Status::InvalidInput("the request body must be a JSON object");
   }
   JobConfig c;
+  const bool csv = j.contains("schedule_csv") && !j["schedule_csv"].is_null();
   for (Status s :
        {Get(j, "name", true, &c.name, field), Get(j, "schedule", false, &c.schedule, field),
-        Get(j, "stages", true, &c.stages, field),
-        Get(j, "microbatches", true, &c.microbatches, field),
+        Get(j, "schedule_csv", false, &c.schedule_csv, field),
+        Get(j, "stages", !csv, &c.stages, field),
+        Get(j, "microbatches", !csv, &c.microbatches, field),
         Get(j, "virtual_stages", false, &c.virtual_stages, field),
         Get(j, "tp", false, &c.tp, field), Get(j, "dp", false, &c.dp, field),
         Get(j, "blocking_power_w", true, &c.blocking_power_w, field),
@@ -57,9 +112,14 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
     if (!s.ok()) return s;
   }
   if (c.name.empty() || c.name.size() > 200) return Bad(field, "name", "must be 1..200 characters");
-  if (c.schedule != "1f1b" && c.schedule != "gpipe" && c.schedule != "interleaved-1f1b" &&
-      c.schedule != "zb-h1") {
-    return Bad(field, "schedule", "must be one of 1f1b, gpipe, interleaved-1f1b, zb-h1");
+  if (csv) {
+    if (Status s = ApplyScheduleCsv(j, &c, field); !s.ok()) return s;
+  } else if (c.schedule == "csv") {
+    return Bad(field, "schedule", "is \"csv\" but there is no schedule_csv");
+  } else if (c.schedule != "1f1b" && c.schedule != "gpipe" && c.schedule != "interleaved-1f1b" &&
+             c.schedule != "zb-h1") {
+    return Bad(field, "schedule",
+               "must be one of 1f1b, gpipe, interleaved-1f1b, zb-h1 (or give schedule_csv)");
   }
   if (c.stages > 4096) return Bad(field, "stages", "must be at most 4096");
   if (c.microbatches > 65536) return Bad(field, "microbatches", "must be at most 65536");
@@ -80,23 +140,26 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
 }
 
 json JobConfig::ToJson() const {
-  return {{"name", name},
-          {"schedule", schedule},
-          {"stages", stages},
-          {"microbatches", microbatches},
-          {"virtual_stages", virtual_stages},
-          {"tp", tp},
-          {"dp", dp},
-          {"blocking_power_w", blocking_power_w},
-          {"unit_time", unit_time_s},
-          {"cost_model", cost_model},
-          {"time_scale", time_scale},
-          {"energy_scale", energy_scale}};
+  json j = {{"name", name},
+            {"schedule", schedule},
+            {"stages", stages},
+            {"microbatches", microbatches},
+            {"virtual_stages", virtual_stages},
+            {"tp", tp},
+            {"dp", dp},
+            {"blocking_power_w", blocking_power_w},
+            {"unit_time", unit_time_s},
+            {"cost_model", cost_model},
+            {"time_scale", time_scale},
+            {"energy_scale", energy_scale}};
+  if (!schedule_csv.empty()) j["schedule_csv"] = schedule_csv;
+  return j;
 }
 
 job::JobSpec JobConfig::ToSpec() const {
   job::JobSpec spec;
   spec.schedule = schedule;
+  spec.schedule_csv = schedule_csv;
   spec.stages = stages;
   spec.microbatches = microbatches;
   spec.virtual_stages = virtual_stages;

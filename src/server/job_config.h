@@ -11,7 +11,10 @@ namespace perseus::server {
 
 struct JobConfig {
   std::string name;
-  std::string schedule = "1f1b";
+  std::string schedule = "1f1b";  // a built-in name, or "csv" with schedule_csv
+  // A torch.distributed.pipelining CSV (as --schedule-file reads); stages,
+  // microbatches and virtual_stages are then the CSV's.
+  std::string schedule_csv;
   int stages = 0, microbatches = 0, virtual_stages = 1, tp = 1, dp = 1;
   double blocking_power_w = 0;
   double unit_time_s = 0.001;

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,11 +39,23 @@ struct ClientOptions {
   std::function<void(const std::string&)> log;  // default: stderr
 };
 
+// The backward half of an overlapped forward+backward.
+struct PlannedBackward {
+  planner::Instruction kind = planner::Instruction::kBackward;  // kBackward or kBackwardInput
+  int stage = 0;
+  int microbatch = 0;
+};
+
+// One computation of this rank's plan. For DualPipeV's overlapped
+// forward+backward (kind "overlap_f_b" in the server's plan), `kind` is
+// kForward, `microbatch`/`stage` are the forward half's and `backward` is set.
 struct PlannedInstruction {
   planner::Instruction kind = planner::Instruction::kForward;
   int microbatch = 0;
   int stage = 0;
   int frequency_mhz = 0;
+  std::optional<PlannedBackward> backward;
+  bool overlapped() const { return backward.has_value(); }
 };
 
 class Client {
@@ -54,10 +67,16 @@ class Client {
 
   // The planned frequency of this rank's computation (kind, microbatch) of
   // model stage `stage` (-1: any); the fallback frequency if there is no plan
-  // or the plan has no such computation. Never touches the network.
+  // or the plan has no such computation. A half of an overlapped
+  // forward+backward is found too (it runs at its pair's clock). Never
+  // touches the network.
   int FrequencyFor(planner::Instruction kind, int microbatch, int stage = -1) const;
-  // FrequencyFor, then set_frequency(mhz); returns mhz.
+  // The same for an overlapped forward+backward ("overlap_f_b"), found by its
+  // forward half's microbatch and stage.
+  int FrequencyForOverlap(int microbatch, int stage = -1) const;
+  // FrequencyFor / FrequencyForOverlap, then set_frequency(mhz); returns mhz.
   int Apply(planner::Instruction kind, int microbatch, int stage = -1);
+  int ApplyOverlap(int microbatch, int stage = -1);
   // An iteration ended: queues its report and wakes the refresher.
   void EndIteration(int64_t iteration, double time_s, double energy_j);
 
@@ -71,6 +90,7 @@ class Client {
  private:
   struct Plan;
   struct Http;
+  int Lookup(int kind_key, int microbatch, int stage) const;
   void Run();
   bool Register(Http& http);
   bool Refresh(Http& http);
