@@ -54,14 +54,39 @@ PyObject* ErrorFor(StatusCode code) {
   }
 }
 
-planner::Instruction ParseKind(const std::string& kind) {
+// The plan step kind of an overlapped forward+backward (DualPipeV).
+constexpr const char* kOverlapKind = "overlap_f_b";
+
+// `overlap`: the caller also takes kOverlapKind (named in the message).
+planner::Instruction ParseKind(const std::string& kind, bool overlap = false) {
   planner::Instruction i;
   if (!planner::ParseInstruction(kind, &i)) {
-    throw StatusError(
-        Status::InvalidInput("unknown instruction '" + kind +
-                             "': forward, backward, backward_input or backward_weight"));
+    throw StatusError(Status::InvalidInput(
+        "unknown instruction '" + kind + "': forward, backward, backward_input" +
+        (overlap ? ", backward_weight or overlap_f_b" : " or backward_weight")));
   }
   return i;
+}
+
+// One plan step as Python sees it: {kind, microbatch, stage, frequency_mhz},
+// and for an overlapped forward+backward kind "overlap_f_b" (stage and
+// microbatch of the forward half) with backward: {kind, stage, microbatch}.
+py::dict Step(planner::Instruction kind, int microbatch, int stage, int frequency_mhz,
+              const planner::Part* backward) {
+  py::dict step;
+  step["kind"] = backward != nullptr ? std::string("overlap_f_b")
+                                     : std::string(planner::InstructionName(kind));
+  step["microbatch"] = microbatch;
+  step["stage"] = stage;
+  step["frequency_mhz"] = frequency_mhz;
+  if (backward != nullptr) {
+    py::dict b;
+    b["kind"] = std::string(planner::InstructionName(backward->instruction));
+    b["stage"] = backward->stage;
+    b["microbatch"] = backward->microbatch;
+    step["backward"] = b;
+  }
+  return step;
 }
 
 // A planned job: the frontier with the problem it was computed for.
@@ -160,13 +185,9 @@ PYBIND11_MODULE(_perseus, m) {
               py::list steps;
               for (int id : order) {
                 const planner::Computation& c = dag.node(id);
-                py::dict step;
-                step["kind"] = std::string(planner::InstructionName(c.instruction));
-                step["microbatch"] = c.microbatch;
-                step["stage"] = c.stage;
-                step["frequency_mhz"] =
-                    problem.option(id, plan[static_cast<size_t>(id)]).frequency_mhz;
-                steps.append(step);
+                steps.append(Step(c.instruction, c.microbatch, c.stage,
+                                  problem.option(id, plan[static_cast<size_t>(id)]).frequency_mhz,
+                                  c.overlapped() ? &c.overlap : nullptr));
               }
               ranks.append(steps);
             }
@@ -174,13 +195,15 @@ PYBIND11_MODULE(_perseus, m) {
           },
           py::arg("index"),
           "The plan of point `index`: for every pipeline rank, its computations in execution "
-          "order as {kind, microbatch, stage, frequency_mhz}.");
+          "order as {kind, microbatch, stage, frequency_mhz}; an overlapped forward+backward "
+          "(DualPipeV) has kind 'overlap_f_b', the forward half's stage and microbatch, and "
+          "backward: {kind, stage, microbatch}.");
 
   m.def(
       "plan",
       [](const std::string& profile, int stages, int microbatches, const std::string& schedule,
-         const std::string& schedule_file, int virtual_stages, int tp, int dp,
-         double blocking_power_w, double unit_time, const std::string& cost_model,
+         const std::string& schedule_file, const std::string& schedule_csv, int virtual_stages,
+         int tp, int dp, double blocking_power_w, double unit_time, const std::string& cost_model,
          double time_scale, double energy_scale) {
         job::JobSpec spec;
         spec.profile_path = profile;
@@ -188,6 +211,7 @@ PYBIND11_MODULE(_perseus, m) {
         spec.microbatches = microbatches;
         spec.schedule = schedule;
         spec.schedule_file = schedule_file;
+        spec.schedule_csv = schedule_csv;
         spec.virtual_stages = virtual_stages;
         spec.tp = tp;
         spec.dp = dp;
@@ -205,12 +229,13 @@ PYBIND11_MODULE(_perseus, m) {
         return out;
       },
       py::arg("profile"), py::kw_only(), py::arg("stages") = 0, py::arg("microbatches") = 0,
-      py::arg("schedule") = "1f1b", py::arg("schedule_file") = "", py::arg("virtual_stages") = 1,
-      py::arg("tp") = 1, py::arg("dp") = 1, py::arg("blocking_power_w") = 0.0,
-      py::arg("unit_time") = 0.001, py::arg("cost_model") = "convex", py::arg("time_scale") = 1.0,
-      py::arg("energy_scale") = 1.0,
+      py::arg("schedule") = "1f1b", py::arg("schedule_file") = "", py::arg("schedule_csv") = "",
+      py::arg("virtual_stages") = 1, py::arg("tp") = 1, py::arg("dp") = 1,
+      py::arg("blocking_power_w") = 0.0, py::arg("unit_time") = 0.001,
+      py::arg("cost_model") = "convex", py::arg("time_scale") = 1.0, py::arg("energy_scale") = 1.0,
       "Plans a profile CSV: computes the job's whole iteration time-energy frontier (the GIL "
-      "is released meanwhile). Same options as `perseus plan`.");
+      "is released meanwhile). Same options as `perseus plan`; `schedule_csv` is a "
+      "torch.distributed.pipelining schedule CSV as text (what --schedule-file reads).");
 
   m.def(
       "emulate",
@@ -443,13 +468,18 @@ PYBIND11_MODULE(_perseus, m) {
       .def(
           "frequency_for",
           [](const client::Client& c, const std::string& kind, int microbatch, int stage) {
-            return c.FrequencyFor(ParseKind(kind), microbatch, stage);
+            if (kind == kOverlapKind) return c.FrequencyForOverlap(microbatch, stage);
+            return c.FrequencyFor(ParseKind(kind, /*overlap=*/true), microbatch, stage);
           },
-          py::arg("kind"), py::arg("microbatch"), py::arg("stage") = -1)
+          py::arg("kind"), py::arg("microbatch"), py::arg("stage") = -1,
+          "The planned clock of this computation; kind 'overlap_f_b' finds an overlapped "
+          "forward+backward by its forward half. The highest clock without a plan or such a "
+          "computation.")
       .def(
           "apply",
           [](client::Client& c, const std::string& kind, int microbatch, int stage) {
-            return c.Apply(ParseKind(kind), microbatch, stage);
+            if (kind == kOverlapKind) return c.ApplyOverlap(microbatch, stage);
+            return c.Apply(ParseKind(kind, /*overlap=*/true), microbatch, stage);
           },
           py::arg("kind"), py::arg("microbatch"), py::arg("stage") = -1,
           "Sets the planned clock of this computation on the controller; returns it.")
@@ -460,12 +490,12 @@ PYBIND11_MODULE(_perseus, m) {
           [](const client::Client& c) {
             py::list out;
             for (const auto& i : c.instructions()) {
-              py::dict step;
-              step["kind"] = std::string(planner::InstructionName(i.kind));
-              step["microbatch"] = i.microbatch;
-              step["stage"] = i.stage;
-              step["frequency_mhz"] = i.frequency_mhz;
-              out.append(step);
+              planner::Part backward;
+              if (i.backward) {
+                backward = {i.backward->stage, i.backward->kind, i.backward->microbatch};
+              }
+              out.append(Step(i.kind, i.microbatch, i.stage, i.frequency_mhz,
+                              i.backward ? &backward : nullptr));
             }
             return out;
           },

@@ -15,7 +15,11 @@ class FrontierPoint:
     model_time_s: float
     model_energy_j: float
 
-PlanStep = Dict[str, Union[str, int]]  # kind, microbatch, stage, frequency_mhz
+# kind ("forward", "backward", "backward_input", "backward_weight" or
+# "overlap_f_b"), microbatch, stage, frequency_mhz; an "overlap_f_b" step
+# (DualPipeV's overlapped forward+backward: stage and microbatch are the
+# forward half's) also has "backward": {kind, stage, microbatch}.
+PlanStep = Dict[str, Union[str, int, Dict[str, Union[str, int]]]]
 
 class Frontier:
     points: List[FrontierPoint]
@@ -29,7 +33,8 @@ class Frontier:
     def plan(self, index: int) -> List[List[PlanStep]]: ...
 
 def plan(profile: str, *, stages: int = 0, microbatches: int = 0, schedule: str = "1f1b",
-         schedule_file: str = "", virtual_stages: int = 1, tp: int = 1, dp: int = 1,
+         schedule_file: str = "", schedule_csv: str = "", virtual_stages: int = 1,
+         tp: int = 1, dp: int = 1,
          blocking_power_w: float = 0.0, unit_time: float = 0.001, cost_model: str = "convex",
          time_scale: float = 1.0, energy_scale: float = 1.0) -> Frontier: ...
 

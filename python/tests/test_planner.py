@@ -1,7 +1,10 @@
 import json
+import os
+import pathlib
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -79,3 +82,81 @@ def test_bad_emulation_method(gpt3_profile):
     frontier = perseus.plan(gpt3_profile, stages=8, microbatches=4)
     with pytest.raises(perseus.InvalidInputError):
         perseus.emulate(frontier, methods=["magic"])
+
+
+DUALPIPEV = (pathlib.Path(os.environ.get("PERSEUS_DATA_DIR", "data")) / "schedules" /
+             "torch-2.13" / "DualPipeV.compute_only.csv")
+
+
+def test_schedule_csv_text_names_overlapped_computations(gpt3_profile):
+    text = DUALPIPEV.read_text()
+    frontier = perseus.plan(gpt3_profile, schedule_csv=text, blocking_power_w=83.64)
+    from_file = perseus.plan(gpt3_profile, schedule_file=str(DUALPIPEV), blocking_power_w=83.64)
+    assert [(p.time_s, p.energy_j) for p in frontier.points] == [
+        (p.time_s, p.energy_j) for p in from_file.points]
+    assert any("overlapped F+B of DualPipeV" in note for note in frontier.notes)
+    plan = frontier.plan(frontier.t_min_index)
+    assert len(plan) == 4
+    overlaps = [s for rank in plan for s in rank if s["kind"] == "overlap_f_b"]
+    assert len(overlaps) == 25
+    assert all(set(s["backward"]) == {"kind", "stage", "microbatch"} for s in overlaps)
+    assert all(s["backward"]["kind"] in ("backward", "backward_input") for s in overlaps)
+    assert all("backward" not in s for rank in plan for s in rank if s["kind"] != "overlap_f_b")
+    # Rank 0 of torch's DualPipeV: ... 7F3 (0F7;7B3)OVERLAP_F_B (7F4;0B0)OVERLAP_F_B 7B4 ...
+    first = next(i for i, s in enumerate(plan[0]) if s["kind"] == "overlap_f_b")
+    assert (plan[0][first - 1]["kind"], plan[0][first - 1]["stage"]) == ("forward", 7)
+    step = plan[0][first]
+    assert (step["stage"], step["microbatch"]) == (0, 7)
+    assert step["backward"] == {"kind": "backward", "stage": 7, "microbatch": 3}
+    with pytest.raises(perseus.InvalidInputError, match=r"schedule:1: column 2"):
+        perseus.plan(gpt3_profile, schedule_csv="0F0,(0F1)OVERLAP_F_B\n")
+    with pytest.raises(perseus.InvalidInputError, match="the schedule has 4 ranks but --stages is 8"):
+        perseus.plan(gpt3_profile, schedule_csv=text, stages=8)
+
+
+def test_client_frequency_for_overlap(perseus_bin, gpt3_profile, tmp_path):
+    # Without a plan: the highest clock, for overlap_f_b as for any kind.
+    offline = perseus.Client("http://127.0.0.1:1", job_id=1, rank=0, pp_rank=0,
+                             frequencies_mhz=[1005, 1410])
+    assert offline.frequency_for("overlap_f_b", 7, 0) == 1410
+    with pytest.raises(perseus.InvalidInputError, match="overlap_f_b"):
+        offline.frequency_for("sideways", 0)
+
+    server = subprocess.Popen([perseus_bin, "serve", "--listen", "127.0.0.1:0", "--db",
+                               str(tmp_path / "db.sqlite")],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        base = server.stdout.readline().strip().split(" ")[-1]  # http://127.0.0.1:PORT
+        job = _call(base, "POST", "/v1/jobs", {"name": "dualpipev",
+                                               "schedule_csv": DUALPIPEV.read_text(),
+                                               "blocking_power_w": 83.64})["job_id"]
+        clocks = list(range(1410, 854, -15))
+        for rank in range(4):
+            _call(base, "POST", f"/v1/jobs/{job}/ranks",
+                  {"rank": rank, "pp_rank": rank, "dp_rank": 0, "frequencies_mhz": clocks})
+        with open(gpt3_profile, "rb") as f:
+            _call(base, "PUT", f"/v1/jobs/{job}/profile", f.read(), "text/csv")
+        client = perseus.Client(base, job_id=job, rank=0, pp_rank=0, frequencies_mhz=clocks)
+        assert client.wait_for_plan(0, 60)
+        served = _call(base, "GET", f"/v1/jobs/{job}/plan?rank=0")["instructions"]
+        assert client.instructions() == served
+        overlaps = [s for s in served if s["kind"] == "overlap_f_b"]
+        assert len(overlaps) == 5
+        for s in overlaps:
+            assert client.frequency_for("overlap_f_b", s["microbatch"], s["stage"]) == \
+                s["frequency_mhz"]
+            b = s["backward"]
+            assert client.frequency_for(b["kind"], b["microbatch"], b["stage"]) == \
+                s["frequency_mhz"]
+        assert client.frequency_for("overlap_f_b", 99) == 1410
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _call(base, method, path, body=None, content_type="application/json"):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
