@@ -34,7 +34,25 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv" >&2
   /usr/bin/python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r python/requirements-dev.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r python/requirements-dev.txt \
+  -c python/constraints.txt
+nodeps=$(grep -v '^#' python/requirements-nodeps.txt)
+have=$(.venv/bin/python -m pip freeze | grep -cxF "$nodeps" || true)
+if [[ $have -ne $(grep -c . <<<"$nodeps") ]]; then
+  echo "setup: installing megatron-core and deepspeed (deepspeed builds from source: minutes)" >&2
+  DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 .venv/bin/python -m pip install --quiet \
+    --disable-pip-version-check --no-deps --no-build-isolation --no-cache-dir \
+    -r python/requirements-nodeps.txt
+fi
+# torchtitan 0.3.0 beside the 0.2.2 in .venv (0.3.0 cannot train with torch
+# 2.13: its train step passes arguments torch 2.13's schedule.step lacks; its
+# schedule builder works): a --target folder the tests put first on PYTHONPATH.
+overlay=.venv/overlays/torchtitan-0.3
+if [[ ! -f $overlay/.done ]]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target "$overlay" -r python/requirements-torchtitan-0.3.txt
+  touch "$overlay/.done"
+fi
 
 # The build the tests use (warnings are errors), for the .venv Python.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPERSEUS_WERROR=ON \

@@ -18,9 +18,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
-pytest.importorskip("megatron.core",
-                    reason="Megatron-Core is not installed: the setup installs it "
-                           "(megatron-core==0.16.1)")
+# The project's environment has Megatron-Core (scripts/setup.sh, python/requirements-nodeps.txt).
+import megatron.core  # noqa: E402,F401
 
 import torch  # noqa: E402
 

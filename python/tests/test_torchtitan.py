@@ -23,9 +23,9 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-torchtitan = pytest.importorskip(
-    "torchtitan", reason="torchtitan is not installed; the project's setup installs it "
-    "(see scripts/setup.sh: torchtitan==0.2.2 with torch==2.13.0)")
+# The project's environment has torchtitan (scripts/setup.sh: 0.2.2 in .venv,
+# 0.3.0 in an overlay that CTest's python.test_torchtitan_0_3 puts first).
+import torchtitan  # noqa: E402
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
@@ -38,6 +38,13 @@ import perseus  # noqa: E402
 import perseus.torch as ptorch  # noqa: E402
 import perseus.torchtitan as ptt  # noqa: E402
 import torchtitan.distributed.pipeline_parallel as tt_pp  # noqa: E402
+
+
+def test_the_torchtitan_under_test_is_the_one_expected() -> None:
+    import importlib.metadata
+    expected = os.environ.get("PERSEUS_EXPECT_TORCHTITAN")
+    if expected:
+        assert importlib.metadata.version("torchtitan") == expected, torchtitan.__file__
 
 HERE = pathlib.Path(__file__).resolve().parent
 TT03 = hasattr(tt_pp, "_build_pipeline_schedule")  # torchtitan 0.3 (else 0.2)
