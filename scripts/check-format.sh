@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fails if any C++ file differs from clang-format's output (.clang-format).
+# Fails if any C++ file differs from clang-format's output (.clang-format), or
+# if mypy finds a type error in the Python package or its tests (pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=$(git ls-files '*.cc' '*.h')
@@ -10,4 +11,8 @@ for f in $files; do
     bad=1
   fi
 done
+if ! .venv/bin/mypy --config-file pyproject.toml python/perseus python/tests; then
+  echo "mypy found type errors (above)" >&2
+  bad=1
+fi
 exit $bad

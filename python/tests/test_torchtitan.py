@@ -395,7 +395,7 @@ def _train(out: pathlib.Path, assets: Dict[str, str], schedule: str, *extra: str
 
 
 def _check_every_computation_announced_in_plan_order(records: List[Dict[str, Any]],
-                                                     steps: int) -> ptorch.ScheduleOrder:
+                                                     steps: int) -> Dict[str, Any]:
     csvs = {record["info"]["order_csv"] for record in records}
     assert len(csvs) == 1, "both ranks plan the same whole-pipeline order"
     for rank, record in enumerate(records):

@@ -24,7 +24,7 @@ import os
 import random
 import sys
 import types
-from typing import Dict
+from typing import Any, Dict
 
 
 def _total_memory() -> int:
@@ -59,9 +59,10 @@ def use_cpu() -> None:
     available, device_module = (torch_utils._get_available_device_type,
                                 torch_utils._get_device_module)
     torch_utils._get_available_device_type = lambda: "cpu"
-    torch_utils._get_device_module = (
-        lambda device_type="cpu": CPU_DEVICE_MODULE if device_type == "cpu"
-        else device_module(device_type))
+    def cpu_device_module(device_type: str = "cpu") -> Any:
+        return CPU_DEVICE_MODULE if device_type == "cpu" else device_module(device_type)
+
+    torch_utils._get_device_module = cpu_device_module  # type: ignore[assignment]
     try:
         import torchtitan.tools.utils as utils  # binds device_type / device_module
     finally:

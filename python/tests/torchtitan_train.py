@@ -111,7 +111,11 @@ def main() -> None:
     from torchtitan.config import ConfigManager
 
     config = ConfigManager().parse_args()
-    trainer = config.build() if hasattr(config, "build") else trainer_class(config)
+    if hasattr(config, "build"):
+        trainer = config.build()
+    else:
+        assert trainer_class is not None, "torchtitan 0.2 has train.Trainer"
+        trainer = trainer_class(config)
     _RECORD["trainer_built"] = True
     _save()
     trainer.close()
