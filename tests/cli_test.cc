@@ -366,6 +366,19 @@ TEST_F(CliTest, DualPipeVPlansNameTheOverlappedComputations) {
   EXPECT_NE(ReadFile(csv).find(",7F3,(0F7;7B3)OVERLAP_F_B,(7F4;0B0)OVERLAP_F_B,7B4,"),
             std::string::npos);
   EXPECT_NE(ReadFile(svg).find("<title>(0F7;7B3) rank 0"), std::string::npos);
+  // The simulator's timeline names them too.
+  const fs::path timeline = dir_ / "timeline.csv";
+  Output sim = Run("simulate --profile " + Gpt3() + " --schedule-file " +
+                   TorchCsv("DualPipeV.compute_only.csv") + " --blocking-power 83.64 --timeline " +
+                   timeline.string());
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  const std::string events = ReadFile(timeline);
+  size_t overlapped = 0;
+  for (size_t p = events.find(",overlap_f_b,"); p != std::string::npos;
+       p = events.find(",overlap_f_b,", p + 1)) {
+    ++overlapped;
+  }
+  EXPECT_EQ(overlapped, 25u);
   // Written back, it plans to the same frontier as torch's file.
   Output again = Run("plan --profile " + Gpt3() + " --schedule-file " + csv.string() +
                      " --blocking-power 83.64 --out " + (dir_ / "again").string());

@@ -91,9 +91,12 @@ std::string TimelineCsv(const planner::Problem& problem, const SimulationResult&
   char line[256];
   for (const auto& e : result.timeline) {
     const auto& c = problem.dag->node(e.node);
+    // An overlapped forward+backward (DualPipeV) by its forward half's stage and microbatch.
+    const std::string kind =
+        c.overlapped() ? "overlap_f_b" : std::string(planner::InstructionName(c.instruction));
     std::snprintf(line, sizeof(line), "%d,%d,%s,%d,%d,%.9g,%.9g,%d,%.9g\n", c.gpu, e.node,
-                  std::string(planner::InstructionName(c.instruction)).c_str(), c.stage,
-                  c.microbatch, e.start_s, e.end_s, e.frequency_mhz, e.energy_j);
+                  kind.c_str(), c.stage, c.microbatch, e.start_s, e.end_s, e.frequency_mhz,
+                  e.energy_j);
     out += line;
   }
   return out;
