@@ -45,9 +45,7 @@ struct SimulationResult {
 Result<SimulationResult> Simulate(const planner::Problem& problem, const planner::Plan& plan,
                                   const SimulationOptions& options);
 
-// CSV: gpu,computation,instruction,stage,microbatch,start,end,frequency,energy
-// (instruction "overlap_f_b" for an overlapped forward+backward, with the
-// forward half's stage and microbatch).
+// CSV: gpu,computation,instruction,stage,microbatch,start,end,frequency,energy.
 std::string TimelineCsv(const planner::Problem& problem, const SimulationResult& result);
 
 }  // namespace perseus::emulator
