@@ -103,18 +103,13 @@ def test_interleaved_order_is_builtin_interleaved_1f1b(stages: int, microbatches
 
 
 @pytest.mark.parametrize("stages,virtual", [(2, 2), (4, 2), (3, 3), (4, 3)])
-def test_interleaved_with_as_many_microbatches_as_stages_differs(
+def test_interleaved_with_as_many_microbatches_as_stages_is_builtin_too(
         stages: int, virtual: int, perseus_bin: str, tmp_path: pathlib.Path) -> None:
-    """M == S: Perseus' interleaved-1f1b runs every forward first on every rank (Megatron-Core
-    <= 0.9's special case). Megatron-Core >= 0.10 dropped it: rank r warms up with
-    min((S - r - 1) * 2 + (V - 1) * S, S * V) forwards, so exactly the ranks where that is
-    below S * V - 1 differ (with S * V - 1 the one steady-state F, B pair is the same order)."""
-    ours = builtin_csv(perseus_bin, tmp_path, stages, stages, virtual).splitlines()
-    megatron = pmg.schedule_csv(stages, stages, virtual).splitlines()
-    differing = {r for r in range(stages) if ours[r] != megatron[r]}
-    assert differing == {r for r in range(stages)
-                         if (stages - r - 1) * 2 + (virtual - 1) * stages < stages * virtual - 1}
-    assert differing  # the last rank always differs
+    """M == S: Megatron-Core <= 0.9 ran every forward first; 0.10 and later (and torch's
+    ScheduleInterleaved1F1B) warm rank r up with min((S - r - 1) * 2 + (V - 1) * S, S * V)
+    forwards, and so does Perseus' interleaved-1f1b."""
+    assert pmg.schedule_csv(stages, stages, virtual) == builtin_csv(
+        perseus_bin, tmp_path, stages, stages, virtual)
     last = pmg.schedule_order(stages, stages, virtual).ranks[stages - 1]
     warmup = (virtual - 1) * stages
     assert [s.kind for s in last[:warmup]] == ["forward"] * warmup

@@ -129,8 +129,6 @@ def test_planner_reads_the_csv(name, gpt3_profile, tmp_path):
     assert [[pt.Step.from_plan_step(s) for s in rank] for rank in plan] == order.ranks
 
 
-@pytest.mark.xfail(raises=perseus.InvalidInputError, strict=True,
-                   reason="the planner's OVERLAP_F_B support is being added")
 def test_planner_reads_overlaps(gpt3_profile, tmp_path):
     order = pt.schedule_from_torch(th.build_fake("DualPipeV", 0, 4, M))
     path = tmp_path / "schedule.csv"

@@ -1,10 +1,12 @@
 // Interleaved 1F1B (Megatron-LM's virtual pipeline), following
 // megatron/core/pipeline_parallel/schedules.py,
-// forward_backward_pipelining_with_interleaving (microbatch group size S):
+// forward_backward_pipelining_with_interleaving (microbatch group size S), and
+// torch.distributed.pipelining's ScheduleInterleaved1F1B, which agree:
 //
 //   total = M * V virtual microbatches per rank
-//   warmup = total                                   if M == S
-//          = min((S - r - 1) * 2 + (V - 1) * S, total) otherwise
+//   warmup = min((S - r - 1) * 2 + (V - 1) * S, total)
+//   (Megatron-Core before 0.10 ran every forward first when M == S; 0.10 and
+//   later, and torch, do not.)
 //   forward k:  chunk (k mod S*V) div S,
 //               microbatch (k div S*V) * S + k mod S
 //   backward k: chunk V - 1 - (k mod S*V) div S, same microbatch formula
@@ -30,8 +32,7 @@ RankOrders InterleavedOneFOneBOrders(int stages, int microbatches, int virtual_s
   auto microbatch = [&](int k) { return (k / (S * V)) * S + k % S; };
   RankOrders orders(S);
   for (int r = 0; r < S; ++r) {
-    int warmup = total;
-    if (microbatches != S) warmup = std::min((S - r - 1) * 2 + (V - 1) * S, total);
+    const int warmup = std::min((S - r - 1) * 2 + (V - 1) * S, total);
     auto forward = [&](int k) {
       orders[r].push_back({chunk(k, true) * S + r, Instruction::kForward, microbatch(k)});
     };

@@ -53,11 +53,12 @@ TEST(ScheduleOrderTest, InterleavedMegatron) {
             }));
 }
 
-// Megatron's special case M == S: every forward is a warm-up forward.
-TEST(ScheduleOrderTest, InterleavedAllWarmupWhenMicrobatchesEqualStages) {
+// M == S has no special case (Megatron-Core >= 0.10 and torch's
+// ScheduleInterleaved1F1B): rank 1 warms up with (V - 1) * S = 2 forwards.
+TEST(ScheduleOrderTest, InterleavedWhenMicrobatchesEqualStages) {
   EXPECT_EQ(Orders(Generate(ScheduleKind::kInterleavedOneFOneB, 2, 2, 2)),
             (std::vector<std::string>{"0F0 0F1 2F0 2F1 2B0 2B1 0B0 0B1",
-                                      "1F0 1F1 3F0 3F1 3B0 3B1 1B0 1B1"}));
+                                      "1F0 1F1 3F0 3B0 3F1 3B1 1B0 1B1"}));
 }
 
 // ZB-H1 (Qi et al. 2024, section 3.1 / figure 3), S=3, M=4, by our reading
