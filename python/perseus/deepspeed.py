@@ -49,6 +49,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from . import InvalidInputError
+from ._steps import abort_step
 
 if TYPE_CHECKING:  # pragma: no cover
     from .torch import ScheduleOrder, Step
@@ -185,7 +186,7 @@ class Instrumentation:
                 result = train_batch(*args, **kwargs)
             except BaseException:
                 self._in_train, self._sched = False, None
-                _abort_step(self.hook)
+                abort_step(self.hook)
                 raise
             self._in_train, self._sched = False, None
             self.hook.on_step_end()
@@ -253,18 +254,6 @@ class Instrumentation:
 
     def __exit__(self, *exc: Any) -> None:
         self.remove()
-
-
-def _abort_step(hook: Any) -> None:
-    """Ends a step an exception interrupted without masking that exception."""
-    abort = getattr(hook, "on_step_abort", None)
-    try:
-        if abort is not None:
-            abort()
-        else:
-            hook.on_step_end()
-    except Exception:  # noqa: BLE001 (the batch's own exception is the one to see)
-        pass
 
 
 def instrument(engine: Any, hook: Any) -> Instrumentation:

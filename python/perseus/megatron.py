@@ -50,6 +50,7 @@ from typing import (TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterator
                     Optional, Tuple)
 
 from . import InvalidInputError
+from ._steps import abort_step
 
 if TYPE_CHECKING:  # pragma: no cover
     from .torch import ScheduleOrder, Step
@@ -303,7 +304,7 @@ class Instrumentation:
             yield
         except BaseException:
             self._step = None
-            _abort_step(self.hook)
+            abort_step(self.hook)
             raise
         self._step = None
         self.hook.on_step_end()
@@ -350,18 +351,6 @@ class Instrumentation:
 
     def __exit__(self, *exc: Any) -> None:
         self.remove()
-
-
-def _abort_step(hook: Any) -> None:
-    """Ends a step an exception interrupted without masking that exception."""
-    abort = getattr(hook, "on_step_abort", None)
-    try:
-        if abort is not None:
-            abort()
-        else:
-            hook.on_step_end()
-    except Exception:  # noqa: BLE001 (the schedule's own exception is the one to see)
-        pass
 
 
 def instrument(hook: Any, *, pipeline_rank: Optional[int] = None,

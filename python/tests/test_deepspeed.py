@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Sequence
@@ -22,6 +21,7 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 import deepspeed  # noqa: E402,F401
 
 import perseus.deepspeed as pds  # noqa: E402
+from dist_helpers import torchrun  # noqa: E402
 from perseus.torch import PerseusHook, PlanMismatchError, Step  # noqa: E402
 
 
@@ -116,21 +116,11 @@ def test_instrument_needs_a_pipeline_engine() -> None:
 STEPS = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_real_pipeline_engine_announces_trainschedule_order(tmp_path: pathlib.Path) -> None:
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-               __file__, "worker", str(tmp_path)]
     # The first run on a machine may JIT-compile DeepSpeed's CPU shared-memory op (minutes)
     # unless it was built at install time (DS_BUILD_SHM_COMM=1).
-    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-8000:]
+    torchrun(__file__, "worker", str(tmp_path), env=env, timeout=900)
     for rank in range(2):
         result = json.loads((tmp_path / f"rank{rank}.json").read_text())
         for name, microbatches in (("m3", 3), ("m1", 1)):

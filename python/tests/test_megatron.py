@@ -11,7 +11,6 @@ and checks that exact failure otherwise."""
 from __future__ import annotations
 
 import pathlib
-import socket
 import subprocess
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence
@@ -25,6 +24,7 @@ import torch  # noqa: E402
 
 import perseus  # noqa: E402
 import perseus.megatron as pmg  # noqa: E402
+from dist_helpers import free_port, torchrun  # noqa: E402
 from perseus.torch import PerseusHook, ScheduleOrder, Step  # noqa: E402
 
 with warnings.catch_warnings():
@@ -261,18 +261,12 @@ def test_instrument_patches_and_restores_module_globals() -> None:
 # Megatron's real forward_backward_no_pipelining (one process, gloo)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def model_parallel() -> Iterator[None]:
     import torch.distributed as dist
     from megatron.core import parallel_state
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0,
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
                             world_size=1)
     try:
         parallel_state.initialize_model_parallel()
@@ -336,14 +330,9 @@ SHIM_SHAPES = [(4, None), (1, None), (3, None), (4, 2), (2, 2), (6, 3)]  # (M, V
 def test_real_pipelined_loops_announce_schedule_order(tmp_path: pathlib.Path) -> None:
     import json
     import os
-    import sys
 
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-               __file__, "worker", str(tmp_path)]
-    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-8000:]
+    torchrun(__file__, "worker", str(tmp_path), env=env)
     for rank in range(2):
         results = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert len(results) == len(SHIM_SHAPES)
