@@ -1,37 +1,60 @@
 #!/usr/bin/env python3
-"""A small GPT trained with pipeline parallelism, driven by Perseus.
+"""A small GPT trained with torch.distributed.pipelining, driven by Perseus.
 
-One process per pipeline stage (and per pipeline with --dp), torch.distributed
-with the gloo backend on CPU, a hand-written 1F1B executor, real forward,
-backward and optimizer steps on synthetic tokens. Each process owns a
-simulated GPU (perseus.SimBackend) that stretches every computation to the
-profiled time for its SM clock and accounts its energy; waiting draws the
-blocking power.
+One process per pipeline rank (and per pipeline with --dp), gloo on CPU, real
+PipelineStage's and schedule.step(): real forward, backward and Adam steps on
+synthetic tokens. --schedule is one of torch 2.13's seven schedules (GPipe,
+1F1B, Interleaved1F1B, LoopedBFS, InterleavedZeroBubble, ZBVZeroBubble,
+DualPipeV; the multi-stage ones hold two model stages per rank, V-shaped for
+ZBVZeroBubble and DualPipeV) or one of the planner's own (1f1b, gpipe,
+interleaved-1f1b, zb-h1: `perseus show-schedule --csv` writes their order,
+torch's _PipelineScheduleRuntime runs it after _load_csv, as torchtitan runs
+pipeline_parallel_schedule_csv).
 
-With --perseus it starts (or connects to, --server) `perseus serve`, profiles
-every stage online on its simulated GPU, uploads the measurements, waits for
-the plan, and trains with it: a PerseusHook sets each computation's planned
-clock. It first trains the same number of iterations at the highest clock
-(the baseline). The last line printed is one JSON object:
-{stages, microbatches, iterations, loss_first, loss_last, baseline: {time_s,
-energy_j}, perseus: {time_s, energy_j}, saving_pct, slowdown_pct}
-(time and energy per iteration, energy over all simulated GPUs).
+Simulated GPUs: each rank is one GPU holding one simulated GPU per model stage
+(perseus.SimBackend on the GPT-3 profile, times x --time-scale, input and
+weight backward half of the backward). After torch's computation of a stage
+(forward_one_chunk, backward_one_chunk, backward_weight_one_chunk), that
+stage's simulated GPU runs the same kind and takes its profiled time at the
+rank's clock, which the hook sets for all of the rank's simulated GPUs; waiting
+draws the blocking power. At --time-scale 1 a forward takes 50 ms, and the
+tiny model's own few milliseconds per computation, which the plan does not
+see, stay small beside it.
+
+With --perseus it starts (or connects to, --server) `perseus serve`, creates
+the job with the schedule's compute-only CSV (perseus.torch.
+schedule_from_torch, on rank 0), profiles every model stage online on its
+simulated GPU (rank 0 uploads all stages' measurements as one profile CSV),
+waits for the plan and trains with a PerseusHook through
+perseus.torch.wrap_schedule; every iteration each rank's executed order is
+compared with the plan the coordinator gave it. It first trains the same
+number of iterations at the highest clock (the baseline; --alternate
+alternates baseline and Perseus iterations after planning instead). The last
+line printed is one JSON object: {schedule, stages, microbatches, iterations,
+loss_first, loss_last, baseline: {time_s, energy_j}, perseus: {time_s,
+energy_j}, saving_pct, slowdown_pct, order_checked, mismatches, plan_version,
+planned, ...}: the median iteration's wall time between barriers (max over
+ranks) and energy (simulated computation energy plus blocking power x idle
+time, summed over ranks); per_iteration lists every iteration; planned is the
+coordinator's frontier point for the plan against all-max.
 
 With --dp 2 --straggler, pipeline 1 runs 20% slower after the baseline; it is
 reported to the coordinator, and pipeline 0 moves to a slower, cheaper plan.
 
-    python3 examples/torch_pipeline.py --stages 4 --microbatches 8 --iterations 6 --perseus --json
+    .venv/bin/python examples/torch_pipeline.py --schedule DualPipeV --stages 4 \
+        --microbatches 8 --iterations 6 --perseus --json
 """
 
 import argparse
 import json
 import os
 import pathlib
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -46,13 +69,20 @@ except ImportError:
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 import torch.nn as nn  # noqa: E402
+from torch.distributed.pipelining import PipelineStage  # noqa: E402
+from torch.distributed.pipelining import schedules as ts  # noqa: E402
+from torch.distributed.pipelining._utils import generate_rank_to_stage_mapping  # noqa: E402
 
 import perseus  # noqa: E402
-import perseus.torch  # noqa: E402
+import perseus.torch as pt  # noqa: E402
 
-VOCAB, SEQ, DIM, BATCH = 32, 16, 32, 4
+VOCAB, SEQ, DIM, BATCH = 32, 16, 32, 4  # BATCH: sequences per microbatch
 PROFILE = REPO / "data" / "profiles" / "gpt3-175b+a100_sxm_bf16.csv"
+PROFILE_STAGES = 8
 BLOCKING_POWER_W = 83.64  # the paper's A100 figure, per GPU
+TORCH_SCHEDULES = ["GPipe", "1F1B", "Interleaved1F1B", "LoopedBFS", "InterleavedZeroBubble",
+                   "ZBVZeroBubble", "DualPipeV"]
+BUILTIN_SCHEDULES = ["1f1b", "gpipe", "interleaved-1f1b", "zb-h1"]
 
 
 # ---- the model -----------------------------------------------------------------
@@ -71,12 +101,12 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class Stage(nn.Module):
-    """Stage s of S: the first embeds tokens, the last predicts the next token."""
+class ModelStage(nn.Module):
+    """Model stage i of n: the first embeds tokens, the last predicts the next token."""
 
-    def __init__(self, stage, stages):
+    def __init__(self, index, total):
         super().__init__()
-        self.first, self.last = stage == 0, stage == stages - 1
+        self.first, self.last = index == 0, index == total - 1
         if self.first:
             self.embed = nn.Embedding(VOCAB, DIM)
             self.pos = nn.Parameter(torch.zeros(SEQ, DIM))
@@ -91,298 +121,518 @@ class Stage(nn.Module):
         return self.head(x) if self.last else x
 
 
-def batch(iteration, microbatch):
+def loss_fn(logits, targets):
+    return nn.functional.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1))
+
+
+def batch(iteration, microbatches):
     """Synthetic sequences x, x+k, x+2k, ... (mod VOCAB): learnable next tokens."""
-    g = torch.Generator().manual_seed(1000 * iteration + microbatch)
-    start = torch.randint(0, VOCAB, (BATCH, 1), generator=g)
-    step = torch.randint(1, 4, (BATCH, 1), generator=g)
+    g = torch.Generator().manual_seed(iteration)
+    rows = BATCH * microbatches
+    start = torch.randint(0, VOCAB, (rows, 1), generator=g)
+    step = torch.randint(1, 4, (rows, 1), generator=g)
     seq = (start + step * torch.arange(SEQ + 1)) % VOCAB
     return seq[:, :-1], seq[:, 1:]
 
 
-def one_f_one_b(stage, stages, microbatches):
-    """This stage's 1F1B order (DeepSpeed's, as the planner's 1f1b schedule)."""
-    warmup = min(stages - stage - 1, microbatches)
-    order = [("forward", i) for i in range(warmup)]
-    for i in range(microbatches - warmup):
-        order += [("forward", warmup + i), ("backward", i)]
-    order += [("backward", i) for i in range(microbatches - warmup, microbatches)]
-    return order
+# ---- schedules -----------------------------------------------------------------
+
+def stages_per_rank(name):
+    if name in TORCH_SCHEDULES:
+        return 2 if issubclass(ts.get_schedule_class(name), ts.PipelineScheduleMulti) else 1
+    return 2 if name == "interleaved-1f1b" else 1
+
+
+def rank_stages(name, rank, ranks, csv_path):
+    """The model stages pipeline rank `rank` holds."""
+    if name in TORCH_SCHEDULES:
+        if stages_per_rank(name) == 1:
+            return [rank]
+        v = ts.get_schedule_class(name) in (ts.ScheduleZBVZeroBubble, ts.ScheduleDualPipeV)
+        return generate_rank_to_stage_mapping(ranks, 2 * ranks, style="v" if v else "loop")[rank]
+    row = pathlib.Path(csv_path).read_text().splitlines()[rank].split(",")
+    return sorted({int(ts._Action.from_str(cell).stage_index) for cell in row if cell})
+
+
+def builtin_csv(name, stages, microbatches, path):
+    """The planner's schedule `name` in torch's compute-only CSV (perseus show-schedule --csv)."""
+    command = [str(REPO / "build" / "bin" / "perseus"), "show-schedule", "--schedule", name,
+               "--stages", str(stages), "--microbatches", str(microbatches), "--csv", path]
+    if name == "interleaved-1f1b":
+        command += ["--virtual-stages", "2"]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"perseus show-schedule failed (exit status {run.returncode}): "
+                         f"{run.stderr.strip()}")
+
+
+# ---- one GPU of a rank: a simulated GPU per model stage -------------------------------------
+
+class RankGpu:
+    """One physical GPU: a simulated GPU per model stage the rank holds, one clock for all.
+    energy_mj() counts the computations' energy and the blocking power while idle."""
+
+    def __init__(self, sims, blocking_power_w):
+        self.sims = sims  # {stage index: perseus.SimGpu}
+        self.clocks = next(iter(sims.values())).supported_sm_clocks()
+        self.name = next(iter(sims.values())).name
+        self.blocking_power_w = blocking_power_w
+        self.busy_s = 0.0
+        self.slow = 1.0  # > 1: this pipeline straggles
+        self.origin = time.monotonic()
+        self.mhz = self.clocks[0]
+        self.trace = None  # a list: (stage, kind, microbatch, began, torch done, end, MHz)
+
+    def lock_sm_clock(self, mhz):
+        self.mhz = mhz
+        for gpu in self.sims.values():
+            gpu.lock_sm_clock(mhz)
+
+    def run(self, stage, kind, microbatch, began):
+        torch_done = time.monotonic()
+        t = self.sims[stage].run(kind)  # sleeps the profiled time at the clock
+        if self.slow > 1.0:
+            time.sleep(t * (self.slow - 1.0))
+            t *= self.slow
+        self.busy_s += t
+        if self.trace is not None:
+            self.trace.append((stage, kind, microbatch, began, torch_done, time.monotonic(),
+                               self.mhz))
+
+    def compute_energy_j(self):
+        return sum(gpu.energy_mj() for gpu in self.sims.values()) / 1000.0
+
+    # The Device interface PerseusHook reads for its iteration reports.
+    def now(self):
+        return time.monotonic()
+
+    def energy_mj(self):
+        idle = max(0.0, time.monotonic() - self.origin - self.busy_s)
+        return int(1000 * (self.compute_energy_j() + self.blocking_power_w * idle))
+
+
+def simulate(stage, gpu):
+    """After torch's computation of `stage`, its simulated GPU runs the same kind."""
+    index = int(stage.stage_index)
+    forward, backward = stage.forward_one_chunk, stage.backward_one_chunk
+    weight = stage.backward_weight_one_chunk
+
+    def forward_one_chunk(fwd_chunk_id, *args, **kwargs):
+        began = time.monotonic()
+        out = forward(fwd_chunk_id, *args, **kwargs)
+        gpu.run(index, "forward", fwd_chunk_id, began)
+        return out
+
+    def backward_one_chunk(bwd_chunk_id, *args, **kwargs):
+        # (bwd_chunk_id, loss=None, full_backward=True, last_backward=False)
+        full = kwargs["full_backward"] if "full_backward" in kwargs else (
+            args[1] if len(args) > 1 else True)
+        began = time.monotonic()
+        out = backward(bwd_chunk_id, *args, **kwargs)
+        gpu.run(index, "backward" if full else "backward_input", bwd_chunk_id, began)
+        return out
+
+    def backward_weight_one_chunk(bwd_chunk_id, *args, **kwargs):
+        began = time.monotonic()
+        out = weight(bwd_chunk_id, *args, **kwargs)
+        gpu.run(index, "backward_weight", bwd_chunk_id, began)
+        return out
+
+    stage.forward_one_chunk = forward_one_chunk
+    stage.backward_one_chunk = backward_one_chunk
+    stage.backward_weight_one_chunk = backward_weight_one_chunk
 
 
 # ---- one process ---------------------------------------------------------------
 
 class Worker:
-    def __init__(self, rank, args, world):
+    def __init__(self, rank, args, pp_group, dp_group):
         self.rank, self.args = rank, args
         self.S, self.M = args.stages, args.microbatches
-        self.stage, self.pipeline = rank % self.S, rank // self.S
-        torch.manual_seed(self.stage)  # every pipeline starts from the same weights
-        self.model = Stage(self.stage, self.S)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=3e-3)
-        sim = perseus.SimBackend(args.sim_profile, blocking_power_w=BLOCKING_POWER_W,
-                                 real_time=True)
-        self.gpu = sim[self.stage]
-        self.sim = sim  # keeps the GPU alive
-        self.clocks = self.gpu.supported_sm_clocks()
-        self.slow = 1.0  # >1: this pipeline straggles
-        self.dp_group = None
-        if args.dp > 1:  # gradient all-reduce among the copies of each stage
-            for s in range(self.S):
-                group = dist.new_group([p * self.S + s for p in range(args.dp)])
-                if s == self.stage:
-                    self.dp_group = group
-        self.compute_s = 0.0
+        self.pp_rank, self.pipeline = rank % self.S, rank // self.S
+        self.dp_group = dp_group
+        self.indices = rank_stages(args.schedule, self.pp_rank, self.S, args.csv)
+        self.total = stages_per_rank(args.schedule) * self.S
+        self.modules, stages = [], []
+        for i in self.indices:
+            torch.manual_seed(i)  # every pipeline starts from the same weights
+            module = ModelStage(i, self.total)
+            self.modules.append(module)
+            # Static shapes: no metadata exchange at the first step. A later stage's example
+            # input requires grad: its gradient goes back.
+            example = (torch.zeros(BATCH, SEQ, dtype=torch.long) if i == 0
+                       else torch.zeros(BATCH, SEQ, DIM, requires_grad=True))
+            output = torch.zeros(BATCH, SEQ, VOCAB if i == self.total - 1 else DIM,
+                                 requires_grad=True)
+            stages.append(PipelineStage(module, i, self.total, torch.device("cpu"),
+                                        input_args=example, output_args=output, group=pp_group))
+        params = [p for m in self.modules for p in m.parameters()]
+        self.optimizer = torch.optim.Adam(params, lr=3e-3)
+        self.sim = perseus.SimBackend(args.sim_profile, blocking_power_w=BLOCKING_POWER_W,
+                                      real_time=True)
+        self.gpu = RankGpu({i: self.sim[i] for i in self.indices}, BLOCKING_POWER_W)
+        self.clocks = self.gpu.clocks
+        for stage in stages:
+            simulate(stage, self.gpu)
+        if args.schedule in TORCH_SCHEDULES:
+            cls = ts.get_schedule_class(args.schedule)
+            self.schedule = (cls(stages, self.M, loss_fn=loss_fn) if len(stages) > 1 or
+                             issubclass(cls, ts.PipelineScheduleMulti)
+                             else cls(stages[0], self.M, loss_fn=loss_fn))
+        else:
+            self.schedule = ts._PipelineScheduleRuntime(stages, self.M, loss_fn=loss_fn)
+            self.schedule._load_csv(args.csv)
+        self.holds_last = self.total - 1 in self.indices
+        self.traces = []  # with --trace: every iteration's computations
 
-    def run_on_gpu(self, kind):
-        """The simulated GPU takes the profiled time of this computation at its clock."""
-        t = self.gpu.run(kind)
-        if self.slow > 1.0:
-            time.sleep(t * (self.slow - 1.0))
-            t *= self.slow
-        self.compute_s += t
-
-    def iteration(self, it, hook=None):
-        """One 1F1B training iteration; returns (loss or None, busy seconds)."""
-        self.compute_s = 0.0
+    def timed_step(self, it):
+        """One training iteration between barriers: (time_s, energy_j, loss) over all ranks."""
+        x, y = batch(it, self.M)
         self.optimizer.zero_grad()
-        up, down = self.rank - 1, self.rank + 1
-        inputs, outputs, pending, losses = {}, {}, [], []
-        for kind, mb in one_f_one_b(self.stage, self.S, self.M):
-            if hook:
-                hook.on_instruction_begin(kind, mb)
-            if kind == "forward":
-                tokens, targets = batch(it, mb)
-                if self.stage == 0:
-                    x = tokens
-                else:
-                    x = torch.empty(BATCH, SEQ, DIM)
-                    dist.recv(x, src=up, tag=2 * mb)
-                    x.requires_grad_()
-                y = self.model(x)
-                if self.stage == self.S - 1:
-                    y = nn.functional.cross_entropy(y.reshape(-1, VOCAB), targets.reshape(-1))
-                    losses.append(y.item())
-                    y = y / self.M
-                inputs[mb], outputs[mb] = x, y
-                self.run_on_gpu(kind)  # the result leaves once the GPU is done with it
-                if self.stage < self.S - 1:
-                    pending.append(dist.isend(y.detach(), dst=down, tag=2 * mb))
-            else:
-                y = outputs.pop(mb)
-                if self.stage == self.S - 1:
-                    y.backward()
-                else:
-                    grad = torch.empty_like(y)
-                    dist.recv(grad, src=down, tag=2 * mb + 1)
-                    y.backward(grad)
-                x = inputs.pop(mb)
-                self.run_on_gpu(kind)
-                if self.stage > 0:
-                    pending.append(dist.isend(x.grad, dst=up, tag=2 * mb + 1))
-            if hook:
-                hook.on_instruction_end(kind, mb)
-        for work in pending:
-            work.wait()
-        if self.dp_group is not None:
-            for p in self.model.parameters():
+        dist.barrier()
+        start, energy0, busy0 = time.monotonic(), self.gpu.compute_energy_j(), self.gpu.busy_s
+        if self.args.trace:
+            self.gpu.trace = []
+        losses = []
+        self.schedule.step(x, target=y, losses=losses)
+        if self.args.trace:
+            self.traces.append({"iteration": it, "start": start, "computations": self.gpu.trace})
+        if self.dp_group is not None:  # average the gradients of the copies of each stage
+            for p in self.optimizer.param_groups[0]["params"]:
                 dist.all_reduce(p.grad, group=self.dp_group)
                 p.grad /= self.args.dp
         self.optimizer.step()
-        return (sum(losses) / len(losses) if losses else None), self.compute_s
-
-    def timed_iteration(self, it, hook=None):
-        """Runs one iteration between barriers; returns (time_s, energy_j, loss) for all ranks."""
-        dist.barrier()
-        start, energy0 = time.monotonic(), self.gpu.energy_mj()
-        if hook:
-            hook.on_step_begin()
-        loss, busy = self.iteration(it, hook)
         elapsed = time.monotonic() - start
         figures = torch.tensor([elapsed], dtype=torch.float64)
         dist.all_reduce(figures, op=dist.ReduceOp.MAX)
         iteration_s = figures.item()
-        # Energy: the computations (simulated GPU) plus blocking power while waiting.
-        energy = (self.gpu.energy_mj() - energy0) / 1000.0 + \
-            BLOCKING_POWER_W * max(0.0, iteration_s - busy)
-        if hook:
-            hook.on_step_end(energy_j=energy)
-        total = torch.tensor([energy, loss if loss is not None else 0.0,
-                              1.0 if loss is not None else 0.0], dtype=torch.float64)
+        # Energy: the computations (simulated GPUs) plus blocking power while waiting.
+        energy = (self.gpu.compute_energy_j() - energy0) + \
+            BLOCKING_POWER_W * max(0.0, iteration_s - (self.gpu.busy_s - busy0))
+        loss = sum(float(v.detach()) for v in losses) / len(losses) if losses else 0.0
+        total = torch.tensor([energy, loss, 1.0 if losses else 0.0], dtype=torch.float64)
         dist.all_reduce(total)
-        mean_loss = total[1].item() / total[2].item()
-        return iteration_s, total[0].item(), mean_loss
+        return iteration_s, total[0].item(), total[1].item() / total[2].item()
 
-    def profile(self):
-        """Online profiling of this stage on its simulated GPU, highest clock first."""
-        sweep = perseus.FrequencySweep(self.clocks, ["forward", "backward"], warmup=0,
-                                       iterations=2)
-        x = torch.randint(0, VOCAB, (BATCH, SEQ)) if self.stage == 0 else \
-            torch.randn(BATCH, SEQ, DIM, requires_grad=True)
-        while not sweep.done:
-            self.gpu.lock_sm_clock(sweep.frequency)
-            y = self.model(x)
-            with perseus.measure(self.gpu) as m:
-                self.gpu.run("forward")
-            sweep.record("forward", m.time_s, m.energy_j)
-            y.sum().backward()
-            with perseus.measure(self.gpu) as m:
-                self.gpu.run("backward")
-            sweep.record("backward", m.time_s, m.energy_j)
-            sweep.end_iteration()
-        self.gpu.reset_sm_clock()
-        self.model.zero_grad()
-        return [{"instruction": r.kind, "frequency_mhz": r.frequency_mhz, "time_s": r.time_s,
-                 "energy_j": r.energy_j} for r in sweep.rows], sweep.stopped_early_at
+    def profile(self, kinds):
+        """Online profiling of every model stage on its simulated GPU, highest clock first."""
+        rows = []
+        for index, module in zip(self.indices, self.modules):
+            gpu = self.sim[index]
+            sweep = perseus.FrequencySweep(self.clocks, kinds, warmup=0, iterations=2)
+            x = (torch.randint(0, VOCAB, (BATCH, SEQ)) if index == 0
+                 else torch.randn(BATCH, SEQ, DIM, requires_grad=True))
+            while not sweep.done:
+                gpu.lock_sm_clock(sweep.frequency)
+                module(x).float().sum().backward()  # the real computation, unmeasured
+                for kind in kinds:
+                    with perseus.measure(gpu) as m:
+                        gpu.run(kind)
+                    sweep.record(kind, m.time_s, m.energy_j)
+                sweep.end_iteration()
+            gpu.reset_sm_clock()
+            module.zero_grad()
+            rows += [(index, r.kind, r.frequency_mhz, r.time_s, r.energy_j) for r in sweep.rows]
+        return rows
 
 
 def http(base, method, path, body=None, content_type="application/json"):
-    data = None if body is None else json.dumps(body).encode()
+    data = None if body is None else (body.encode() if isinstance(body, str)
+                                      else json.dumps(body).encode())
     request = urllib.request.Request(base + path, data=data, method=method,
                                      headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read() or b"null")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"{method} {path}: HTTP {error.code}: "
+                           f"{error.read().decode(errors='replace')}") from None
 
 
-def main_worker(rank, args, world, port, result_path):
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+def create_job(args, order):
+    """The coordinator's job for this schedule: its compute-only CSV."""
+    body = {"name": f"torch_pipeline example ({args.schedule})",
+            "schedule_csv": order.csv(), "stages": args.stages,
+            "microbatches": args.microbatches, "dp": args.dp,
+            "blocking_power_w": BLOCKING_POWER_W}
+    return http(args.server, "POST", "/v1/jobs", body)["job_id"]
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def main_worker(rank, args, world, store_path, result_path):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    w = Worker(rank, args, world)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    store = dist.FileStore(store_path, world)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
+    S = args.stages
+    pp_group = dp_group = None
+    for p in range(args.dp):  # every process creates every group, in the same order
+        group = dist.new_group([p * S + s for s in range(S)])
+        if p == rank // S:
+            pp_group = group
+    if args.dp > 1:
+        for s in range(S):
+            group = dist.new_group([p * S + s for p in range(args.dp)])
+            if s == rank % S:
+                dp_group = group
+    w = Worker(rank, args, pp_group, dp_group)
+    order = pt.schedule_from_torch(w.schedule)
     losses, baseline, tuned, notes = [], [], [], {}
 
-    # Baseline: every computation at the highest clock, after one unmeasured
-    # warm-up iteration (first-touch allocations make it slower).
-    w.gpu.lock_sm_clock(w.clocks[0])
-    for it in range(args.iterations + 1):
-        t, e, loss = w.timed_iteration(it)
-        if it > 0:
-            baseline.append((t, e))
-        losses.append(loss)
-    w.gpu.reset_sm_clock()
+    job = torch.zeros(1, dtype=torch.int64)
+    if args.perseus and rank == 0:
+        job[0] = create_job(args, order)
+    dist.broadcast(job, src=0)
+    job_id = int(job.item())
 
+    # Baseline: every computation at the highest clock, after one unmeasured warm-up
+    # iteration (first-touch allocations make it slower).
+    counter = iter(range(10 ** 9))  # iteration numbers (the data of each)
+
+    def step(results):
+        t, e, loss = w.timed_step(next(counter))
+        if results is not None:
+            results.append((t, e))
+        losses.append(loss)
+
+    w.gpu.lock_sm_clock(w.clocks[0])
+    step(None)
+    if not args.alternate:
+        for _ in range(args.iterations):
+            step(baseline)
+
+    checked = equal = 0
+    mismatches = 0
     client = hook = None
     if args.perseus:
-        client = perseus.Client(args.server, job_id=args.job, rank=rank, pp_rank=w.stage,
+        client = perseus.Client(args.server, job_id=job_id, rank=rank, pp_rank=w.pp_rank,
                                 dp_rank=w.pipeline, frequencies_mhz=w.clocks,
                                 gpu_name=w.gpu.name, poll_interval_s=0.5)
-        measurements, stopped = w.profile()
-        if w.pipeline == 0:  # one copy of each stage is enough
-            http(args.server, "PUT", f"/v1/jobs/{args.job}/profile",
-                 {"rank": rank, "measurements": measurements})
-        notes["profiled_frequencies"] = len(measurements) // 2
+        # Profile the kinds of computation the schedule runs (an overlap runs a forward and
+        # a backward or backward_input).
+        used = {k for r in order.ranks for s in r
+                for k in ([s.kind] if s.backward is None else ["forward", s.backward.kind])}
+        kinds = [k for k in ("forward", "backward", "backward_input", "backward_weight")
+                 if k in used]
+        rows = w.profile(kinds)
+        gathered = [None] * world
+        dist.all_gather_object(gathered, rows)
+        notes["profiled_frequencies"] = len({r[2] for r in rows})
+        if rank == 0:
+            deadline = time.monotonic() + 120
+            while http(args.server, "GET", f"/v1/jobs/{job_id}")["ranks_registered"] < world:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the ranks did not register with the coordinator")
+                time.sleep(0.1)
+            text = "stage,instruction,frequency,time,energy\n" + "".join(
+                f"{s},{k},{f},{t!r},{e!r}\n" for r in range(S) for s, k, f, t, e in gathered[r])
+            http(args.server, "PUT", f"/v1/jobs/{job_id}/profile", text, "text/csv")
         if not client.wait_for_plan(0, 600):
             raise RuntimeError("no plan from the coordinator")
-        hook = perseus.torch.PerseusHook(client=client, set_frequency=w.gpu.lock_sm_clock,
-                                         rank=rank)
+        hook = pt.PerseusHook(client=client, set_frequency=w.gpu.lock_sm_clock, device=w.gpu,
+                              strict=False, rank=w.pp_rank)
+        wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
         if args.straggler and args.dp > 1:
             if w.pipeline == 1:
-                w.slow = 1.2
+                w.gpu.slow = 1.2
+            dist.barrier()
             if rank == 0:
-                http(args.server, "POST", f"/v1/jobs/{args.job}/stragglers",
+                http(args.server, "POST", f"/v1/jobs/{job_id}/stragglers",
                      {"pipeline": 1, "slowdown": 1.2})
             dist.barrier()
             client.end_iteration(-1, 0.0, 0.0)  # wake the refresher: fetch the new version now
             if w.pipeline == 0:
                 client.wait_for_plan(1, 60)
-        for it in range(args.iterations):
-            t, e, loss = w.timed_iteration(args.iterations + 1 + it, hook)
-            tuned.append((t, e))
-            losses.append(loss)
+        for _ in range(args.iterations):
+            if args.alternate:  # a baseline iteration: no hook, the highest clock
+                wrapper.unwrap()
+                hook.on_unplanned_work()  # the hook knows the clock it left
+                step(baseline)
+                wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
+            step(tuned)
+            # The executed order against the plan this rank got from the coordinator.
+            planned = [pt.Step.from_plan_step(s) for s in client.instructions()]
+            checked += 1
+            if (wrapper.executed == planned and wrapper.mismatch() is None
+                    and hook.last_report.plan_version == client.plan_version):
+                equal += 1
+            elif "order_problem" not in notes:
+                notes["order_problem"] = wrapper.mismatch() or next(
+                    (f"rank {rank} computation {i}: ran {a}, planned {b}"
+                     for i, (a, b) in enumerate(zip(wrapper.executed, planned)) if a != b),
+                    f"rank {rank} ran {len(wrapper.executed)} computations, planned "
+                    f"{len(planned)}")
+    elif args.alternate:
+        for _ in range(args.iterations):
+            step(baseline)
+    if hook is not None:
+        mismatches = hook.metrics.mismatches
         notes["plan_version"] = hook.plan_version
-        notes["target_time_s"] = client.target_time_s
-    versions = torch.tensor([notes.get("plan_version", 0)], dtype=torch.float64)
-    gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
-    dist.all_gather(gathered, versions)
+    figures = torch.tensor([checked, equal, mismatches], dtype=torch.int64)
+    dist.all_reduce(figures)
+    versions = [None] * world
+    dist.all_gather_object(versions, (notes.get("plan_version", 0), notes.get("order_problem")))
     if rank == 0:
-        mean = lambda xs, k: sum(x[k] for x in xs) / len(xs)  # noqa: E731
-        out = {"stages": args.stages, "microbatches": args.microbatches, "dp": args.dp,
-               "iterations": args.iterations, "loss_first": losses[0], "loss_last": losses[-1],
-               "baseline": {"time_s": mean(baseline, 0), "energy_j": mean(baseline, 1)}}
+        out = {"schedule": args.schedule, "torch_class": type(w.schedule).__name__,
+               "stages": S, "model_stages": w.total, "microbatches": args.microbatches,
+               "dp": args.dp, "iterations": args.iterations, "time_scale": args.time_scale,
+               "alternate": args.alternate,
+               "loss_first": losses[0], "loss_last": losses[-1],
+               "baseline": {"time_s": median([t for t, _ in baseline]),
+                            "energy_j": median([e for _, e in baseline]),
+                            "per_iteration": baseline}}
         if args.perseus:
-            out["perseus"] = {"time_s": mean(tuned, 0), "energy_j": mean(tuned, 1)}
-            out["saving_pct"] = 100.0 * (1 - out["perseus"]["energy_j"] / out["baseline"]["energy_j"])
-            out["slowdown_pct"] = 100.0 * (out["perseus"]["time_s"] / out["baseline"]["time_s"] - 1)
-            out["profiled_frequencies_stage0"] = notes["profiled_frequencies"]
-            out["plan_versions_by_pipeline"] = [int(gathered[p * args.stages].item())
-                                                for p in range(args.dp)]
+            out["perseus"] = {"time_s": median([t for t, _ in tuned]),
+                              "energy_j": median([e for _, e in tuned]), "per_iteration": tuned}
+            out["saving_pct"] = 100.0 * (1 - out["perseus"]["energy_j"] /
+                                         out["baseline"]["energy_j"])
+            out["slowdown_pct"] = 100.0 * (out["perseus"]["time_s"] /
+                                           out["baseline"]["time_s"] - 1)
+            out["order_checked"] = bool(figures[0].item() == world * args.iterations
+                                        and figures[1].item() == figures[0].item())
+            out["mismatches"] = int(figures[2].item())
+            out["plan_version"] = versions[0][0]
+            out["plan_versions_by_pipeline"] = [versions[p * S][0] for p in range(args.dp)]
+            problems = [v[1] for v in versions if v[1]]
+            if problems:
+                out["order_problem"] = problems[0]
+            out["profiled_frequencies"] = notes["profiled_frequencies"]
+            state = http(args.server, "GET", f"/v1/jobs/{job_id}")
+            frontier = state.get("frontier", {})
+            if frontier:  # the planner's own figures for the plan (T_min) against all-max
+                # (the coordinator's are per pipeline)
+                out["planned"] = {"time_s": frontier["t_min_s"],
+                                  "energy_j": frontier["t_min_energy_j"] * args.dp,
+                                  "all_max_time_s": frontier["all_max_time_s"],
+                                  "all_max_energy_j": frontier["all_max_energy_j"] * args.dp,
+                                  "saving_pct": 100.0 * (1 - frontier["t_min_energy_j"] /
+                                                         frontier["all_max_energy_j"])}
             if args.straggler:
                 # The baseline ran without the straggler: compare times with that in mind.
                 out["straggler"] = {"pipeline": 1, "slowdown": 1.2}
         with open(result_path, "w") as f:
             json.dump(out, f)
+    if args.trace:
+        pathlib.Path(args.trace, f"rank{rank}.json").write_text(json.dumps(w.traces))
     del hook, client
     dist.barrier()
     dist.destroy_process_group()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# ---- the launcher --------------------------------------------------------------
 
-
-def scaled_profile(path, scale, out):
-    """The profile with every time multiplied by `scale` (energy too: same power)."""
+def sim_profile(path, scale, model_stages, out):
+    """The GPT-3 profile for `model_stages` model stages (its first ones and its last, which
+    has the head), every time and energy x `scale`, backward_input and backward_weight each
+    half of the backward (as the planner derives them)."""
     lines = pathlib.Path(path).read_text().splitlines()
     header = lines[0].split(",")
-    t, e = header.index("time"), header.index("energy")
-    rows = [lines[0]]
+    col = {k: header.index(k) for k in ("stage", "instruction", "frequency", "time", "energy")}
+    source = list(range(model_stages - 1)) + [PROFILE_STAGES - 1]
+    rows = {}
     for line in lines[1:]:
         f = line.split(",")
-        f[t], f[e] = repr(float(f[t]) * scale), repr(float(f[e]) * scale)
-        rows.append(",".join(f))
-    pathlib.Path(out).write_text("\n".join(rows) + "\n")
+        rows.setdefault(int(f[col["stage"]]), []).append(
+            (f[col["instruction"]], f[col["frequency"]], float(f[col["time"]]) * scale,
+             float(f[col["energy"]]) * scale))
+    text = ["stage,instruction,frequency,time,energy"]
+    for stage, src in enumerate(source):
+        for kind, mhz, t, e in rows[src]:
+            text.append(f"{stage},{kind},{mhz},{t!r},{e!r}")
+            if kind == "backward":
+                for half in ("backward_input", "backward_weight"):
+                    text.append(f"{stage},{half},{mhz},{t / 2!r},{e / 2!r}")
+    pathlib.Path(out).write_text("\n".join(text) + "\n")
+
+
+def run_processes(args, world, work, result_path):
+    context = mp.start_processes(main_worker, args=(args, world, os.path.join(work, "store"),
+                                                    result_path),
+                                 nprocs=world, join=False, start_method="spawn")
+    deadline = time.monotonic() + args.timeout
+    try:
+        while not context.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the {world} processes did not finish in {args.timeout} s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+                process.join(10)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stages", type=int, default=4)
+    parser.add_argument("--schedule", default="1F1B", choices=TORCH_SCHEDULES + BUILTIN_SCHEDULES,
+                        help="a torch schedule (get_schedule_class name) or a planner schedule "
+                             "(lower case) run from its CSV")
+    parser.add_argument("--stages", type=int, default=4, help="pipeline ranks S")
     parser.add_argument("--microbatches", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--dp", type=int, default=1, help="pipelines (data parallelism)")
     parser.add_argument("--perseus", action="store_true", help="plan and train with Perseus")
     parser.add_argument("--straggler", action="store_true",
                         help="with --dp 2: pipeline 1 runs 20%% slower after the baseline")
+    parser.add_argument("--alternate", action="store_true",
+                        help="with --perseus: alternate baseline and Perseus iterations after "
+                             "planning (the machine's load drift then hits both alike) instead "
+                             "of all baseline iterations first")
     parser.add_argument("--server", help="a running `perseus serve` (default: start one)")
-    parser.add_argument("--time-scale", type=float, default=0.25,
-                        help="simulated computation times are the GPT-3 profile's times this")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="simulated computation times are the GPT-3 profile's times this "
+                             "(1: 50 ms forwards; smaller runs faster, but torch's own few ms per "
+                             "computation, which the plan does not see, then weigh more)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds for the processes")
+    parser.add_argument("--trace", metavar="DIR",
+                        help="write every rank's computations (start, torch done, end, clock) "
+                             "per iteration to DIR/rankR.json")
     parser.add_argument("--json", action="store_true", help="only the JSON line on stdout")
     args = parser.parse_args()
-    if args.stages < 2 or args.stages > 8:
-        parser.error("--stages must be 2..8 (the profile has 8 stages)")
+    per_rank = stages_per_rank(args.schedule)
+    if args.stages < 2 or args.stages * per_rank > PROFILE_STAGES:
+        parser.error(f"--stages must be 2..{PROFILE_STAGES // per_rank} for {args.schedule} "
+                     f"({per_rank} model stage(s) per rank; the profile has {PROFILE_STAGES})")
     if args.straggler and args.dp < 2:
         parser.error("--straggler needs --dp 2 or more")
     if args.iterations < 1 or args.microbatches < 1:
         parser.error("--iterations and --microbatches must be positive")
 
     work = tempfile.mkdtemp(prefix="perseus-example-")
+    if args.trace:
+        os.makedirs(args.trace, exist_ok=True)
     args.sim_profile = os.path.join(work, "profile.csv")
-    scaled_profile(PROFILE, args.time_scale, args.sim_profile)
+    sim_profile(PROFILE, args.time_scale, args.stages * per_rank, args.sim_profile)
+    args.csv = None
+    if args.schedule in BUILTIN_SCHEDULES:
+        args.csv = os.path.join(work, "schedule.csv")
+        builtin_csv(args.schedule, args.stages, args.microbatches, args.csv)
     server = None
-    if args.perseus:
-        if not args.server:
-            binary = REPO / "build" / "bin" / "perseus"
-            server = subprocess.Popen([str(binary), "serve", "--listen", "127.0.0.1:0", "--db",
-                                       os.path.join(work, "perseus.db")],
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            args.server = server.stdout.readline().strip().split(" ")[-1]
-        job = http(args.server, "POST", "/v1/jobs",
-                   {"name": "torch_pipeline example", "schedule": "1f1b", "stages": args.stages,
-                    "microbatches": args.microbatches, "dp": args.dp,
-                    "blocking_power_w": BLOCKING_POWER_W})
-        args.job = job["job_id"]
+    if args.perseus and not args.server:
+        binary = REPO / "build" / "bin" / "perseus"
+        server = subprocess.Popen([str(binary), "serve", "--listen", "127.0.0.1:0", "--db",
+                                   os.path.join(work, "perseus.db")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = server.stdout.readline().strip()
+        if "listening on" not in line:
+            raise SystemExit(f"perseus serve did not start (exit status {server.wait()})")
+        args.server = line.split(" ")[-1]
     world = args.stages * args.dp
     result_path = os.path.join(work, "result.json")
+    start = time.monotonic()
     try:
-        mp.spawn(main_worker, args=(args, world, free_port(), result_path), nprocs=world)
+        run_processes(args, world, work, result_path)
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
     result = json.loads(pathlib.Path(result_path).read_text())
+    result["wall_s"] = round(time.monotonic() - start, 1)
     if not args.json:
-        print(f"{world} processes, {args.iterations} iterations each way", file=sys.stderr)
+        print(f"{args.schedule}: {world} processes, {args.iterations} iterations each way",
+              file=sys.stderr)
     print(json.dumps(result))
 
 
