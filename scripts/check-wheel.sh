@@ -9,7 +9,7 @@ rm -rf "$out"
 # With build isolation, as a user's pip does: the build requirements come from
 # PyPI at pyproject.toml's pins; a separate build folder keeps it from setup's.
 .venv/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$out" \
-  -Cbuild-dir=build/wheel .
+  --config-settings=build-dir=build/wheel .
 wheel=$(ls "$out"/perseus_energy-*.whl)
 echo "check-wheel: built $wheel ($(du -h "$wheel" | cut -f1))"
 
