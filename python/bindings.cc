@@ -483,8 +483,19 @@ PYBIND11_MODULE(_perseus, m) {
           },
           py::arg("kind"), py::arg("microbatch"), py::arg("stage") = -1,
           "Sets the planned clock of this computation on the controller; returns it.")
-      .def("end_iteration", &client::Client::EndIteration, py::arg("iteration"), py::arg("time_s"),
-           py::arg("energy_j"))
+      .def(
+          "end_iteration",
+          [](client::Client& c, int64_t iteration, double time_s, double energy_j,
+             int64_t mismatches) {
+            if (mismatches < 0) {
+              throw StatusError(Status::InvalidInput(
+                  "mismatches must be a non-negative count, got " + std::to_string(mismatches)));
+            }
+            c.EndIteration(iteration, time_s, energy_j, mismatches);
+          },
+          py::arg("iteration"), py::arg("time_s"), py::arg("energy_j"), py::arg("mismatches") = 0,
+          "Queues this iteration's report (time, energy and the plan mismatches met in it) for "
+          "the coordinator and wakes the refresher; never waits on the network.")
       .def(
           "instructions",
           [](const client::Client& c) {

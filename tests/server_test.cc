@@ -200,6 +200,132 @@ TEST(ServerTest, StragglerResponseSurvivesKill9) {
   unlink(db.c_str());
 }
 
+// Plan mismatches the ranks report: summed per job, with the iteration reports
+// that had any, in /report and /metrics; a retry replaces; all of it survives
+// kill -9; bad counts are a 400 naming the field and change nothing.
+TEST(ServerTest, PlanMismatchesReachReportAndMetricsAndSurviveKill9) {
+  const std::string db = TempPath("mismatches.db");
+  int64_t job = 0, quiet = 0;
+  auto report = [](Api& api, int64_t id, int rank, int iteration, json mismatches) {
+    json body = {{"rank", rank}, {"iteration", iteration}, {"time_s", 1.5}, {"energy_j", 100}};
+    if (!mismatches.is_discarded()) body["mismatches"] = mismatches;
+    return api.Post("/v1/jobs/" + std::to_string(id) + "/iterations", body);
+  };
+  const json absent = json::value_t::discarded;
+  auto metrics = [](const ServerProcess& server) {
+    httplib::Client raw("127.0.0.1", server.port());
+    auto r = raw.Get("/metrics");
+    return r ? r->body : std::string();
+  };
+  auto expect_counts = [&](Api& api, const ServerProcess& server, int64_t total,
+                           int64_t iterations) {
+    const json body = api.Call("GET", "/v1/jobs/" + std::to_string(job) + "/report").body;
+    EXPECT_EQ(body["plan_mismatches"], total) << body.dump();
+    EXPECT_EQ(body["iterations_with_mismatches"], iterations) << body.dump();
+    const std::string text = metrics(server);
+    const std::string id = std::to_string(job), other = std::to_string(quiet);
+    EXPECT_NE(text.find("# TYPE perseus_plan_mismatches_total counter\n"), std::string::npos);
+    EXPECT_NE(text.find("# TYPE perseus_iterations_with_mismatches_total counter\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("\nperseus_plan_mismatches_total{job=\"" + id + "\"} " +
+                        std::to_string(total) + "\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("\nperseus_iterations_with_mismatches_total{job=\"" + id + "\"} " +
+                        std::to_string(iterations) + "\n"),
+              std::string::npos)
+        << text;
+    // A job without mismatches shows zeros.
+    EXPECT_NE(text.find("\nperseus_plan_mismatches_total{job=\"" + other + "\"} 0\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("\nperseus_iterations_with_mismatches_total{job=\"" + other + "\"} 0\n"),
+              std::string::npos)
+        << text;
+  };
+  {
+    ServerProcess server(db);
+    ASSERT_GT(server.port(), 0);
+    Api api(server.port());
+    job = CreateJob(api);
+    quiet = CreateJob(api, 1);
+    ASSERT_EQ(report(api, quiet, 0, 0, 0).status, 200);
+    ASSERT_EQ(report(api, job, 0, 0, 3).status, 200);
+    ASSERT_EQ(report(api, job, 1, 0, 0).status, 200);
+    ASSERT_EQ(report(api, job, 2, 0, absent).status, 200);  // optional: none
+    ASSERT_EQ(report(api, job, 0, 1, 1).status, 200);
+    ASSERT_EQ(report(api, job, 0, 1, 2).status, 200);  // a retry replaces: 2, not 1 + 2
+    ASSERT_EQ(report(api, job, 5, 1, 4).status, 200);
+    ASSERT_EQ(report(api, job, 5, 1, 0).status, 200);  // replaced by none
+    expect_counts(api, server, 5, 2);
+    EXPECT_EQ(api.Call("GET", "/v1/jobs/" + std::to_string(job) + "/report").body["reports"], 5);
+
+    // Anything but a non-negative integer is refused, naming the field, and changes nothing.
+    for (const json& bad : {json(-1), json(1.5), json("3"), json(true), json::array({1}),
+                            json(int64_t{1000000001}), json(uint64_t{18446744073709551615u})}) {
+      Response r = report(api, job, 3, 0, bad);
+      EXPECT_EQ(r.status, 400) << bad.dump() << " " << r.body.dump();
+      EXPECT_EQ(r.body.value("field", ""), "mismatches") << bad.dump() << " " << r.body.dump();
+      EXPECT_NE(r.body.value("error", "").find("'mismatches'"), std::string::npos) << r.body.dump();
+    }
+    expect_counts(api, server, 5, 2);
+    server.Kill9();
+  }
+  ServerProcess restarted(db);
+  ASSERT_GT(restarted.port(), 0);
+  Api api(restarted.port());
+  expect_counts(api, restarted, 5, 2);
+  // Counting goes on from the stored figures.
+  ASSERT_EQ(report(api, job, 7, 2, 1).status, 200);
+  expect_counts(api, restarted, 6, 3);
+  EXPECT_EQ(restarted.Term(), 0);
+  unlink(db.c_str());
+}
+
+// A database written before reports carried mismatches (no such column) is
+// upgraded when the server opens it: its reports count as none.
+TEST(ServerTest, DatabaseWithoutMismatchesColumnIsUpgraded) {
+  const std::string sqlite = "/usr/bin/sqlite3";
+  if (access(sqlite.c_str(), X_OK) != 0) GTEST_SKIP() << "needs the sqlite3 command";
+  const std::string db = TempPath("old_schema.db");
+  {
+    ServerProcess server(db);  // every table as this version makes it
+    Api api(server.port());
+    const int64_t job = CreateJob(api, 1);
+    ASSERT_EQ(job, 1);
+    ASSERT_EQ(api.Post("/v1/jobs/1/iterations",
+                       {{"rank", 0}, {"iteration", 0}, {"time_s", 1}, {"energy_j", 50}})
+                  .status,
+              200);
+    EXPECT_EQ(server.Term(), 0);
+  }
+  // The iterations table as the previous version made it, with one report.
+  Child old_schema(
+      {sqlite, db,
+       "DROP TABLE iterations; CREATE TABLE iterations(job_id INTEGER NOT NULL, rank INTEGER "
+       "NOT NULL, iteration INTEGER NOT NULL, time_s REAL NOT NULL, energy_j REAL NOT NULL, "
+       "PRIMARY KEY(job_id, rank, iteration)); INSERT INTO iterations VALUES(1, 0, 0, 1, 50);"},
+      {});
+  ASSERT_EQ(old_schema.Wait(), 0);
+  ServerProcess server(db);
+  ASSERT_GT(server.port(), 0);
+  Api api(server.port());
+  json report = api.Call("GET", "/v1/jobs/1/report").body;
+  EXPECT_EQ(report["reports"], 1) << report.dump();
+  EXPECT_EQ(report["plan_mismatches"], 0);
+  ASSERT_EQ(
+      api.Post("/v1/jobs/1/iterations",
+               {{"rank", 1}, {"iteration", 0}, {"time_s", 1}, {"energy_j", 50}, {"mismatches", 2}})
+          .status,
+      200);
+  report = api.Call("GET", "/v1/jobs/1/report").body;
+  EXPECT_EQ(report["reports"], 2);
+  EXPECT_EQ(report["plan_mismatches"], 2);
+  EXPECT_EQ(report["iterations_with_mismatches"], 1);
+  EXPECT_EQ(server.Term(), 0);
+  unlink(db.c_str());
+}
+
 TEST(ServerTest, PlanningInterruptedByACrashIsRedone) {
   const std::string db = TempPath("crash.db");
   int64_t job = 0;
@@ -543,7 +669,8 @@ TEST(ServerTest, FuzzedRequestsNeverCrashTheServer) {
        "application/json"},
       {"POST", base + "/stragglers", R"({"pipeline":1,"slowdown":1.1})", "application/json"},
       {"POST", base + "/stragglers", R"({"pipeline":0,"iteration_time":3.5})", "application/json"},
-      {"POST", base + "/iterations", R"({"rank":3,"iteration":7,"time_s":1.0,"energy_j":5.0})",
+      {"POST", base + "/iterations",
+       R"({"rank":3,"iteration":7,"time_s":1.0,"energy_j":5.0,"mismatches":2})",
        "application/json"},
       {"GET", base + "/plan?rank=2&since=1", "", ""},
       {"DELETE", base + "/stragglers/1", "", ""},
@@ -682,6 +809,51 @@ TEST(ClientTest, FollowsThePlanAndSurvivesAnOutage) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_GE(Api(port).Call("GET", base + "/report").body["reports"].get<int>(), 6);
+  unlink(db.c_str());
+}
+
+// EndIteration's mismatch count reaches the coordinator (3-argument form: none;
+// a negative count is sent as none rather than losing the report).
+TEST(ClientTest, ReportsPlanMismatches) {
+  const std::string db = TempPath("client_mismatches.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const int64_t job = CreateJob(api, 1);
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  perseus::client::ClientOptions options;
+  options.server = server.url();
+  options.job_id = job;
+  options.rank = 2;
+  options.pp_rank = 2;
+  options.gpu_name = "NVIDIA A100-SXM4-80GB";  // as CreateJob registered it
+  options.frequencies_mhz = A100Clocks();
+  options.poll_interval_s = 30;
+  options.log = [](const std::string&) {};
+  perseus::client::Client client(options);
+  client.EndIteration(0, 1.5, 300, 3);
+  client.EndIteration(1, 1.5, 300);
+  client.EndIteration(2, 1.5, 300, -4);
+  client.EndIteration(3, 1.5, 300, 1);
+  json report;
+  for (int i = 0; i < 1000; ++i) {
+    report = api.Call("GET", base + "/report").body;
+    if (report.value("reports", 0) >= 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(report["reports"], 4) << report.dump();
+  EXPECT_EQ(report["plan_mismatches"], 4);
+  EXPECT_EQ(report["iterations_with_mismatches"], 2);
+  EXPECT_DOUBLE_EQ(report["reported_energy_j"].get<double>(), 1200);
+  httplib::Client raw("127.0.0.1", server.port());
+  auto metrics = raw.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  const std::string id = std::to_string(job);
+  EXPECT_NE(metrics->body.find("perseus_plan_mismatches_total{job=\"" + id + "\"} 4\n"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("perseus_iterations_with_mismatches_total{job=\"" + id + "\"} 2\n"),
+            std::string::npos)
+      << metrics->body;
   unlink(db.c_str());
 }
 

@@ -620,7 +620,7 @@ class PerseusHook:
         self.metrics.aborted_steps += 1
 
     def on_step_end(self, energy_j: Optional[float] = None) -> Tuple[float, float]:
-        """Ends the iteration; reports (time_s, energy_j) to the coordinator and returns it.
+        """Ends the iteration; reports its time, energy and mismatches; returns (time_s, energy_j).
 
         `energy_j` overrides the device's energy counter (e.g. to add idle energy a simulated
         GPU does not see). When strict and the step did not run its plan, the step is ended
@@ -654,7 +654,8 @@ class PerseusHook:
         client = self._client
         if client is not None:
             self._guarded("reporting the iteration",
-                          lambda: client.end_iteration(self._iteration, elapsed, energy_j), None)
+                          lambda: client.end_iteration(self._iteration, elapsed, energy_j,
+                                                       mismatches=self._step_mismatches), None)
         self.last_report = IterationReport(self._iteration, elapsed, energy_j,
                                            self._step_mismatches, self.plan_version,
                                            self._position, self._fallback)

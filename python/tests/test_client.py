@@ -1,7 +1,11 @@
+import contextlib
 import json
+import re
 import subprocess
 import time
 import urllib.request
+
+import pytest
 
 import perseus
 
@@ -14,12 +18,29 @@ def _call(base, method, path, body=None, content_type="application/json"):
         return json.loads(response.read() or b"null")
 
 
-def test_client_follows_the_coordinator(perseus_bin, gpt3_profile, tmp_path):
+@contextlib.contextmanager
+def _serve(perseus_bin, tmp_path):
+    """A `perseus serve` on a free loopback port; yields its base URL."""
     server = subprocess.Popen([perseus_bin, "serve", "--listen", "127.0.0.1:0", "--db",
                                str(tmp_path / "db.sqlite")],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        base = server.stdout.readline().strip().split(" ")[-1]  # http://127.0.0.1:PORT
+        yield server.stdout.readline().strip().split(" ")[-1]  # http://127.0.0.1:PORT
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _metric(base, name, job):
+    """The value of `name{job="JOB"}` in /metrics (None if absent)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found = re.search(rf'^{name}{{job="{job}"}} (\d+)$', text, re.MULTILINE)
+    return None if found is None else int(found.group(1))
+
+
+def test_client_follows_the_coordinator(perseus_bin, gpt3_profile, tmp_path):
+    with _serve(perseus_bin, tmp_path) as base:
         job = _call(base, "POST", "/v1/jobs", {"name": "py", "stages": 8, "microbatches": 4,
                                                "dp": 2, "blocking_power_w": 83.64})["job_id"]
         clocks = list(range(1410, 854, -15))
@@ -49,6 +70,25 @@ def test_client_follows_the_coordinator(perseus_bin, gpt3_profile, tmp_path):
         while _call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 1:
             assert time.time() < deadline
             time.sleep(0.05)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+
+def test_client_reports_plan_mismatches(perseus_bin, tmp_path):
+    with _serve(perseus_bin, tmp_path) as base:
+        job = _call(base, "POST", "/v1/jobs", {"name": "py", "stages": 2, "microbatches": 2,
+                                               "blocking_power_w": 83.64})["job_id"]
+        assert _metric(base, "perseus_plan_mismatches_total", job) == 0
+        client = perseus.Client(base, job_id=job, rank=1, pp_rank=1,
+                                frequencies_mhz=[1410, 1005], poll_interval_s=60)
+        client.end_iteration(0, 1.0, 100.0, mismatches=3)
+        client.end_iteration(1, 1.0, 100.0)  # none
+        client.end_iteration(2, 1.0, 100.0, 2)
+        with pytest.raises(perseus.InvalidInputError, match="mismatches"):
+            client.end_iteration(3, 1.0, 100.0, mismatches=-1)
+        deadline = time.time() + 30
+        while _call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
+            assert time.time() < deadline, "the reports did not arrive"
+            time.sleep(0.05)
+        assert _metric(base, "perseus_plan_mismatches_total", job) == 5
+        assert _metric(base, "perseus_iterations_with_mismatches_total", job) == 2
+        report = _call(base, "GET", f"/v1/jobs/{job}/report")
+        assert (report["plan_mismatches"], report["iterations_with_mismatches"]) == (5, 2)

@@ -1,8 +1,16 @@
 """PerseusHook on its own: planned clocks, matching, and the failure policy (strict raises;
-production warns once, falls back to the highest clock, counts, never raises)."""
+production warns once, falls back to the highest clock, counts, never raises); and its counts
+reaching a real coordinator's /metrics."""
 
+import contextlib
+import json
+import pathlib
+import re
+import subprocess
+import time
+import urllib.request
 import warnings
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -64,8 +72,9 @@ class RecordingClient:
     def frequency_for(self, kind: str, microbatch: int, stage: int = -1) -> int:
         return self.highest
 
-    def end_iteration(self, iteration: int, time_s: float, energy_j: float) -> None:
-        self.reports.append((iteration, time_s, energy_j))
+    def end_iteration(self, iteration: int, time_s: float, energy_j: float,
+                      mismatches: int = 0) -> None:
+        self.reports.append((iteration, time_s, energy_j, mismatches))
 
 
 def test_sets_planned_clocks_only_when_they_change():
@@ -167,6 +176,7 @@ def test_reports_to_the_client_and_takes_new_plans_at_step_boundaries():
     run(hook, ORDER)
     assert applied == [1410, 1005, 1200, 1410, 1005, 1200, 900]
     assert [r[0] for r in client.reports] == [0, 1, 2]
+    assert [r[3] for r in client.reports] == [0, 0, 0]  # no mismatches
     assert hook.last_report.iteration == 2 and hook.last_report.plan_version == 2
 
 
@@ -268,6 +278,7 @@ def test_production_survives_a_failing_plan_source_and_clock_setter():
     with pytest.warns(pt.PlanMismatchWarning, match="the plan source failed"):
         run(hook, ORDER)
     assert hook.metrics.errors == 1 and hook.metrics.fallback_steps == 1
+    assert [r[3] for r in client.reports] == [0, 1]  # the failed plan source: one mismatch
     assert hook.plan_version == 1  # kept the plan it had
     assert applied[-1] == 1500
 
@@ -303,3 +314,76 @@ def test_step_abort_and_unplanned_work():
 def test_needs_a_plan_source():
     with pytest.raises(perseus.InvalidInputError):
         pt.PerseusHook()
+
+
+def _http(base: str, method: str, path: str, body: Any = None,
+          content_type: str = "application/json") -> Any:
+    data = (None if body is None
+            else body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+@contextlib.contextmanager
+def _serve(perseus_bin: str, db: pathlib.Path) -> Iterator[str]:
+    """A `perseus serve` on a free loopback port; yields its base URL."""
+    server = subprocess.Popen([perseus_bin, "serve", "--listen", "127.0.0.1:0", "--db", str(db)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip().split(" ")[-1]  # http://127.0.0.1:PORT
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _metric(base: str, name: str, job: int) -> Optional[int]:
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found = re.search(rf'^{name}{{job="{job}"}} (\d+)$', text, re.MULTILINE)
+    return None if found is None else int(found.group(1))
+
+
+def test_production_mismatches_reach_the_coordinator(perseus_bin: str, gpt3_profile: str,
+                                                    tmp_path: pathlib.Path) -> None:
+    """A production hook on a real Client, run in the wrong order: the operator sees the
+    mismatches in the coordinator's /metrics and /report."""
+    with _serve(perseus_bin, tmp_path / "db.sqlite") as base:
+        job = _http(base, "POST", "/v1/jobs", {"name": "hook", "stages": 2, "microbatches": 2,
+                                               "blocking_power_w": 83.64})["job_id"]
+        clocks = list(range(1410, 854, -15))
+        _http(base, "POST", f"/v1/jobs/{job}/ranks",
+              {"rank": 1, "pp_rank": 1, "dp_rank": 0, "frequencies_mhz": clocks})
+        with open(gpt3_profile) as f:
+            profile = "".join(line for i, line in enumerate(f)
+                              if i == 0 or int(line.split(",")[0]) < 2)  # stages 0 and 1
+        _http(base, "PUT", f"/v1/jobs/{job}/profile", profile.encode(), "text/csv")
+        deadline = time.time() + 60
+        while _http(base, "GET", f"/v1/jobs/{job}")["state"] != "ready":  # planned
+            assert time.time() < deadline, "the job was not planned"
+            time.sleep(0.05)
+        client = perseus.Client(base, job_id=job, rank=0, pp_rank=0, frequencies_mhz=clocks,
+                                poll_interval_s=60)
+        assert client.wait_for_plan(0, 60)
+        order = [(s["kind"], s["microbatch"]) for s in client.instructions()]
+        assert len(order) == 4 and order[0] == ("forward", 0) and order[1] == ("forward", 1)
+        wrong = [order[1], order[0]] + order[2:]
+        applied: List[int] = []
+        hook = pt.PerseusHook(client=client, set_frequency=applied.append, strict=False)
+        with pytest.warns(pt.PlanMismatchWarning, match="computation 0 of the iteration"):
+            run(hook, wrong)
+            run(hook, wrong)
+        run(hook, order)
+        assert hook.metrics.mismatches == 2 and hook.metrics.fallback_steps == 2
+        assert hook.last_report is not None and hook.last_report.mismatches == 0
+        assert applied[0] == 1410  # the first computation mismatched: the highest clock
+        deadline = time.time() + 30
+        while _http(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
+            assert time.time() < deadline, "the hook's reports did not arrive"
+            time.sleep(0.05)
+        assert _metric(base, "perseus_plan_mismatches_total", job) == 2
+        assert _metric(base, "perseus_iterations_with_mismatches_total", job) == 2
+        report = _http(base, "GET", f"/v1/jobs/{job}/report")
+        assert (report["plan_mismatches"], report["iterations_with_mismatches"]) == (2, 2)

@@ -102,11 +102,12 @@ int Client::ApplyOverlap(int microbatch, int stage) {
   return mhz;
 }
 
-void Client::EndIteration(int64_t iteration, double time_s, double energy_j) {
+void Client::EndIteration(int64_t iteration, double time_s, double energy_j, int64_t mismatches) {
   json report = {{"rank", options_.rank},
                  {"iteration", iteration},
                  {"time_s", time_s},
-                 {"energy_j", energy_j}};
+                 {"energy_j", energy_j},
+                 {"mismatches", std::clamp<int64_t>(mismatches, 0, kMaxMismatches)}};
   {
     std::lock_guard<std::mutex> lock(mu_);
     reports_.push_back(report.dump());

@@ -35,8 +35,13 @@ CREATE TABLE IF NOT EXISTS stragglers(
   iteration_time REAL NOT NULL, PRIMARY KEY(job_id, pipeline));
 CREATE TABLE IF NOT EXISTS iterations(
   job_id INTEGER NOT NULL, rank INTEGER NOT NULL, iteration INTEGER NOT NULL,
-  time_s REAL NOT NULL, energy_j REAL NOT NULL, PRIMARY KEY(job_id, rank, iteration));
+  time_s REAL NOT NULL, energy_j REAL NOT NULL, mismatches INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(job_id, rank, iteration));
 )sql";
+
+// The most plan mismatches one iteration report may carry, as client::Client::kMaxMismatches
+// (keeps the job's sums far from overflow).
+constexpr int64_t kMaxMismatches = 1000000000;
 
 Reply Ok(int status, json body) { return Reply{status, std::move(body), ""}; }
 
@@ -140,6 +145,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_pat
   c->log_ = std::move(log);
   c->db_ = std::move(db).value();
   if (Status s = c->db_->Exec(kSchema); !s.ok()) return s;
+  if (Status s = c->Migrate(); !s.ok()) return s;
   if (Status s = c->Load(); !s.ok()) return s;
   c->planner_ = std::thread([p = c.get()] { p->PlanLoop(); });
   return c;
@@ -152,6 +158,18 @@ Coordinator::~Coordinator() {
   }
   queue_cv_.notify_all();
   if (planner_.joinable()) planner_.join();
+}
+
+Status Coordinator::Migrate() {
+  // Databases written before iteration reports carried plan mismatches: add the column (every
+  // earlier report counts as none).
+  Statement columns(db_->handle(), "SELECT name FROM pragma_table_info('iterations')");
+  bool has_mismatches = false;
+  while (columns.Step()) has_mismatches = has_mismatches || columns.Text(0) == "mismatches";
+  if (!columns.status().ok()) return columns.status();
+  if (has_mismatches) return Status::Ok();
+  if (log_) log_("database: adding the mismatches column to the iteration reports");
+  return db_->Exec("ALTER TABLE iterations ADD COLUMN mismatches INTEGER NOT NULL DEFAULT 0");
 }
 
 Status Coordinator::Load() {
@@ -226,7 +244,8 @@ Status Coordinator::Load() {
   }
   Statement reports(db_->handle(),
                     "SELECT job_id, COUNT(*), COALESCE(SUM(energy_j),0), COALESCE(SUM(time_s),0), "
-                    "COALESCE(MAX(iteration),-1) FROM iterations GROUP BY job_id");
+                    "COALESCE(MAX(iteration),-1), COALESCE(SUM(mismatches),0), "
+                    "COALESCE(SUM(mismatches > 0),0) FROM iterations GROUP BY job_id");
   while (reports.Step()) {
     Job* job = Find(reports.Int(0));
     if (job == nullptr) continue;
@@ -234,7 +253,10 @@ Status Coordinator::Load() {
     job->reported_energy_j = reports.Double(2);
     job->reported_time_s = reports.Double(3);
     job->last_iteration = reports.Int(4);
+    job->mismatches = reports.Int(5);
+    job->iterations_with_mismatches = reports.Int(6);
   }
+  if (!reports.status().ok()) return reports.status();
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, job] : jobs_) {
     if (job.state == "planning") {
@@ -826,36 +848,41 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
-  int64_t rank = 0, iteration = 0;
+  int64_t rank = 0, iteration = 0, mismatches = 0;
   double time_s = 0, energy_j = 0;
   if (auto e = IntField(j, "rank", 0, job->config.ranks() - 1, &rank)) return *e;
   if (auto e = IntField(j, "iteration", 0, INT64_MAX / 2, &iteration)) return *e;
   if (auto e = NumberField(j, "time_s", 0, 1e7, &time_s)) return *e;
   if (auto e = NumberField(j, "energy_j", 0, 1e15, &energy_j)) return *e;
+  if (auto e = IntField(j, "mismatches", 0, kMaxMismatches, &mismatches, false)) return *e;
   if (job->ranks.count(static_cast<int>(rank)) == 0) {
     return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
   }
   // A report sent twice (a retry) replaces the first.
-  Statement old(
-      db_->handle(),
-      "SELECT time_s, energy_j FROM iterations WHERE job_id=? AND rank=? AND iteration=?");
+  Statement old(db_->handle(),
+                "SELECT time_s, energy_j, mismatches FROM iterations WHERE job_id=? AND rank=? "
+                "AND iteration=?");
   old.Bind(1, id).Bind(2, rank).Bind(3, iteration);
   const bool replaced = old.Step();
   const double old_time = replaced ? old.Double(0) : 0, old_energy = replaced ? old.Double(1) : 0;
+  const int64_t old_mismatches = replaced ? old.Int(2) : 0;
   Status st = Statement(db_->handle(),
                         "INSERT OR REPLACE INTO iterations(job_id, rank, iteration, time_s, "
-                        "energy_j) VALUES(?,?,?,?,?)")
+                        "energy_j, mismatches) VALUES(?,?,?,?,?,?)")
                   .Bind(1, id)
                   .Bind(2, rank)
                   .Bind(3, iteration)
                   .Bind(4, time_s)
                   .Bind(5, energy_j)
+                  .Bind(6, mismatches)
                   .Run();
   if (!st.ok()) return FromStatus(st);
   if (!replaced) ++job->reports;
   job->reported_energy_j += energy_j - old_energy;
   job->reported_time_s += time_s - old_time;
   job->last_iteration = std::max(job->last_iteration, iteration);
+  job->mismatches += mismatches - old_mismatches;
+  job->iterations_with_mismatches += (mismatches > 0 ? 1 : 0) - (old_mismatches > 0 ? 1 : 0);
   return Ok(200, {{"stored", true}});
 }
 
@@ -867,6 +894,8 @@ Reply Coordinator::GetReport(int64_t id) {
                {"reports", job->reports},
                {"iterations", job->last_iteration + 1},
                {"reported_energy_j", job->reported_energy_j},
+               {"plan_mismatches", job->mismatches},
+               {"iterations_with_mismatches", job->iterations_with_mismatches},
                {"mean_rank_iteration_time_s",
                 job->reports > 0 ? job->reported_time_s / static_cast<double>(job->reports) : 0.0}};
   if (job->frontier != nullptr && !job->pipelines.empty()) {
@@ -900,6 +929,7 @@ CoordinatorStats Coordinator::Stats() {
     for (const auto& p : job.pipelines) s.plan_versions += p.version;
     s.solve_seconds += job.solve_seconds;
     s.reported_energy_j += job.reported_energy_j;
+    s.mismatches_by_job[id] = {job.mismatches, job.iterations_with_mismatches};
   }
   return s;
 }

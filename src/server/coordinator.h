@@ -65,6 +65,8 @@ struct Job {
   std::map<int, Straggler> stragglers;
   int64_t reports = 0, last_iteration = -1;
   double reported_energy_j = 0, reported_time_s = 0;
+  // Plan mismatches the ranks reported (the sum), and the iteration reports with any.
+  int64_t mismatches = 0, iterations_with_mismatches = 0;
   // (point, pipeline rank) -> the instruction list, built on first use.
   std::map<std::pair<size_t, int>, nlohmann::json> plan_cache;
 };
@@ -76,6 +78,11 @@ struct CoordinatorStats {
   int64_t plan_versions = 0;  // sum over pipelines
   double solve_seconds = 0;   // sum over ready jobs
   double reported_energy_j = 0;
+  struct Mismatches {
+    int64_t total = 0;       // plan mismatches reported
+    int64_t iterations = 0;  // iteration reports with at least one
+  };
+  std::map<int64_t, Mismatches> mismatches_by_job;  // every job, by id
 };
 
 class Coordinator {
@@ -103,6 +110,7 @@ class Coordinator {
 
  private:
   Coordinator() = default;
+  Status Migrate();  // brings a database written by an earlier version up to kSchema
   Status Load();
   Job* Find(int64_t id);  // REQUIRES: mu_ held
   void PlanLoop();

@@ -46,6 +46,21 @@ std::string Metrics::Render(const CoordinatorStats& stats) {
       "# HELP perseus_reported_energy_joules Energy the ranks reported.\n"
       "# TYPE perseus_reported_energy_joules gauge\n";
   out += "perseus_reported_energy_joules " + Number(stats.reported_energy_j) + "\n";
+  out +=
+      "# HELP perseus_plan_mismatches_total Plan mismatches the ranks reported, by job.\n"
+      "# TYPE perseus_plan_mismatches_total counter\n";
+  for (const auto& [job, m] : stats.mismatches_by_job) {
+    out += "perseus_plan_mismatches_total{job=\"" + std::to_string(job) + "\"} " +
+           std::to_string(m.total) + "\n";
+  }
+  out +=
+      "# HELP perseus_iterations_with_mismatches_total Iteration reports (one per rank and "
+      "iteration) with at least one plan mismatch, by job.\n"
+      "# TYPE perseus_iterations_with_mismatches_total counter\n";
+  for (const auto& [job, m] : stats.mismatches_by_job) {
+    out += "perseus_iterations_with_mismatches_total{job=\"" + std::to_string(job) + "\"} " +
+           std::to_string(m.iterations) + "\n";
+  }
   std::lock_guard<std::mutex> lock(mu_);
   out +=
       "# HELP perseus_http_requests_total HTTP requests by route and status.\n"

@@ -77,8 +77,13 @@ class Client {
   // FrequencyFor / FrequencyForOverlap, then set_frequency(mhz); returns mhz.
   int Apply(planner::Instruction kind, int microbatch, int stage = -1);
   int ApplyOverlap(int microbatch, int stage = -1);
-  // An iteration ended: queues its report and wakes the refresher.
-  void EndIteration(int64_t iteration, double time_s, double energy_j);
+  // An iteration ended: queues its report and wakes the refresher. `mismatches`:
+  // the plan mismatches this rank met in the iteration (sent as the report's
+  // "mismatches"; a negative count is sent as 0, one above kMaxMismatches as
+  // kMaxMismatches, so the report's time and energy are never refused for it).
+  void EndIteration(int64_t iteration, double time_s, double energy_j, int64_t mismatches = 0);
+  // The most plan mismatches one iteration report carries (the coordinator's limit).
+  static constexpr int64_t kMaxMismatches = 1000000000;
 
   int64_t plan_version() const;  // 0: no plan yet
   double target_time_s() const;
