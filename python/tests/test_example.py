@@ -18,7 +18,7 @@ EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "torch_pipe
 @pytest.mark.parametrize("schedule", ["1F1B", "Interleaved1F1B", "DualPipeV", "zb-h1"])
 def test_torch_pipeline_example_trains_and_saves_energy(schedule):
     run = subprocess.run([sys.executable, str(EXAMPLE), "--schedule", schedule, "--stages", "2",
-                          "--microbatches", "4", "--iterations", "2", "--time-scale", "0.1",
+                          "--microbatches", "4", "--iterations", "2", "--time-scale", "0.25",
                           "--perseus", "--json", "--timeout", "300"],
                          capture_output=True, text=True, timeout=400)
     assert run.returncode == 0, run.stderr[-3000:]
