@@ -83,6 +83,9 @@ BLOCKING_POWER_W = 83.64  # the paper's A100 figure, per GPU
 TORCH_SCHEDULES = ["GPipe", "1F1B", "Interleaved1F1B", "LoopedBFS", "InterleavedZeroBubble",
                    "ZBVZeroBubble", "DualPipeV"]
 BUILTIN_SCHEDULES = ["1f1b", "gpipe", "interleaved-1f1b", "zb-h1"]
+# The perseus command: the build tree's, else the installed package's.
+_BUILT = REPO / "build" / "bin" / "perseus"
+PERSEUS = str(_BUILT) if _BUILT.exists() else "perseus"
 
 
 # ---- the model -----------------------------------------------------------------
@@ -156,7 +159,7 @@ def rank_stages(name, rank, ranks, csv_path):
 
 def builtin_csv(name, stages, microbatches, path):
     """The planner's schedule `name` in torch's compute-only CSV (perseus show-schedule --csv)."""
-    command = [str(REPO / "build" / "bin" / "perseus"), "show-schedule", "--schedule", name,
+    command = [PERSEUS, "show-schedule", "--schedule", name,
                "--stages", str(stages), "--microbatches", str(microbatches), "--csv", path]
     if name == "interleaved-1f1b":
         command += ["--virtual-stages", "2"]
@@ -282,7 +285,6 @@ class Worker:
         else:
             self.schedule = ts._PipelineScheduleRuntime(stages, self.M, loss_fn=loss_fn)
             self.schedule._load_csv(args.csv)
-        self.holds_last = self.total - 1 in self.indices
         self.traces = []  # with --trace: every iteration's computations
 
     def timed_step(self, it):
@@ -356,10 +358,6 @@ def create_job(args, order):
             "microbatches": args.microbatches, "dp": args.dp,
             "blocking_power_w": BLOCKING_POWER_W}
     return http(args.server, "POST", "/v1/jobs", body)["job_id"]
-
-
-def median(values):
-    return statistics.median(values)
 
 
 def main_worker(rank, args, world, store_path, result_path):
@@ -481,12 +479,13 @@ def main_worker(rank, args, world, store_path, result_path):
                "dp": args.dp, "iterations": args.iterations, "time_scale": args.time_scale,
                "alternate": args.alternate,
                "loss_first": losses[0], "loss_last": losses[-1],
-               "baseline": {"time_s": median([t for t, _ in baseline]),
-                            "energy_j": median([e for _, e in baseline]),
+               "baseline": {"time_s": statistics.median([t for t, _ in baseline]),
+                            "energy_j": statistics.median([e for _, e in baseline]),
                             "per_iteration": baseline}}
         if args.perseus:
-            out["perseus"] = {"time_s": median([t for t, _ in tuned]),
-                              "energy_j": median([e for _, e in tuned]), "per_iteration": tuned}
+            out["perseus"] = {"time_s": statistics.median([t for t, _ in tuned]),
+                              "energy_j": statistics.median([e for _, e in tuned]),
+                              "per_iteration": tuned}
             out["saving_pct"] = 100.0 * (1 - out["perseus"]["energy_j"] /
                                          out["baseline"]["energy_j"])
             out["slowdown_pct"] = 100.0 * (out["perseus"]["time_s"] /
@@ -611,8 +610,7 @@ def main():
         builtin_csv(args.schedule, args.stages, args.microbatches, args.csv)
     server = None
     if args.perseus and not args.server:
-        binary = REPO / "build" / "bin" / "perseus"
-        server = subprocess.Popen([str(binary), "serve", "--listen", "127.0.0.1:0", "--db",
+        server = subprocess.Popen([PERSEUS, "serve", "--listen", "127.0.0.1:0", "--db",
                                    os.path.join(work, "perseus.db")],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = server.stdout.readline().strip()
