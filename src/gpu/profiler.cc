@@ -91,18 +91,71 @@ Sample RobustMean(const std::vector<Sample>& samples, double threshold, int* dro
   return {sum.time_s / kept, sum.energy_j / kept};
 }
 
+Status FrequencySweep::Validate(const std::vector<int>& frequencies,
+                                const std::vector<Instruction>& instructions,
+                                const ProfilerOptions& options) {
+  if (frequencies.empty()) return Status::InvalidInput("a frequency sweep needs frequencies");
+  for (int f : frequencies) {
+    if (f <= 0) {
+      return Status::InvalidInput("a frequency sweep's frequencies must be > 0, got " +
+                                  std::to_string(f) + " MHz");
+    }
+  }
+  std::vector<int> sorted = frequencies;
+  std::sort(sorted.begin(), sorted.end());
+  if (auto it = std::adjacent_find(sorted.begin(), sorted.end()); it != sorted.end()) {
+    return Status::InvalidInput("a frequency sweep names " + std::to_string(*it) +
+                                " MHz more than once");
+  }
+  if (instructions.empty()) return Status::InvalidInput("a frequency sweep needs instructions");
+  for (size_t i = 0; i < instructions.size(); ++i) {
+    if (std::find(instructions.begin(), instructions.begin() + static_cast<long>(i),
+                  instructions[i]) != instructions.begin() + static_cast<long>(i)) {
+      return Status::InvalidInput("a frequency sweep names " +
+                                  std::string(InstructionName(instructions[i])) +
+                                  " more than once");
+    }
+  }
+  if (options.measure_iterations < 1) {
+    return Status::InvalidInput("measure iterations must be at least 1, got " +
+                                std::to_string(options.measure_iterations));
+  }
+  if (options.warmup_iterations < 0 || options.patience < 0) {
+    return Status::InvalidInput("warm-up iterations and patience must be >= 0, got " +
+                                std::to_string(options.warmup_iterations) + " and " +
+                                std::to_string(options.patience));
+  }
+  if (!(options.outlier_threshold > 0)) {
+    return Status::InvalidInput("the outlier threshold must be > 0, got " +
+                                Number(options.outlier_threshold));
+  }
+  return Status::Ok();
+}
+
+Result<FrequencySweep> FrequencySweep::Make(std::vector<int> frequencies,
+                                            std::vector<Instruction> instructions,
+                                            ProfilerOptions options) {
+  if (Status s = Validate(frequencies, instructions, options); !s.ok()) return s;
+  return FrequencySweep(std::move(frequencies), std::move(instructions), std::move(options));
+}
+
 FrequencySweep::FrequencySweep(std::vector<int> frequencies, std::vector<Instruction> instructions,
                                ProfilerOptions options)
-    : frequencies_(std::move(frequencies)),
-      instructions_(std::move(instructions)),
-      options_(std::move(options)),
-      samples_(instructions_.size()),
-      min_energy_(instructions_.size(), std::numeric_limits<double>::infinity()),
-      above_min_(instructions_.size(), 0) {
-  done_ = frequencies_.empty() || instructions_.empty();
+    : status_(Validate(frequencies, instructions, options)) {
+  if (!status_.ok()) {  // done and empty: every accessor stays defined
+    done_ = true;
+    return;
+  }
+  frequencies_ = std::move(frequencies);
+  instructions_ = std::move(instructions);
+  options_ = std::move(options);
+  samples_.resize(instructions_.size());
+  min_energy_.assign(instructions_.size(), std::numeric_limits<double>::infinity());
+  above_min_.assign(instructions_.size(), 0);
 }
 
 Status FrequencySweep::Record(Instruction instruction, const Sample& sample) {
+  if (!status_.ok()) return status_;
   if (done_) return Status::InvalidInput("the frequency sweep is over");
   auto it = std::find(instructions_.begin(), instructions_.end(), instruction);
   if (it == instructions_.end()) {
@@ -119,6 +172,7 @@ Status FrequencySweep::Record(Instruction instruction, const Sample& sample) {
 }
 
 Status FrequencySweep::EndIteration() {
+  if (!status_.ok()) return status_;
   if (done_) return Status::InvalidInput("the frequency sweep is over");
   ++iteration_;
   if (iteration_ < options_.warmup_iterations + options_.measure_iterations) return Status::Ok();
@@ -195,7 +249,9 @@ Result<StageProfile> ProfileStage(Device& meter, ClockTarget& clocks, Instructio
   out.stage = stage;
   out.frequencies_supported = static_cast<int>(supported->size());
   const std::vector<Instruction> instructions = runner.instructions();
-  FrequencySweep sweep(frequencies, instructions, options);
+  auto made = FrequencySweep::Make(frequencies, instructions, options);
+  if (!made.ok()) return made.status();
+  FrequencySweep& sweep = *made;
   MeasurementWindow window(meter);
   auto sweep_all = [&]() -> Status {
     while (!sweep.done()) {

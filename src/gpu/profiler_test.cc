@@ -78,6 +78,91 @@ TEST(FrequencySweepTest, RejectsBadSamples) {
   EXPECT_FALSE(sweep.Record(Instruction::kForward, {NAN, 1}).ok());
 }
 
+// Regression: an empty sweep (perseus.FrequencySweep([])) indexed an empty
+// vector. Make refuses bad arguments; direct construction yields a done, empty
+// sweep whose every accessor is defined and whose Record/EndIteration say why.
+TEST(FrequencySweepTest, RefusesSweepsWithNothingOrBadThingsToSweep) {
+  const std::vector<Instruction> fb = {Instruction::kForward, Instruction::kBackward};
+  ProfilerOptions negative_warmup;
+  negative_warmup.warmup_iterations = -1;
+  ProfilerOptions no_iterations;
+  no_iterations.measure_iterations = 0;
+  ProfilerOptions negative_iterations;
+  negative_iterations.measure_iterations = -3;
+  ProfilerOptions negative_patience;
+  negative_patience.patience = -1;
+  ProfilerOptions no_threshold;
+  no_threshold.outlier_threshold = NAN;
+  struct Case {
+    std::vector<int> frequencies;
+    std::vector<Instruction> instructions;
+    ProfilerOptions options;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{}, fb, {}, "needs frequencies"},
+      {{1410}, {}, {}, "needs instructions"},
+      {{}, {}, {}, "needs frequencies"},
+      {{1410, 0}, fb, {}, "must be > 0, got 0 MHz"},
+      {{1410, -5}, fb, {}, "must be > 0, got -5 MHz"},
+      {{1410, 1005, 1410}, fb, {}, "1410 MHz more than once"},
+      {{1410}, {Instruction::kForward, Instruction::kForward}, {}, "forward more than once"},
+      {{1410}, fb, negative_warmup, "warm-up iterations and patience must be >= 0"},
+      {{1410}, fb, no_iterations, "measure iterations must be at least 1, got 0"},
+      {{1410}, fb, negative_iterations, "measure iterations must be at least 1, got -3"},
+      {{1410}, fb, negative_patience, "warm-up iterations and patience must be >= 0"},
+      {{1410}, fb, no_threshold, "outlier threshold must be > 0"},
+  };
+  for (const Case& c : cases) {
+    auto made = FrequencySweep::Make(c.frequencies, c.instructions, c.options);
+    ASSERT_FALSE(made.ok()) << c.error;
+    EXPECT_EQ(made.status().code(), StatusCode::kInvalidInput);
+    EXPECT_NE(made.status().message().find(c.error), std::string::npos) << made.status().message();
+
+    FrequencySweep sweep(c.frequencies, c.instructions, c.options);
+    EXPECT_EQ(sweep.status().message(), made.status().message());
+    EXPECT_TRUE(sweep.done());
+    EXPECT_EQ(sweep.frequency(), 0);
+    EXPECT_DOUBLE_EQ(sweep.progress(), 1.0);
+    EXPECT_TRUE(sweep.rows().empty());
+    EXPECT_EQ(sweep.frequencies_done(), 0);
+    EXPECT_EQ(sweep.stopped_early_at(), 0);
+    (void)sweep.measuring();
+    Status recorded = sweep.Record(Instruction::kForward, {1, 1});
+    EXPECT_EQ(recorded.code(), StatusCode::kInvalidInput);
+    EXPECT_EQ(recorded.message(), made.status().message());
+    EXPECT_EQ(sweep.EndIteration().code(), StatusCode::kInvalidInput);
+  }
+  // Good arguments: Make succeeds, and a finished sweep reports frequency 0.
+  ProfilerOptions options;
+  options.warmup_iterations = 0;
+  options.measure_iterations = 1;
+  auto made = FrequencySweep::Make({1410}, {Instruction::kForward}, options);
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  EXPECT_TRUE(made->status().ok());
+  EXPECT_EQ(made->frequency(), 1410);
+  ASSERT_TRUE(made->Record(Instruction::kForward, {1, 2}).ok());
+  ASSERT_TRUE(made->EndIteration().ok());
+  EXPECT_TRUE(made->done());
+  EXPECT_EQ(made->frequency(), 0);
+  EXPECT_EQ(made->rows().size(), 1u);
+  EXPECT_EQ(made->EndIteration().code(), StatusCode::kInvalidInput);
+}
+
+TEST(ProfileStageTest, RefusesRepeatedFrequencies) {
+  auto backend = SimBackend::FromProfileCsv(kProfile, {});
+  ASSERT_TRUE(backend.ok());
+  SimGpu& gpu = (*backend)->sim_device(0);
+  SimRunner runner(gpu);
+  ProfilerOptions options;
+  options.frequencies = {1410, 1410};
+  auto result = ProfileStage(gpu, gpu, runner, 0, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(result.status().message().find("more than once"), std::string::npos);
+  EXPECT_FALSE(gpu.sm_clock_locked());
+}
+
 // The must-show: the profiler on the sim backend recovers the profile that
 // drives it, within the noise injected, and stops early.
 TEST(ProfileStageTest, RecoversTheDrivingProfileWithinTwoPercent) {

@@ -63,13 +63,28 @@ struct SweepRow {
 
 class FrequencySweep {
  public:
-  // `frequencies` in the order to sweep (highest first).
+  // `frequencies` in the order to sweep (highest first). Refuses (kInvalidInput)
+  // no frequencies, a frequency <= 0 or repeated, no instructions or one
+  // repeated, warm-up iterations or patience < 0, measure iterations < 1 and an
+  // outlier threshold that is not > 0. The way to make a sweep.
+  static Result<FrequencySweep> Make(std::vector<int> frequencies,
+                                     std::vector<planner::Instruction> instructions,
+                                     ProfilerOptions options);
+  // The reason Make would refuse these arguments; Ok when it would not.
+  static Status Validate(const std::vector<int>& frequencies,
+                         const std::vector<planner::Instruction>& instructions,
+                         const ProfilerOptions& options);
+  // Direct construction never fails either: with arguments Make refuses, the
+  // sweep is done() from the start, frequency() is 0, progress() 1, no rows,
+  // and Record and EndIteration return Make's kInvalidInput (see status()).
   FrequencySweep(std::vector<int> frequencies, std::vector<planner::Instruction> instructions,
                  ProfilerOptions options);
 
+  // Ok, or why the arguments were refused (then the sweep is done and empty).
+  const Status& status() const { return status_; }
   bool done() const { return done_; }
-  // The clock the next iteration runs at. REQUIRES: !done()
-  int frequency() const { return frequencies_[index_]; }
+  // The clock the next iteration runs at; 0 once done().
+  int frequency() const { return done_ ? 0 : frequencies_[index_]; }
   // False during warm-up iterations (samples are ignored then).
   bool measuring() const { return iteration_ >= options_.warmup_iterations; }
   // One computation's measurement (any number per iteration).
@@ -91,6 +106,7 @@ class FrequencySweep {
   std::vector<int> frequencies_;
   std::vector<planner::Instruction> instructions_;
   ProfilerOptions options_;
+  Status status_;
   size_t index_ = 0;  // the frequency being measured; also how many are done
   int iteration_ = 0;
   bool done_ = false;
