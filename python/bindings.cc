@@ -13,6 +13,7 @@
 #include "perseus/gpu/frequency_controller.h"
 #include "perseus/gpu/nvml_backend.h"
 #include "perseus/gpu/profiler.h"
+#include "perseus/gpu/runtime.h"
 #include "perseus/gpu/sim_gpu.h"
 #include "perseus/job/job.h"
 #include "perseus/planner/solver.h"
@@ -102,6 +103,58 @@ struct PySimBackend {
 struct PyNvmlBackend {
   std::unique_ptr<gpu::Backend> backend;
 };
+
+// A GPU whose readings come from the runtime's backend and whose clock changes
+// go where GpuRuntime::clocks routes them (through gpud when it has a socket).
+class RoutedDevice final : public gpu::Device {
+ public:
+  RoutedDevice(gpu::Device& reads, gpu::ClockTarget& clocks) : reads_(reads), clocks_(clocks) {}
+  int index() const override { return reads_.index(); }
+  std::string name() const override { return reads_.name(); }
+  std::string uuid() const override { return reads_.uuid(); }
+  std::string pci_bus_id() const override { return reads_.pci_bus_id(); }
+  Result<std::vector<int>> SupportedSmClocks() override { return reads_.SupportedSmClocks(); }
+  Result<int> CurrentSmClock() override { return reads_.CurrentSmClock(); }
+  Result<uint64_t> EnergyMj() override { return reads_.EnergyMj(); }
+  Result<double> PowerW() override { return reads_.PowerW(); }
+  Status LockSmClock(int mhz) override { return clocks_.LockSmClock(mhz); }
+  Status ResetSmClock() override { return clocks_.ResetSmClock(); }
+  Status LockMemoryClockMax() override { return reads_.LockMemoryClockMax(); }
+  Status ResetMemoryClock() override { return reads_.ResetMemoryClock(); }
+  double NowSeconds() const override { return reads_.NowSeconds(); }
+  std::string Describe() const override { return clocks_.Describe(); }
+
+ private:
+  gpu::Device& reads_;
+  gpu::ClockTarget& clocks_;
+};
+
+// gpu::GpuRuntime for Python: its backend's GPUs, each routed as the runtime
+// says (directly, or clock changes through gpud).
+struct PyGpuRuntime {
+  std::unique_ptr<gpu::GpuRuntime> runtime;
+  std::vector<std::unique_ptr<RoutedDevice>> routed;  // through gpud only
+
+  static PyGpuRuntime Open(const gpu::RuntimeConfig& config) {
+    PyGpuRuntime out;
+    out.runtime = Check(gpu::GpuRuntime::Open(config));
+    if (out.runtime->through_gpud()) {
+      for (int i = 0; i < out.runtime->backend().device_count(); ++i) {
+        gpu::Device* reads = Check(out.runtime->device(i));
+        gpu::ClockTarget* clocks = Check(out.runtime->clocks(i));
+        out.routed.push_back(std::make_unique<RoutedDevice>(*reads, *clocks));
+      }
+    }
+    return out;
+  }
+  gpu::Device& device(int i) {
+    gpu::Device* d = Check(runtime->device(i));
+    return routed.empty() ? *d : *routed[static_cast<size_t>(i)];
+  }
+};
+
+// The same runtime opened from a gpud socket (PERSEUS_GPUD_SOCKET's meaning).
+struct PyGpudBackend : PyGpuRuntime {};
 
 }  // namespace
 
@@ -287,6 +340,8 @@ PYBIND11_MODULE(_perseus, m) {
       .def_property_readonly("index", &gpu::Device::index)
       .def_property_readonly("name", &gpu::Device::name)
       .def_property_readonly("uuid", &gpu::Device::uuid)
+      .def_property_readonly("pci_bus_id", &gpu::Device::pci_bus_id,
+                             "\"00000000:07:00.0\" as NVML writes it; \"\" if unknown.")
       .def("supported_sm_clocks", [](gpu::Device& d) { return Check(d.SupportedSmClocks()); })
       .def("current_sm_clock", [](gpu::Device& d) { return Check(d.CurrentSmClock()); })
       .def("energy_mj", [](gpu::Device& d) { return Check(d.EnergyMj()); })
@@ -347,6 +402,43 @@ PYBIND11_MODULE(_perseus, m) {
             return *Check(gpu::DeviceAt(*b.backend, i));
           },
           py::return_value_policy::reference_internal);
+
+  py::class_<PyGpuRuntime>(m, "GpuRuntime",
+                           "A backend's GPUs with clock changes routed directly or through gpud.")
+      .def_property_readonly("backend",
+                             [](const PyGpuRuntime& r) { return r.runtime->backend().name(); })
+      .def_property_readonly("through_gpud",
+                             [](const PyGpuRuntime& r) { return r.runtime->through_gpud(); })
+      .def_property_readonly("version",
+                             [](const PyGpuRuntime& r) { return r.runtime->backend().version(); })
+      .def("__len__", [](const PyGpuRuntime& r) { return r.runtime->backend().device_count(); })
+      .def(
+          "__getitem__", [](PyGpuRuntime& r, int i) -> gpu::Device& { return r.device(i); },
+          py::return_value_policy::reference_internal);
+
+  py::class_<PyGpudBackend, PyGpuRuntime>(
+      m, "GpudBackend", "GPUs read through a backend (nvml or sim); clock changes through gpud.")
+      .def(py::init([](const std::string& socket_path, const std::string& backend,
+                       const std::string& sim_profile) {
+             gpu::RuntimeConfig config;
+             config.backend = backend;
+             config.sim_profile = sim_profile;
+             config.gpud_socket = socket_path;
+             if (socket_path.empty()) {
+               throw StatusError(Status::InvalidInput("GpudBackend needs gpud's socket path"));
+             }
+             PyGpudBackend out;
+             static_cast<PyGpuRuntime&>(out) = PyGpuRuntime::Open(config);
+             return out;
+           }),
+           py::arg("socket_path"), py::kw_only(), py::arg("backend") = "nvml",
+           py::arg("sim_profile") = "");
+
+  m.def(
+      "open_backend", [] { return PyGpuRuntime::Open(gpu::RuntimeConfig::FromEnvironment()); },
+      "The GPU runtime the environment names, as the C++ GpuRuntime opens it: "
+      "PERSEUS_GPU_BACKEND (nvml, default, or sim with PERSEUS_SIM_PROFILE); with "
+      "PERSEUS_GPUD_SOCKET set, clock changes go through gpud at that socket.");
 
   py::class_<gpu::ClockEvent>(m, "ClockEvent")
       .def_readonly("requested_mhz", &gpu::ClockEvent::requested_mhz)

@@ -29,6 +29,8 @@ from ._perseus import (  # noqa: F401  (re-exported)
     FrequencySweep,
     Frontier,
     FrontierPoint,
+    GpudBackend,
+    GpuRuntime,
     InternalError,
     InvalidInputError,
     MeasurementWindow,
@@ -41,14 +43,18 @@ from ._perseus import (  # noqa: F401  (re-exported)
     SweepRow,
     UnavailableError,
     emulate,
+    open_backend,
     plan,
 )
 
+from . import devices  # noqa: E402,F401  (perseus.devices: CUDA device -> NVML GPU)
+
 __all__ = [
     "Client", "ClockEvent", "Device", "FrequencyController", "FrequencySweep", "Frontier",
-    "FrontierPoint", "InternalError", "InvalidInputError", "MeasurementWindow", "NotFoundError",
-    "NvmlBackend", "PermissionDeniedError", "PerseusError", "SimBackend", "SimGpu", "SweepRow",
-    "UnavailableError", "__version__", "emulate", "measure", "plan",
+    "FrontierPoint", "GpudBackend", "GpuRuntime", "InternalError", "InvalidInputError",
+    "MeasurementWindow", "NotFoundError", "NvmlBackend", "PermissionDeniedError", "PerseusError",
+    "SimBackend", "SimGpu", "SweepRow", "UnavailableError", "__version__", "devices", "emulate",
+    "measure", "open_backend", "plan",
 ]
 
 

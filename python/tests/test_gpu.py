@@ -41,3 +41,38 @@ def test_frequency_sweep_driven_from_python(gpt3_profile):
     assert sweep.stopped_early_at == 1005  # noise-free: the profile's own stopping point
     rows = {(r.kind, r.frequency_mhz): r for r in sweep.rows}
     assert abs(rows[("forward", 1410)].time_s - 0.05016166687011708) < 1e-12
+
+
+def test_open_backend_follows_the_environment_as_the_cpp_runtime(gpt3_profile, monkeypatch):
+    monkeypatch.delenv("PERSEUS_GPUD_SOCKET", raising=False)
+    monkeypatch.setenv("PERSEUS_GPU_BACKEND", "sim")
+    monkeypatch.setenv("PERSEUS_SIM_PROFILE", gpt3_profile)
+    runtime = perseus.open_backend()
+    assert runtime.backend == "sim" and not runtime.through_gpud and len(runtime) == 8
+    gpu = runtime[3]
+    assert isinstance(gpu, perseus.SimGpu) and gpu.pci_bus_id == ""
+    controller = perseus.FrequencyController(gpu, reset_on_signals=False)
+    controller.set(1005)
+    controller.flush()
+    assert gpu.current_sm_clock() == 1005
+    del controller
+    assert gpu.current_sm_clock() == 1410
+
+    monkeypatch.setenv("PERSEUS_GPUD_SOCKET", "/nonexistent/gpud.sock")
+    try:
+        perseus.open_backend()
+        raise AssertionError("expected UnavailableError")
+    except perseus.UnavailableError as error:
+        assert "/nonexistent/gpud.sock" in str(error)
+    monkeypatch.delenv("PERSEUS_GPUD_SOCKET")
+    monkeypatch.setenv("PERSEUS_GPU_BACKEND", "bogus")
+    try:
+        perseus.open_backend()
+        raise AssertionError("expected InvalidInputError")
+    except perseus.InvalidInputError as error:
+        assert "PERSEUS_GPU_BACKEND" in str(error)
+    try:
+        perseus.GpudBackend("")
+        raise AssertionError("expected InvalidInputError")
+    except perseus.InvalidInputError as error:
+        assert "socket" in str(error)

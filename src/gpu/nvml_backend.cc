@@ -28,6 +28,7 @@ struct NvmlLibrary {
   decltype(&nvmlDeviceGetHandleByIndex_v2) get_handle = nullptr;
   decltype(&nvmlDeviceGetName) get_name = nullptr;
   decltype(&nvmlDeviceGetUUID) get_uuid = nullptr;
+  decltype(&nvmlDeviceGetPciInfo_v3) pci_info = nullptr;  // optional
   decltype(&nvmlDeviceGetSupportedMemoryClocks) memory_clocks = nullptr;
   decltype(&nvmlDeviceGetSupportedGraphicsClocks) graphics_clocks = nullptr;
   decltype(&nvmlDeviceGetClockInfo) clock_info = nullptr;
@@ -103,12 +104,13 @@ Status NvmlStatus(const NvmlLibrary& lib, const char* function, nvmlReturn_t rc,
 class NvmlDevice final : public Device {
  public:
   NvmlDevice(std::shared_ptr<NvmlLibrary> lib, nvmlDevice_t handle, int index, std::string name,
-             std::string uuid, double sample_interval_s)
+             std::string uuid, std::string pci_bus_id, double sample_interval_s)
       : lib_(std::move(lib)),
         handle_(handle),
         index_(index),
         name_(std::move(name)),
         uuid_(std::move(uuid)),
+        pci_bus_id_(std::move(pci_bus_id)),
         sample_interval_s_(sample_interval_s) {}
 
   ~NvmlDevice() override {
@@ -123,6 +125,7 @@ class NvmlDevice final : public Device {
   int index() const override { return index_; }
   std::string name() const override { return name_; }
   std::string uuid() const override { return uuid_; }
+  std::string pci_bus_id() const override { return pci_bus_id_; }
 
   Result<std::vector<int>> SupportedSmClocks() override {
     auto memory = MemoryClocks();
@@ -258,7 +261,7 @@ class NvmlDevice final : public Device {
   std::shared_ptr<NvmlLibrary> lib_;
   nvmlDevice_t handle_;
   int index_;
-  std::string name_, uuid_;
+  std::string name_, uuid_, pci_bus_id_;
   double sample_interval_s_;
 
   std::mutex integrator_mutex_;
@@ -334,6 +337,7 @@ Result<std::unique_ptr<Backend>> OpenNvmlBackend(const NvmlOptions& options) {
     }
   }
   (void)Resolve(*lib, "nvmlSystemGetDriverVersion", &lib->driver_version);
+  (void)Resolve(*lib, "nvmlDeviceGetPciInfo_v3", &lib->pci_info);
   (void)Resolve(*lib, "nvmlDeviceGetTotalEnergyConsumption", &lib->total_energy);
   (void)Resolve(*lib, "nvmlDeviceSetMemoryLockedClocks", &lib->lock_memory_clocks);
   (void)Resolve(*lib, "nvmlDeviceResetMemoryLockedClocks", &lib->reset_memory_clocks);
@@ -369,7 +373,14 @@ Result<std::unique_ptr<Backend>> OpenNvmlBackend(const NvmlOptions& options) {
     char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = {};
     rc = lib->get_uuid(handle, uuid, sizeof uuid);
     if (rc != NVML_SUCCESS) return NvmlStatus(*lib, "nvmlDeviceGetUUID", rc, where);
+    std::string pci_bus_id;  // optional: empty if NVML cannot tell
+    nvmlPciInfo_t pci{};
+    if (lib->pci_info != nullptr && lib->pci_info(handle, &pci) == NVML_SUCCESS) {
+      pci.busId[sizeof pci.busId - 1] = '\0';
+      pci_bus_id = pci.busId;
+    }
     devices.push_back(std::make_unique<NvmlDevice>(lib, handle, static_cast<int>(i), name, uuid,
+                                                   std::move(pci_bus_id),
                                                    options.power_sample_interval_s));
   }
   return std::unique_ptr<Backend>(

@@ -31,6 +31,9 @@ class Device : public ClockTarget {
   virtual int index() const = 0;
   virtual std::string name() const = 0;
   virtual std::string uuid() const = 0;
+  // PCI bus id as NVML writes it ("00000000:07:00.0"); empty where there is
+  // none (simulated GPUs, or an NVML without nvmlDeviceGetPciInfo_v3).
+  virtual std::string pci_bus_id() const { return ""; }
   // Supported SM clocks at the highest memory clock, in MHz, highest first.
   virtual Result<std::vector<int>> SupportedSmClocks() = 0;
   virtual Result<int> CurrentSmClock() = 0;

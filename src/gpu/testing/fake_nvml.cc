@@ -7,6 +7,11 @@
 //                             (written with O_APPEND, so it survives a killed process)
 //   FAKE_NVML_FAIL=fn=code,.. make these functions return this NVML error
 //   FAKE_NVML_NO_ENERGY=1     no energy counter (NVML_ERROR_NOT_SUPPORTED)
+//   FAKE_NVML_ROOT_ONLY=1     clock changes by a process whose effective uid is
+//                             not 0 return NVML_ERROR_NO_PERMISSION, as on a
+//                             real GPU without a granted clock restriction
+// GPU i has UUID GPU-fake0000-0000-0000-0000-<i, 12 digits> and PCI bus id
+// 00000000:<0x10 + i, 2 hex digits>:00.0.
 // Each GPU supports memory clocks 1593 and 1215 MHz; SM clocks 1410..210 MHz in
 // 15 MHz steps at 1593, and only 1410/1200/1000 at 1215. Power follows the SM
 // clock; the energy counter integrates it over real time.
@@ -39,6 +44,7 @@ FakeGpu g_gpus[kMaxGpus];
 int g_count = 0;
 bool g_initialised = false;
 bool g_no_energy = false;
+bool g_root_only = false;
 std::map<std::string, int> g_failures;
 
 void Log(const std::string& line) {
@@ -56,8 +62,15 @@ nvmlReturn_t Done(const std::string& call, nvmlReturn_t rc) {
   return rc;
 }
 
-// The scripted failure of `fn`, if any.
+// The scripted failure of `fn`, if any; with FAKE_NVML_ROOT_ONLY, clock
+// changes (Set*/Reset* functions) by a non-root caller.
 bool Injected(const char* fn, nvmlReturn_t* rc) {
+  if (g_root_only && geteuid() != 0 &&
+      (std::strncmp(fn, "nvmlDeviceSet", 13) == 0 ||
+       std::strncmp(fn, "nvmlDeviceReset", 15) == 0)) {
+    *rc = NVML_ERROR_NO_PERMISSION;
+    return true;
+  }
   auto it = g_failures.find(fn);
   if (it == g_failures.end()) return false;
   *rc = it->second;
@@ -71,6 +84,8 @@ void ReadConfig() {
   if (g_count > kMaxGpus) g_count = kMaxGpus;
   const char* no_energy = std::getenv("FAKE_NVML_NO_ENERGY");
   g_no_energy = no_energy != nullptr && std::strcmp(no_energy, "1") == 0;
+  const char* root_only = std::getenv("FAKE_NVML_ROOT_ONLY");
+  g_root_only = root_only != nullptr && std::strcmp(root_only, "1") == 0;
   g_failures.clear();
   if (const char* fail = std::getenv("FAKE_NVML_FAIL"); fail != nullptr) {
     std::string spec = fail;
@@ -205,6 +220,20 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice
   FakeGpu* gpu = nullptr;
   if (nvmlReturn_t rc = Gpu(device, &gpu); rc != NVML_SUCCESS) return rc;
   std::snprintf(uuid, length, "GPU-fake0000-0000-0000-0000-%012d", gpu->index);
+  return NVML_SUCCESS;
+}
+
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device,
+                                                                            nvmlPciInfo_t* pci) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  FakeGpu* gpu = nullptr;
+  if (nvmlReturn_t rc = Gpu(device, &gpu); rc != NVML_SUCCESS) return rc;
+  *pci = nvmlPciInfo_t{};
+  pci->domain = 0;
+  pci->bus = 0x10 + static_cast<unsigned>(gpu->index);
+  pci->device = 0;
+  std::snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "0000:%02X:00.0", pci->bus);
+  std::snprintf(pci->busId, sizeof pci->busId, "00000000:%02X:00.0", pci->bus);
   return NVML_SUCCESS;
 }
 
