@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -23,6 +25,10 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxLine = 64 * 1024;
+// Out of file descriptors, accepting pauses this long at a time.
+constexpr std::chrono::milliseconds kAcceptPause(100);
+
+using Clock = std::chrono::steady_clock;
 
 struct GpuState {
   Device* device = nullptr;
@@ -37,6 +43,13 @@ struct ClientState {
   int pid = 0;
   unsigned uid = 0;
   std::string buffer;
+  bool answered = false;  // has completed a request
+  // When the clock of the timeout started: the connection's accept until its
+  // first complete request, then the first byte of the unfinished line.
+  Clock::time_point since;
+  // Whether the timeout applies now (see gpud.h): no request completed yet, or
+  // part of a line pending.
+  bool timed() const { return !answered || !buffer.empty(); }
 };
 
 std::string ErrnoText() { return std::strerror(errno); }
@@ -81,11 +94,15 @@ class Gpud {
   Status Serve(int stop_fd) {
     Log("serving " + std::to_string(Controllable()) + " GPU(s) on " + options_.socket_path);
     for (;;) {
+      const Clock::time_point now = Clock::now();
+      const bool accepting = now >= accept_paused_until_;
       std::vector<pollfd> fds;
-      fds.push_back({listen_fd_, POLLIN, 0});
+      // While accepting is paused the listening socket is left out (a negative
+      // fd is ignored by poll), or its pending connections would wake us at once.
+      fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
       if (stop_fd >= 0) fds.push_back({stop_fd, POLLIN, 0});
       for (const auto& [fd, client] : clients_) fds.push_back({fd, POLLIN, 0});
-      if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (poll(fds.data(), fds.size(), PollTimeoutMs(now)) < 0) {
         if (errno == EINTR) continue;
         return Status::Internal("gpud: poll: " + ErrnoText());
       }
@@ -96,6 +113,7 @@ class Gpud {
         if (fds[k].revents == 0) continue;
         if (!ReadClient(fds[k].fd)) DropClient(fds[k].fd);
       }
+      DropTimedOut();
       if (accept_ready) Accept();
     }
     Shutdown();
@@ -110,6 +128,43 @@ class Gpud {
 
   void Log(const std::string& line) const {
     if (options_.log) options_.log(line);
+  }
+
+  bool TimeoutsOn() const { return options_.idle_timeout_s > 0; }
+  Clock::duration Timeout() const {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(options_.idle_timeout_s));
+  }
+
+  // Until the next connection times out or accepting resumes; -1: no such.
+  int PollTimeoutMs(Clock::time_point now) const {
+    Clock::time_point next = Clock::time_point::max();
+    if (now < accept_paused_until_) next = accept_paused_until_;
+    if (TimeoutsOn()) {
+      for (const auto& [fd, client] : clients_) {
+        if (client.timed()) next = std::min(next, client.since + Timeout());
+      }
+    }
+    if (next == Clock::time_point::max()) return -1;
+    if (next <= now) return 0;
+    const double ms = std::ceil(std::chrono::duration<double, std::milli>(next - now).count());
+    return static_cast<int>(std::min(ms, 3600e3));
+  }
+
+  void DropTimedOut() {
+    if (!TimeoutsOn()) return;
+    const Clock::time_point now = Clock::now();
+    std::vector<int> expired;
+    for (const auto& [fd, client] : clients_) {
+      if (client.timed() && now - client.since >= Timeout()) expired.push_back(fd);
+    }
+    for (int fd : expired) {
+      const ClientState& client = clients_.at(fd);
+      Log("process " + std::to_string(client.pid) + ": closing its connection, " +
+          (client.answered ? "a request left unfinished" : "no request") + " for " +
+          std::to_string(options_.idle_timeout_s) + " s");
+      DropClient(fd);
+    }
   }
 
   Status Listen() {
@@ -159,8 +214,26 @@ class Gpud {
   void Accept() {
     // Non-blocking: a client that stops reading its replies must not stall gpud.
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The connection stays queued; polling the listening socket would
+        // report it again at once (a busy loop), so accepting pauses instead.
+        accept_paused_until_ = Clock::now() + kAcceptPause;
+        if (!accept_failing_) {
+          Log("cannot accept connections: " + ErrnoText() +
+              "; serving the connected clients and retrying every " +
+              std::to_string(kAcceptPause.count()) + " ms");
+          accept_failing_ = true;
+        }
+      }
+      return;
+    }
+    if (accept_failing_) {
+      Log("accepting connections again");
+      accept_failing_ = false;
+    }
     ClientState client;
+    client.since = Clock::now();
     ucred cred{};
     socklen_t len = sizeof cred;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -177,9 +250,13 @@ class Gpud {
     const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
     if (n <= 0) return false;
+    const bool was_empty = client.buffer.empty();
     client.buffer.append(chunk, static_cast<size_t>(n));
+    bool handled = false;
     size_t newline;
     while ((newline = client.buffer.find('\n')) != std::string::npos) {
+      handled = true;
+      client.answered = true;
       std::string line = client.buffer.substr(0, newline);
       client.buffer.erase(0, newline + 1);
       const std::string reply = Dump(Handle(fd, line));
@@ -190,6 +267,11 @@ class Gpud {
           static_cast<ssize_t>(reply.size())) {
         return false;
       }
+    }
+    // A new unfinished line starts its timeout (before the first complete
+    // request the connection's own clock runs on).
+    if (client.answered && !client.buffer.empty() && (handled || was_empty)) {
+      client.since = Clock::now();
     }
     if (client.buffer.size() > kMaxLine) {
       const std::string reply = Dump(Fail("request line longer than 64 KiB"));
@@ -345,6 +427,8 @@ class Gpud {
   std::map<int, ClientState> clients_;
   int listen_fd_ = -1;
   bool owns_path_ = false;
+  Clock::time_point accept_paused_until_;  // accepting resumes then
+  bool accept_failing_ = false;            // logged; cleared by the next accept
 };
 
 }  // namespace

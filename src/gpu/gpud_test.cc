@@ -1,14 +1,23 @@
 #include "perseus/gpu/gpud.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "perseus/gpu/frequency_controller.h"
@@ -63,6 +72,46 @@ class GpudTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  // A plain connection to gpud (blocking), or -1.
+  int RawConnect() {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, options_.socket_path.c_str());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  static bool SendAll(int fd, const std::string& text) {
+    return send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+  }
+  // One reply line (without the newline); empty if the connection closed or
+  // nothing came within 10 s.
+  static std::string ReadReply(int fd) {
+    std::string line;
+    char c = 0;
+    while (true) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 10000) <= 0 || recv(fd, &c, 1, 0) != 1) return "";
+      if (c == '\n') return line;
+      line += c;
+    }
+  }
+  // Whether gpud closed `fd` within 10 s (whatever it sent first is skipped).
+  static bool ClosedByGpud(int fd) {
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char chunk[4096];
+      const ssize_t n = recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+    }
+    return false;
   }
 
   std::unique_ptr<SimBackend> backend_;
@@ -189,6 +238,184 @@ TEST_F(GpudTest, AClientThatStopsReadingIsDroppedNotWaitedFor) {
   auto other = Connect();
   EXPECT_TRUE(other->Hello().ok());  // gpud still answers everyone else
   close(fd);
+}
+
+// Regression: gpud never timed out a connection, so clients that connected
+// and sent nothing, or half a request, kept their descriptors for ever. Being
+// idle after complete requests is allowed: it must not cost a holder its GPUs.
+TEST_F(GpudTest, ClosesConnectionsWithNoOrAnUnfinishedRequestButNotIdleHolders) {
+  options_.idle_timeout_s = 0.2;
+  Start();
+  auto holder = Connect();  // holds GPU 1, then stays silent
+  ASSERT_TRUE(holder->LockSmClock(1, 1005).ok());
+  const int answered = RawConnect();  // one complete request, then silent
+  ASSERT_TRUE(SendAll(answered, "{\"op\":\"hello\"}\n"));
+  ASSERT_NE(ReadReply(answered), "");
+  const int silent = RawConnect();   // never sends anything
+  const int partial = RawConnect();  // starts its first request, never finishes
+  ASSERT_TRUE(SendAll(partial, "{\"op\":\"hel"));
+  const int locker = RawConnect();  // holds GPU 2, then leaves a request unfinished
+  ASSERT_TRUE(SendAll(locker, "{\"op\":\"lock_sm\",\"gpu\":2,\"mhz\":1005}\n"));
+  ASSERT_EQ(ReadReply(locker), "{\"ok\":true}");
+  ASSERT_TRUE(backend_->sim_device(2).sm_clock_locked());
+  ASSERT_TRUE(SendAll(locker, "{\"op\""));
+  ASSERT_NE(silent, -1);
+  ASSERT_NE(partial, -1);
+  EXPECT_TRUE(ClosedByGpud(silent));
+  EXPECT_TRUE(ClosedByGpud(partial));
+  EXPECT_TRUE(ClosedByGpud(locker));
+  EXPECT_GE(WaitUnlocked(2), 0) << "closing the connection restores what it held";
+  // Trickling bytes of an unfinished line does not extend its time.
+  const int trickle = RawConnect();
+  ASSERT_TRUE(SendAll(trickle, "{\"op\":\"hello\"}\n"));
+  ASSERT_NE(ReadReply(trickle), "");
+  bool closed = false;
+  char byte = 0;
+  for (int i = 0; i < 500 && !closed; ++i) {
+    pollfd p{trickle, POLLIN, 0};
+    closed = !SendAll(trickle, " ") || (poll(&p, 1, 20) > 0 && recv(trickle, &byte, 1, 0) <= 0);
+  }
+  EXPECT_TRUE(closed) << "a line trickled for 10 s was never closed";
+  // Well past the timeout, the idle connections that completed their requests
+  // are still open, the holder's GPU still locked by it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_TRUE(backend_->sim_device(1).sm_clock_locked());
+  pollfd p{answered, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 0), 0) << "an idle connection was closed";
+  ASSERT_TRUE(SendAll(answered, "{\"op\":\"status\"}\n"));
+  EXPECT_NE(ReadReply(answered).find("\"ok\":true"), std::string::npos);
+  auto status = holder->GpuStatus();
+  ASSERT_TRUE(status.ok()) << status.status().message();
+  EXPECT_EQ((*status)[1].owner_pid, getpid());
+  EXPECT_EQ((*status)[1].locked_mhz, 1005);
+  for (int fd : {answered, silent, partial, locker, trickle}) close(fd);
+}
+
+// CPU seconds (user + system) the process has used so far.
+double CpuSeconds(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {  // utime is field 14, stime 15
+    if (i >= 14) ticks += std::strtod(field.c_str(), nullptr);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Regression: out of file descriptors, accept4 failed with EMFILE while the
+// listening socket stayed readable, and gpud spun at 100% CPU.
+TEST_F(GpudTest, OutOfDescriptorsItServesItsClientsWithoutSpinningAndRecovers) {
+  int log_pipe[2], stop[2];
+  ASSERT_EQ(pipe(log_pipe), 0);
+  ASSERT_EQ(pipe(stop), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // gpud, in a process of its own with few descriptors
+    // Only stdio, the log and the stop pipe stay open, low; then the limit
+    // leaves room for the listening socket and three clients.
+    std::vector<int> open_fds;
+    if (DIR* dir = opendir("/proc/self/fd")) {
+      while (const dirent* entry = readdir(dir)) {
+        if (entry->d_name[0] != '.') open_fds.push_back(atoi(entry->d_name));
+      }
+      closedir(dir);
+    }
+    for (int fd : open_fds) {
+      if (fd > 2 && fd != log_pipe[1] && fd != stop[0]) close(fd);
+    }
+    const int log_fd = fcntl(log_pipe[1], F_DUPFD_CLOEXEC, 3);
+    close(log_pipe[1]);
+    const int stop_fd = fcntl(stop[0], F_DUPFD_CLOEXEC, 3);
+    close(stop[0]);
+    if (log_fd < 0 || stop_fd < 0) _exit(2);
+    options_.log = [log_fd](const std::string& line) {
+      const std::string text = line + "\n";
+      [[maybe_unused]] ssize_t n = write(log_fd, text.data(), text.size());
+    };
+    const auto room = static_cast<rlim_t>(std::max(log_fd, stop_fd) + 1 + 4);
+    const rlimit limit{room, room};
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(2);
+    _exit(RunGpud(*backend_, options_, stop_fd).ok() ? 0 : 1);
+  }
+  struct Reaper {  // a failed assertion must not leave gpud running
+    pid_t pid;
+    ~Reaper() {
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+    }
+  } reaper{pid};
+  close(log_pipe[1]);
+  close(stop[0]);
+  std::string log;
+  // Reads gpud's log until it contains `text` (10 s at most).
+  auto wait_log = [&](const std::string& text) {
+    const auto start = std::chrono::steady_clock::now();
+    while (log.find(text) == std::string::npos &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+      pollfd p{log_pipe[0], POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char chunk[4096];
+      const ssize_t n = read(log_pipe[0], chunk, sizeof chunk);
+      if (n <= 0) break;
+      log.append(chunk, static_cast<size_t>(n));
+    }
+    return log.find(text) != std::string::npos;
+  };
+  ASSERT_TRUE(wait_log("serving"));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->LockSmClock(0, 1005).ok());
+  // More connections than gpud has descriptors for.
+  std::vector<int> extra;
+  for (int i = 0; i < 40; ++i) {
+    const int fd = RawConnect();
+    ASSERT_NE(fd, -1);
+    extra.push_back(fd);
+  }
+  ASSERT_TRUE(wait_log("cannot accept connections")) << log;
+  // It still serves the client it has, and does not spin.
+  EXPECT_TRUE(client->Hello().ok());
+  const double cpu_start = CpuSeconds(pid);
+  const auto wall_start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const double cpu = CpuSeconds(pid) - cpu_start;
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  EXPECT_GE(cpu_start, 0);
+  EXPECT_LT(cpu, 0.5 * wall) << "gpud used " << cpu << " CPU s in " << wall << " s";
+  auto status = client->GpuStatus();
+  ASSERT_TRUE(status.ok()) << status.status().message();
+  EXPECT_EQ((*status)[0].locked_mhz, 1005);
+  for (pollfd p{log_pipe[0], POLLIN, 0}; poll(&p, 1, 0) > 0;) {  // what is there by now
+    char chunk[4096];
+    const ssize_t n = read(log_pipe[0], chunk, sizeof chunk);
+    if (n <= 0) break;
+    log.append(chunk, static_cast<size_t>(n));
+  }
+  size_t reported = 0;
+  for (size_t at = log.find("cannot accept"); at != std::string::npos;
+       at = log.find("cannot accept", at + 1)) {
+    ++reported;
+  }
+  EXPECT_EQ(reported, 1u) << "logged once, not per retry:\n" << log;
+  // Descriptors free up: a new client is accepted and served.
+  for (int fd : extra) close(fd);
+  auto fresh = Connect();
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_TRUE(fresh->Hello().ok());
+  EXPECT_TRUE(wait_log("accepting connections again")) << log;
+  close(stop[1]);
+  int wait_status = 0;
+  ASSERT_EQ(waitpid(pid, &wait_status, 0), pid);
+  reaper.pid = 0;
+  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) << wait_status;
+  close(log_pipe[0]);
 }
 
 TEST_F(GpudTest, KilledClientsClocksAreRestored) {

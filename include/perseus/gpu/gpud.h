@@ -13,6 +13,18 @@
 // Failures: {"ok":false,"error":"..."}. A client owns a GPU from its first lock
 // until it resets both clocks or disconnects; another client's lock of an owned
 // GPU is refused.
+//
+// Timeouts (GpudOptions::idle_timeout_s): being idle never costs a client its
+// connection, nor its GPUs: a client that has sent complete requests may stay
+// connected and silent as long as it likes. gpud closes only a connection that
+// has not completed its first request within the timeout of connecting, or
+// that has left a request line unfinished for longer than the timeout (counted
+// from the line's first byte, so trickling bytes does not extend it). Closing
+// it is a disconnect: the GPUs it held are restored.
+//
+// Out of file descriptors (EMFILE/ENFILE), gpud stops accepting for 100 ms at
+// a time (logging once per episode) while it goes on serving its connected
+// clients; waiting connections are accepted once descriptors free up.
 #pragma once
 
 #include <functional>
@@ -32,6 +44,9 @@ struct GpudOptions {
   unsigned socket_mode = 0660;  // who may connect: owner and group
   std::string socket_group;     // chgrp the socket to this group (e.g. "perseus")
   bool reset_on_start = true;   // restore defaults first (a previous gpud may have died)
+  // Seconds a connection may take to send its first complete request, and any
+  // request line to be finished (see the Timeouts rule above); <= 0: never.
+  double idle_timeout_s = 60;
   std::function<void(const std::string&)> log;  // one line per event; may be empty
 };
 
