@@ -26,13 +26,24 @@ from conftest import BIN_DIR, GPT3
 FAKE_NVML_DIR = BIN_DIR.resolve().parent / "fake_nvml"
 PERSEUS = str(BIN_DIR.resolve() / "perseus")
 
+
+
+def others_can_reach(path: pathlib.Path) -> bool:
+    """Whether a user with no rights of owner or group can get to `path` (every folder o+x)."""
+    return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents] if p.is_dir())
+
+
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None,
     reason="starts gpud as root and the training process as nobody (setpriv)")
+# The training process runs as nobody: the build tree and Python must be reachable by it.
+NOBODY_CAN_RUN = all(others_can_reach(p) for p in [
+    FAKE_NVML_DIR, pathlib.Path(perseus.__file__).resolve().parent,
+    pathlib.Path(sys.executable).parent])
 
 
 def sm_state(log: pathlib.Path, gpu: int) -> int:
-    """The SM clock the successful calls in `log` leave GPU `gpu` at: MHz, 0 default, -1 untouched."""
+    """GPU `gpu`'s SM clock after the successful calls in `log`: MHz, 0 default, -1 untouched."""
     state = -1
     if not log.exists():
         return state
@@ -66,7 +77,7 @@ def wait_for(predicate: "object", what: str, limit_s: float = 30.0) -> None:
 
 @pytest.fixture
 def gpud() -> Iterator[Tuple[str, pathlib.Path, pathlib.Path]]:
-    """gpud as root on the stand-in NVML; yields (socket, gpud's log, a directory nobody can use)."""
+    """gpud as root on the stand-in NVML; yields (socket, gpud's log, a folder nobody can use)."""
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="perseus-gpud-"))
     workdir.chmod(0o777)  # the training process (nobody) writes its NVML log here
     socket = str(workdir / "gpud.sock")
@@ -117,6 +128,7 @@ sys.stdin.read()  # train until killed
 
 
 @needs_root
+@pytest.mark.skipif(not NOBODY_CAN_RUN, reason="nobody cannot reach the build tree or Python")
 def test_nonroot_training_process_sets_clocks_through_gpud_and_kill_restores(gpud):
     socket, gpud_log, workdir = gpud
     training_log = workdir / "training.log"
