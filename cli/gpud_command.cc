@@ -72,6 +72,11 @@ void RegisterGpud(CLI::App* app, int* exit_code) {
   cmd->add_option("--mode", args->mode, "Socket permissions (octal)")->capture_default_str();
   cmd->add_option("--group", args->options.socket_group,
                   "Give the socket to this group (with --mode 0660: its members may connect)");
+  cmd->add_option("--idle-timeout", args->options.idle_timeout_s,
+                  "Close a connection that has not finished a request this many seconds after "
+                  "connecting or after starting the request (0: never); clients holding GPUs "
+                  "are never closed for being idle")
+      ->capture_default_str();
   cmd->add_flag("--no-reset-on-start", args->no_reset_on_start,
                 "Do not restore the GPUs' default clocks at start");
   cmd->callback([args, exit_code] { *exit_code = RunGpudCommand(*args); });

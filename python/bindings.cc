@@ -510,7 +510,10 @@ PYBIND11_MODULE(_perseus, m) {
              o.patience = patience;
              o.outlier_threshold = outlier_threshold;
              std::sort(frequencies.rbegin(), frequencies.rend());
-             return std::make_unique<gpu::FrequencySweep>(frequencies, instructions, o);
+             auto sweep =
+                 gpu::FrequencySweep::Make(std::move(frequencies), std::move(instructions), o);
+             if (!sweep.ok()) Check(sweep.status());  // nothing or bad things to sweep
+             return std::make_unique<gpu::FrequencySweep>(std::move(sweep).value());
            }),
            py::arg("frequencies"),
            py::arg("kinds") = std::vector<std::string>{"forward", "backward"}, py::kw_only(),

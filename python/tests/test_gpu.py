@@ -76,3 +76,11 @@ def test_open_backend_follows_the_environment_as_the_cpp_runtime(gpt3_profile, m
         raise AssertionError("expected InvalidInputError")
     except perseus.InvalidInputError as error:
         assert "socket" in str(error)
+
+
+def test_a_sweep_with_nothing_to_sweep_is_refused() -> None:
+    import pytest
+
+    for frequencies, kinds in (([], ["forward"]), ([1410, 1410], ["forward"]), ([1410], [])):
+        with pytest.raises(perseus.InvalidInputError):
+            perseus.FrequencySweep(frequencies, kinds)
