@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <fstream>
 #include <random>
@@ -704,6 +705,203 @@ TEST(ServerTest, FuzzedRequestsNeverCrashTheServer) {
   EXPECT_GT(served, 1800);
   EXPECT_EQ(api.Call("GET", "/healthz").status, 200);
   EXPECT_EQ(api.Call("GET", base).body["state"], "ready");
+  unlink(db.c_str());
+}
+
+// Automatic straggler detection from the iteration reports: pipeline 1 slow in
+// K = 3 consecutive iterations is declared (the other pipeline's plan moves to
+// its pace), survives kill -9 as a detected straggler, and K normal iterations
+// clear it (back to the fastest plan); counted in /metrics; a manual straggler
+// is never cleared by detection.
+TEST(ServerTest, StragglersAreDetectedFromIterationReportsAndRecover) {
+  const std::string db = TempPath("detection.db");
+  int64_t job = 0;
+  double t_min = 0;
+  // Every rank of `iteration`; pipeline p's ranks take up to times[p] (stage 0 the longest).
+  auto report = [](Api& api, int64_t id, int iteration, std::array<double, 2> times) {
+    for (int rank = 0; rank < 8; ++rank) {
+      const double t = times[static_cast<size_t>(rank / 4)] * (1 - 0.001 * (rank % 4));
+      Response r =
+          api.Post("/v1/jobs/" + std::to_string(id) + "/iterations",
+                   {{"rank", rank}, {"iteration", iteration}, {"time_s", t}, {"energy_j", 100}});
+      ASSERT_EQ(r.status, 200) << r.body.dump();
+    }
+  };
+  auto plan = [](Api& api, int64_t id, int rank) {
+    return api.Call("GET", "/v1/jobs/" + std::to_string(id) + "/plan?rank=" + std::to_string(rank))
+        .body;
+  };
+  auto counters = [](const ServerProcess& server, int64_t id) {
+    httplib::Client raw("127.0.0.1", server.port());
+    auto r = raw.Get("/metrics");
+    const std::string text = r ? r->body : std::string();
+    EXPECT_NE(text.find("# TYPE perseus_stragglers_detected_total counter\n"), std::string::npos);
+    EXPECT_NE(text.find("# TYPE perseus_stragglers_recovered_total counter\n"), std::string::npos);
+    auto value = [&](const std::string& name) {
+      const std::string key = "\n" + name + "{job=\"" + std::to_string(id) + "\"} ";
+      const size_t at = text.find(key);
+      return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + key.size());
+    };
+    return std::make_pair(value("perseus_stragglers_detected_total"),
+                          value("perseus_stragglers_recovered_total"));
+  };
+  {
+    ServerProcess server(db);
+    ASSERT_GT(server.port(), 0);
+    Api api(server.port());
+    job = CreateJob(api);
+    const std::string base = "/v1/jobs/" + std::to_string(job);
+    ASSERT_EQ(api.Call("PUT", base + "/profile", ProfileCsv(4), "text/csv").status, 202);
+    const json ready = WaitReady(api, job);
+    ASSERT_EQ(ready["state"], "ready") << ready.dump();
+    EXPECT_EQ(ready["config"]["straggler_detection"], true);
+    EXPECT_EQ(ready["config"]["straggler_threshold"], 0.05);
+    EXPECT_EQ(ready["config"]["straggler_iterations"], 3);
+    const json fastest = plan(api, job, 0);
+    ASSERT_EQ(fastest["version"], 1);
+    t_min = fastest["target_time"];
+    const double slow = 1.3 * t_min;
+
+    // Noise below the threshold, then K - 1 slow iterations: nothing.
+    report(api, job, 0, {t_min, 1.03 * t_min});
+    report(api, job, 1, {t_min, slow});
+    report(api, job, 2, {t_min, slow});
+    EXPECT_EQ(plan(api, job, 0)["version"], 1);
+    EXPECT_EQ(api.Call("GET", base).body["stragglers"].size(), 0u);
+    EXPECT_EQ(counters(server, job), std::make_pair(0, 0));
+    // An iteration not every rank reported yet is not judged.
+    ASSERT_EQ(api.Post(base + "/iterations",
+                       {{"rank", 4}, {"iteration", 3}, {"time_s", slow}, {"energy_j", 100}})
+                  .status,
+              200);
+    EXPECT_EQ(plan(api, job, 0)["version"], 1);
+    // The K-th: declared; the other pipeline slows to its pace.
+    report(api, job, 3, {t_min, slow});
+    const json moved = plan(api, job, 0);
+    EXPECT_EQ(moved["version"], 2);
+    EXPECT_GE(moved["target_time"].get<double>(), slow * (1 - 1e-9));
+    EXPECT_NE(moved["instructions"], fastest["instructions"]);
+    EXPECT_EQ(plan(api, job, 4)["version"], 1);  // the straggler keeps its fastest plan
+    const json declared = api.Call("GET", base).body;
+    ASSERT_EQ(declared["stragglers"].size(), 1u) << declared.dump();
+    EXPECT_EQ(declared["stragglers"][0]["pipeline"], 1);
+    EXPECT_EQ(declared["stragglers"][0]["source"], "detected");
+    EXPECT_NEAR(declared["stragglers"][0]["t_prime_s"].get<double>(), slow, 1e-9);
+    EXPECT_EQ(counters(server, job), std::make_pair(1, 0));
+    server.Kill9();
+  }
+  ServerProcess restarted(db);
+  ASSERT_GT(restarted.port(), 0);
+  Api api(restarted.port());
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  const json after = api.Call("GET", base).body;
+  ASSERT_EQ(after["stragglers"].size(), 1u) << after.dump();
+  EXPECT_EQ(after["stragglers"][0]["source"], "detected");
+  EXPECT_EQ(plan(api, job, 0)["version"], 2);
+
+  // Pipeline 0 now runs at the straggler's pace; pipeline 1 is back to normal.
+  report(api, job, 4, {1.3 * t_min, t_min});
+  report(api, job, 5, {1.3 * t_min, t_min});
+  EXPECT_EQ(plan(api, job, 0)["version"], 2);  // K - 1 normal iterations: still a straggler
+  report(api, job, 6, {1.3 * t_min, t_min});
+  const json back = plan(api, job, 0);
+  EXPECT_EQ(back["version"], 3);
+  EXPECT_NEAR(back["target_time"].get<double>(), t_min, 1e-12);
+  EXPECT_EQ(api.Call("GET", base).body["stragglers"].size(), 0u);
+  EXPECT_EQ(counters(restarted, job), std::make_pair(0, 1));  // counted since this start
+
+  // A manual straggler is not cleared by detection; a DELETE still clears it.
+  ASSERT_EQ(api.Post(base + "/stragglers", {{"pipeline", 1}, {"slowdown", 1.2}}).status, 200);
+  for (int i = 7; i < 13; ++i) report(api, job, i, {1.2 * t_min, t_min});
+  const json manual = api.Call("GET", base).body;
+  ASSERT_EQ(manual["stragglers"].size(), 1u) << manual.dump();
+  EXPECT_EQ(manual["stragglers"][0]["source"], "manual");
+  EXPECT_EQ(api.Call("DELETE", base + "/stragglers/1").status, 200);
+  EXPECT_EQ(counters(restarted, job), std::make_pair(0, 1));
+  EXPECT_EQ(restarted.Term(), 0);
+  unlink(db.c_str());
+}
+
+// straggler_detection: false turns detection off; a dp = 1 job never detects.
+TEST(ServerTest, StragglerDetectionCanBeTurnedOff) {
+  const std::string db = TempPath("detection_off.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  Response created = api.Post("/v1/jobs", {{"name", "off"},
+                                           {"stages", 4},
+                                           {"microbatches", 8},
+                                           {"dp", 2},
+                                           {"blocking_power_w", 83.64},
+                                           {"straggler_detection", false},
+                                           {"straggler_threshold", 0.5},
+                                           {"straggler_iterations", 1}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  const int64_t job = created.body["job_id"];
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  for (int rank = 0; rank < 8; ++rank) {
+    ASSERT_EQ(api.Post(base + "/ranks", {{"rank", rank},
+                                         {"pp_rank", rank % 4},
+                                         {"dp_rank", rank / 4},
+                                         {"gpu_name", "NVIDIA A100-SXM4-80GB"},
+                                         {"frequencies_mhz", A100Clocks()}})
+                  .status,
+              200);
+  }
+  ASSERT_EQ(api.Call("PUT", base + "/profile", ProfileCsv(4), "text/csv").status, 202);
+  const json ready = WaitReady(api, job);
+  ASSERT_EQ(ready["state"], "ready");
+  EXPECT_EQ(ready["config"]["straggler_detection"], false);
+  EXPECT_EQ(ready["config"]["straggler_threshold"], 0.5);
+  EXPECT_EQ(ready["config"]["straggler_iterations"], 1);
+  for (int i = 0; i < 5; ++i) {
+    for (int rank = 0; rank < 8; ++rank) {
+      ASSERT_EQ(api.Post(base + "/iterations", {{"rank", rank},
+                                                {"iteration", i},
+                                                {"time_s", rank < 4 ? 1.0 : 5.0},
+                                                {"energy_j", 1}})
+                    .status,
+                200);
+    }
+  }
+  EXPECT_EQ(api.Call("GET", base).body["stragglers"].size(), 0u);
+  EXPECT_EQ(api.Call("GET", base + "/plan?rank=0").body["version"], 1);
+  unlink(db.c_str());
+}
+
+// Bad detection options: a 400 naming the field.
+TEST(ServerTest, BadStragglerOptionsGetAFourHundredNamingThem) {
+  const std::string db = TempPath("detection_bad.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const std::vector<std::pair<std::string, json>> bad = {
+      {"straggler_threshold", 0},       {"straggler_threshold", -0.1},
+      {"straggler_threshold", 10.5},    {"straggler_threshold", "0.1"},
+      {"straggler_iterations", 0},      {"straggler_iterations", 1001},
+      {"straggler_iterations", 2.5},    {"straggler_iterations", "3"},
+      {"straggler_detection", "false"}, {"straggler_detection", 0}};
+  for (const auto& [name, value] : bad) {
+    json body = {{"name", "bad"},
+                 {"stages", 4},
+                 {"microbatches", 8},
+                 {"dp", 2},
+                 {"blocking_power_w", 83.64}};
+    body[name] = value;
+    Response r = api.Post("/v1/jobs", body);
+    EXPECT_EQ(r.status, 400) << name << "=" << value.dump() << " " << r.body.dump();
+    EXPECT_EQ(r.body.value("field", ""), name) << value.dump() << " " << r.body.dump();
+    EXPECT_NE(r.body.value("error", "").find("'" + name + "'"), std::string::npos) << r.body.dump();
+  }
+  // The bounds themselves are fine.
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, json>>{{"straggler_threshold", 10},
+                                                 {"straggler_threshold", 1e-6},
+                                                 {"straggler_iterations", 1000},
+                                                 {"straggler_iterations", 1}}) {
+    json body = {
+        {"name", "ok"}, {"stages", 4}, {"microbatches", 8}, {"dp", 2}, {"blocking_power_w", 83.64}};
+    body[name] = value;
+    EXPECT_EQ(api.Post("/v1/jobs", body).status, 201) << name << "=" << value.dump();
+  }
   unlink(db.c_str());
 }
 

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS pipelines(
   point INTEGER NOT NULL, target_time REAL NOT NULL, PRIMARY KEY(job_id, pipeline));
 CREATE TABLE IF NOT EXISTS stragglers(
   job_id INTEGER NOT NULL, pipeline INTEGER NOT NULL, slowdown REAL NOT NULL,
-  iteration_time REAL NOT NULL, PRIMARY KEY(job_id, pipeline));
+  iteration_time REAL NOT NULL, source TEXT NOT NULL DEFAULT 'manual',
+  reference_time REAL NOT NULL DEFAULT 0, PRIMARY KEY(job_id, pipeline));
 CREATE TABLE IF NOT EXISTS iterations(
   job_id INTEGER NOT NULL, rank INTEGER NOT NULL, iteration INTEGER NOT NULL,
   time_s REAL NOT NULL, energy_j REAL NOT NULL, mismatches INTEGER NOT NULL DEFAULT 0,
@@ -161,15 +162,38 @@ Coordinator::~Coordinator() {
 }
 
 Status Coordinator::Migrate() {
+  auto columns_of = [&](const char* table, std::set<std::string>* out) {
+    Statement columns(db_->handle(),
+                      std::string("SELECT name FROM pragma_table_info('") + table + "')");
+    while (columns.Step()) out->insert(columns.Text(0));
+    return columns.status();
+  };
   // Databases written before iteration reports carried plan mismatches: add the column (every
   // earlier report counts as none).
-  Statement columns(db_->handle(), "SELECT name FROM pragma_table_info('iterations')");
-  bool has_mismatches = false;
-  while (columns.Step()) has_mismatches = has_mismatches || columns.Text(0) == "mismatches";
-  if (!columns.status().ok()) return columns.status();
-  if (has_mismatches) return Status::Ok();
-  if (log_) log_("database: adding the mismatches column to the iteration reports");
-  return db_->Exec("ALTER TABLE iterations ADD COLUMN mismatches INTEGER NOT NULL DEFAULT 0");
+  std::set<std::string> iterations, stragglers;
+  if (Status s = columns_of("iterations", &iterations); !s.ok()) return s;
+  if (iterations.count("mismatches") == 0) {
+    if (log_) log_("database: adding the mismatches column to the iteration reports");
+    if (Status s =
+            db_->Exec("ALTER TABLE iterations ADD COLUMN mismatches INTEGER NOT NULL DEFAULT 0");
+        !s.ok()) {
+      return s;
+    }
+  }
+  // Databases written before straggler detection: every stored straggler is a manual one.
+  if (Status s = columns_of("stragglers", &stragglers); !s.ok()) return s;
+  if (stragglers.count("source") == 0) {
+    if (log_) log_("database: adding the source column to the stragglers");
+    if (Status s =
+            db_->Exec("ALTER TABLE stragglers ADD COLUMN source TEXT NOT NULL DEFAULT 'manual'");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (stragglers.count("reference_time") == 0) {
+    return db_->Exec("ALTER TABLE stragglers ADD COLUMN reference_time REAL NOT NULL DEFAULT 0");
+  }
+  return Status::Ok();
 }
 
 Status Coordinator::Load() {
@@ -235,11 +259,13 @@ Status Coordinator::Load() {
                          pipelines.Double(4)};
   }
   Statement stragglers(db_->handle(),
-                       "SELECT job_id, pipeline, slowdown, iteration_time FROM stragglers");
+                       "SELECT job_id, pipeline, slowdown, iteration_time, source, reference_time "
+                       "FROM stragglers");
   while (stragglers.Step()) {
     Job* job = Find(stragglers.Int(0));
     if (job == nullptr) continue;
-    Straggler s{stragglers.Double(2), stragglers.Double(3)};
+    Straggler s{stragglers.Double(2), stragglers.Double(3), stragglers.Text(4) == "detected",
+                stragglers.Double(5)};
     job->stragglers[static_cast<int>(stragglers.Int(1))] = s;
   }
   Statement reports(db_->handle(),
@@ -349,6 +375,7 @@ json Coordinator::JobJson(const Job* job) const {
         {{"pipeline", p},
          {"slowdown", s.slowdown},
          {"iteration_time", s.iteration_time_s},
+         {"source", s.detected ? "detected" : "manual"},
          {"t_prime_s", job->frontier != nullptr ? TPrime(s, TMin(*job->frontier)) : 0.0}});
   }
   body["stragglers"] = stragglers;
@@ -789,6 +816,9 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   }
   if (job->state != "ready")
     return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready");
+  // A manual straggler overrides detection: the policy forgets the pipeline and
+  // leaves it alone until a DELETE clears it.
+  if (job->policy != nullptr) job->policy->Forget(static_cast<int>(pipeline));
   return ChangeStraggler(job, static_cast<int>(pipeline), s);
 }
 
@@ -803,6 +833,8 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
   if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {
     return Error(404, "pipeline " + std::to_string(pipeline) + " is not a straggler", "pipeline");
   }
+  // A detected straggler removed by hand: detection starts afresh for it.
+  if (job->policy != nullptr) job->policy->Forget(static_cast<int>(pipeline));
   return ChangeStraggler(job, static_cast<int>(pipeline), std::nullopt);
 }
 
@@ -812,11 +844,13 @@ Reply Coordinator::ChangeStraggler(Job* job, int pipeline, std::optional<Straggl
   Status st = straggler
                   ? Statement(db_->handle(),
                               "INSERT OR REPLACE INTO stragglers(job_id, pipeline, slowdown, "
-                              "iteration_time) VALUES(?,?,?,?)")
+                              "iteration_time, source, reference_time) VALUES(?,?,?,?,?,?)")
                         .Bind(1, job->id)
                         .Bind(2, pipeline)
                         .Bind(3, straggler->slowdown)
                         .Bind(4, straggler->iteration_time_s)
+                        .Bind(5, std::string(straggler->detected ? "detected" : "manual"))
+                        .Bind(6, straggler->reference_s)
                         .Run()
                   : Statement(db_->handle(), "DELETE FROM stragglers WHERE job_id=? AND pipeline=?")
                         .Bind(1, job->id)
@@ -883,7 +917,85 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   job->last_iteration = std::max(job->last_iteration, iteration);
   job->mismatches += mismatches - old_mismatches;
   job->iterations_with_mismatches += (mismatches > 0 ? 1 : 0) - (old_mismatches > 0 ? 1 : 0);
+  DetectStragglers(job, static_cast<int>(rank), iteration, time_s);
   return Ok(200, {{"stored", true}});
+}
+
+StragglerPolicy& Coordinator::PolicyFor(Job* job) {
+  if (job->policy == nullptr) {
+    job->policy = std::make_shared<StragglerPolicy>(
+        StragglerPolicyOptions{job->config.straggler_threshold, job->config.straggler_iterations});
+    // Stragglers declared before a restart are judged as they were.
+    for (const auto& [p, s] : job->stragglers) {
+      if (s.detected) job->policy->SetDeclared(p, s.iteration_time_s, s.reference_s);
+    }
+  }
+  return *job->policy;
+}
+
+void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double time_s) {
+  const JobConfig& c = job->config;
+  if (!c.straggler_detection || c.dp < 2 || job->state != "ready" || job->frontier == nullptr ||
+      iteration <= job->last_observed_iteration) {
+    return;
+  }
+  auto& row = job->pending_times[iteration];
+  row[rank] = time_s;                 // a retry replaces
+  constexpr size_t kMaxPending = 64;  // iterations some rank has not reported yet
+  while (job->pending_times.size() > kMaxPending)
+    job->pending_times.erase(job->pending_times.begin());
+  if (job->pending_times.count(iteration) == 0 || static_cast<int>(row.size()) < c.ranks()) return;
+  // Every rank reported `iteration`: a pipeline's time is the slowest of its ranks.
+  std::vector<double> times(static_cast<size_t>(c.dp), 0.0);
+  for (const auto& [r, t] : row) {
+    auto info = job->ranks.find(r);
+    if (info == job->ranks.end()) continue;
+    double& slot = times[static_cast<size_t>(info->second.dp_rank)];
+    slot = std::max(slot, t);
+  }
+  job->last_observed_iteration = iteration;
+  job->pending_times.erase(job->pending_times.begin(), job->pending_times.upper_bound(iteration));
+  std::set<int> manual;
+  for (const auto& [p, s] : job->stragglers) {
+    if (!s.detected) manual.insert(p);
+  }
+  StragglerPolicy& policy = PolicyFor(job);
+  for (const StragglerDecision& d : policy.Observe(times, manual)) {
+    const std::string what = "job " + std::to_string(job->id) + ": iteration " +
+                             std::to_string(iteration) + ": pipeline " + std::to_string(d.pipeline);
+    std::optional<Straggler> next;
+    if (d.kind != StragglerDecision::Kind::kClear) {
+      next = Straggler{0, d.time_s, true, d.reference_s};
+    }
+    if (log_) {
+      switch (d.kind) {
+        case StragglerDecision::Kind::kDeclare:
+          log_(what + " detected as a straggler: " + std::to_string(d.time_s) +
+               " s against the others' " + std::to_string(d.reference_s) + " s");
+          break;
+        case StragglerDecision::Kind::kRetarget:
+          log_(what + " straggler re-targeted: " + std::to_string(d.time_s) + " s");
+          break;
+        case StragglerDecision::Kind::kClear:
+          log_(what + " straggler recovered (detected)");
+          break;
+      }
+    }
+    Reply r = ChangeStraggler(job, d.pipeline, next);
+    if (r.status != 200) {
+      // Nothing changed: the policy goes back to the job's own view of the pipeline.
+      if (log_) log_(what + ": applying the detection failed: " + r.body.value("error", ""));
+      auto kept = job->stragglers.find(d.pipeline);
+      if (kept != job->stragglers.end() && kept->second.detected) {
+        policy.SetDeclared(d.pipeline, kept->second.iteration_time_s, kept->second.reference_s);
+      } else {
+        policy.Forget(d.pipeline);
+      }
+      continue;
+    }
+    if (d.kind == StragglerDecision::Kind::kDeclare) ++job->stragglers_detected;
+    if (d.kind == StragglerDecision::Kind::kClear) ++job->stragglers_recovered;
+  }
 }
 
 Reply Coordinator::GetReport(int64_t id) {
@@ -930,6 +1042,7 @@ CoordinatorStats Coordinator::Stats() {
     s.solve_seconds += job.solve_seconds;
     s.reported_energy_j += job.reported_energy_j;
     s.mismatches_by_job[id] = {job.mismatches, job.iterations_with_mismatches};
+    s.detections_by_job[id] = {job.stragglers_detected, job.stragglers_recovered};
   }
   return s;
 }

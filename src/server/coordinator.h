@@ -17,6 +17,7 @@
 #include "perseus/planner/frontier_io.h"
 #include "src/server/job_config.h"
 #include "src/server/sqlite.h"
+#include "src/server/straggler_policy.h"
 
 namespace perseus::server {
 
@@ -42,6 +43,8 @@ struct RankInfo {
 struct Straggler {
   double slowdown = 0;          // given, or 0
   double iteration_time_s = 0;  // given, or 0
+  bool detected = false;        // declared by the detection policy (else a manual request)
+  double reference_s = 0;       // detected: the others' median it was judged against
 };
 
 struct PipelineState {
@@ -69,6 +72,12 @@ struct Job {
   int64_t mismatches = 0, iterations_with_mismatches = 0;
   // (point, pipeline rank) -> the instruction list, built on first use.
   std::map<std::pair<size_t, int>, nlohmann::json> plan_cache;
+  // Straggler detection (in memory only): iteration -> rank -> reported time_s,
+  // for iterations not yet complete; the last iteration fed to the policy.
+  std::map<int64_t, std::map<int, double>> pending_times;
+  int64_t last_observed_iteration = -1;
+  std::shared_ptr<StragglerPolicy> policy;                    // made on first use
+  int64_t stragglers_detected = 0, stragglers_recovered = 0;  // since the server started
 };
 
 // Figures /metrics shows.
@@ -83,6 +92,10 @@ struct CoordinatorStats {
     int64_t iterations = 0;  // iteration reports with at least one
   };
   std::map<int64_t, Mismatches> mismatches_by_job;  // every job, by id
+  struct Detections {
+    int64_t detected = 0, recovered = 0;
+  };
+  std::map<int64_t, Detections> detections_by_job;  // every job, by id
 };
 
 class Coordinator {
@@ -120,6 +133,10 @@ class Coordinator {
   // Sets (or, with nullopt, clears) a pipeline's straggler entry, retargets
   // every pipeline, and commits both; the in-memory state is undone on failure.
   Reply ChangeStraggler(Job* job, int pipeline, std::optional<Straggler> straggler);  // mu_ held
+  // Straggler detection: records one report's time; feeds the policy each
+  // iteration every rank reported and applies its decisions.
+  void DetectStragglers(Job* job, int rank, int64_t iteration, double time_s);  // mu_ held
+  StragglerPolicy& PolicyFor(Job* job);                                         // mu_ held
   Status SaveJobRow(const Job& job);
   nlohmann::json JobJson(const Job* job) const;  // REQUIRES: mu_ held
   Status PlanningDone(int64_t id, Result<planner::FrontierFiles> files, double all_max_time,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 
 #include "perseus/schedules/schedule_csv.h"
 
@@ -21,13 +22,17 @@ Status Get(const json& j, const char* name, bool required, T* out, std::string* 
   if (it == j.end() || it->is_null()) {
     return required ? Bad(field, name, "is required") : Status::Ok();
   }
-  if constexpr (std::is_same_v<T, std::string>) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) return Bad(field, name, "must be true or false");
+    *out = it->get<bool>();
+  } else if constexpr (std::is_same_v<T, std::string>) {
     if (!it->is_string()) return Bad(field, name, "must be a string");
     *out = it->get<std::string>();
   } else if constexpr (std::is_same_v<T, int>) {
     if (!it->is_number_integer()) return Bad(field, name, "must be an integer");
     const int64_t v = it->get<int64_t>();
-    if (v < 1 || v > 1000000) return Bad(field, name, "must be between 1 and 1000000");
+    const int64_t hi = std::string_view(name) == "straggler_iterations" ? 1000 : 1000000;
+    if (v < 1 || v > hi) return Bad(field, name, "must be between 1 and " + std::to_string(hi));
     *out = static_cast<int>(v);
   } else {
     if (!it->is_number()) return Bad(field, name, "must be a number");
@@ -108,7 +113,10 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
         Get(j, "unit_time", false, &c.unit_time_s, field),
         Get(j, "cost_model", false, &c.cost_model, field),
         Get(j, "time_scale", false, &c.time_scale, field),
-        Get(j, "energy_scale", false, &c.energy_scale, field)}) {
+        Get(j, "energy_scale", false, &c.energy_scale, field),
+        Get(j, "straggler_detection", false, &c.straggler_detection, field),
+        Get(j, "straggler_threshold", false, &c.straggler_threshold, field),
+        Get(j, "straggler_iterations", false, &c.straggler_iterations, field)}) {
     if (!s.ok()) return s;
   }
   if (c.name.empty() || c.name.size() > 200) return Bad(field, "name", "must be 1..200 characters");
@@ -136,6 +144,9 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
   if (!(c.time_scale > 0) || !(c.energy_scale > 0)) {
     return Bad(field, c.time_scale > 0 ? "energy_scale" : "time_scale", "must be > 0");
   }
+  if (!(c.straggler_threshold > 0 && c.straggler_threshold <= 10)) {
+    return Bad(field, "straggler_threshold", "must be in (0, 10]");
+  }
   return c;
 }
 
@@ -151,7 +162,10 @@ json JobConfig::ToJson() const {
             {"unit_time", unit_time_s},
             {"cost_model", cost_model},
             {"time_scale", time_scale},
-            {"energy_scale", energy_scale}};
+            {"energy_scale", energy_scale},
+            {"straggler_detection", straggler_detection},
+            {"straggler_threshold", straggler_threshold},
+            {"straggler_iterations", straggler_iterations}};
   if (!schedule_csv.empty()) j["schedule_csv"] = schedule_csv;
   return j;
 }

@@ -20,6 +20,10 @@ struct JobConfig {
   double unit_time_s = 0.001;
   std::string cost_model = "convex";
   double time_scale = 1, energy_scale = 1;
+  // Automatic straggler detection from the iteration reports (dp > 1 only).
+  bool straggler_detection = true;
+  double straggler_threshold = 0.05;  // slow: > (1 + threshold) x the others' median
+  int straggler_iterations = 3;       // K consecutive iterations declare, re-target, clear
 
   // Profile stages the planner needs (S, or S x V chunks cut from S).
   int ranks() const { return stages * tp * dp; }

@@ -61,6 +61,21 @@ std::string Metrics::Render(const CoordinatorStats& stats) {
     out += "perseus_iterations_with_mismatches_total{job=\"" + std::to_string(job) + "\"} " +
            std::to_string(m.iterations) + "\n";
   }
+  out +=
+      "# HELP perseus_stragglers_detected_total Stragglers the detection declared, by job.\n"
+      "# TYPE perseus_stragglers_detected_total counter\n";
+  for (const auto& [job, d] : stats.detections_by_job) {
+    out += "perseus_stragglers_detected_total{job=\"" + std::to_string(job) + "\"} " +
+           std::to_string(d.detected) + "\n";
+  }
+  out +=
+      "# HELP perseus_stragglers_recovered_total Detected stragglers the detection cleared, by "
+      "job.\n"
+      "# TYPE perseus_stragglers_recovered_total counter\n";
+  for (const auto& [job, d] : stats.detections_by_job) {
+    out += "perseus_stragglers_recovered_total{job=\"" + std::to_string(job) + "\"} " +
+           std::to_string(d.recovered) + "\n";
+  }
   std::lock_guard<std::mutex> lock(mu_);
   out +=
       "# HELP perseus_http_requests_total HTTP requests by route and status.\n"

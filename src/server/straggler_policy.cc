@@ -1,0 +1,98 @@
+#include "src/server/straggler_policy.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace perseus::server {
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+void StragglerPolicy::SetDeclared(int pipeline, double time_s, double reference_s) {
+  State& s = state_[pipeline];
+  s = State{};
+  s.declared = true;
+  s.time_s = time_s;
+  s.reference_s = reference_s;
+}
+
+bool StragglerPolicy::declared(int pipeline) const {
+  auto it = state_.find(pipeline);
+  return it != state_.end() && it->second.declared;
+}
+
+std::vector<StragglerDecision> StragglerPolicy::Observe(const std::vector<double>& times,
+                                                        const std::set<int>& manual) {
+  std::vector<StragglerDecision> out;
+  const int n = static_cast<int>(times.size());
+  const auto k = static_cast<size_t>(options_.iterations);
+  const double th = options_.threshold;
+  std::set<int> declared_before;  // as the iteration began
+  for (const auto& [p, s] : state_) {
+    if (s.declared) declared_before.insert(p);
+  }
+  for (int p = 0; p < n; ++p) {
+    if (manual.count(p) > 0) {
+      state_.erase(p);
+      continue;
+    }
+    State& s = state_[p];
+    // The baseline: the other pipelines that are neither stragglers (declared
+    // or manual) nor this one; a declared straggler keeps the baseline it was
+    // declared against, since the others then run plans slowed to its pace.
+    double reference = 0;
+    if (s.declared && s.reference_s > 0) {
+      reference = s.reference_s;
+    } else {
+      std::vector<double> others;
+      for (int q = 0; q < n; ++q) {
+        if (q != p && manual.count(q) == 0 && declared_before.count(q) == 0)
+          others.push_back(times[q]);
+      }
+      if (others.empty()) continue;
+      reference = Median(others);
+    }
+    if (!(reference > 0)) continue;
+    const double t = times[static_cast<size_t>(p)];
+    const bool slow = t > (1 + th) * reference;
+    const bool normal = t <= (1 + th / 2) * reference;  // hysteresis: a margin of threshold/2
+    if (slow) {
+      s.slow_times.push_back(t);
+      s.slow_references.push_back(reference);
+      while (s.slow_times.size() > k) {
+        s.slow_times.pop_front();
+        s.slow_references.pop_front();
+      }
+    } else {
+      s.slow_times.clear();
+      s.slow_references.clear();
+    }
+    s.normal = normal ? s.normal + 1 : 0;
+    if (!s.declared) {
+      if (s.slow_times.size() == k) {
+        const double t_prime = Median({s.slow_times.begin(), s.slow_times.end()});
+        const double ref = Median({s.slow_references.begin(), s.slow_references.end()});
+        SetDeclared(p, t_prime, ref);
+        out.push_back({StragglerDecision::Kind::kDeclare, p, t_prime, ref});
+      }
+    } else if (s.normal >= options_.iterations) {
+      const double ref = s.reference_s;
+      state_.erase(p);
+      out.push_back({StragglerDecision::Kind::kClear, p, 0, ref});
+    } else if (s.slow_times.size() == k) {
+      const double t_prime = Median({s.slow_times.begin(), s.slow_times.end()});
+      if (std::abs(t_prime - s.time_s) > th * s.time_s) {
+        s.time_s = t_prime;
+        s.slow_times.clear();
+        s.slow_references.clear();
+        out.push_back({StragglerDecision::Kind::kRetarget, p, t_prime, s.reference_s});
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace perseus::server

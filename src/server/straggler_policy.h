@@ -1,0 +1,59 @@
+// Automatic straggler detection: a pure policy fed with every pipeline's
+// compute time of one iteration at a time, answering with the decisions to
+// take (declare, re-target, clear). No I/O and no clock; the coordinator
+// applies its decisions through the same path as manual requests.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <set>
+#include <vector>
+
+namespace perseus::server {
+
+struct StragglerPolicyOptions {
+  double threshold = 0.05;  // slow: time > (1 + threshold) x the others' median
+  int iterations = 3;       // K: consecutive iterations to declare, re-target or clear
+};
+
+struct StragglerDecision {
+  enum class Kind { kDeclare, kRetarget, kClear };
+  Kind kind = Kind::kDeclare;
+  int pipeline = 0;
+  double time_s = 0;       // declare/re-target: T', the median of the last K times
+  double reference_s = 0;  // the others' median the pipeline was compared with
+  bool operator==(const StragglerDecision&) const = default;
+};
+
+// The median of a non-empty list (the mean of the middle two for even sizes).
+double Median(std::vector<double> values);
+
+class StragglerPolicy {
+ public:
+  explicit StragglerPolicy(StragglerPolicyOptions options) : options_(options) {}
+
+  // One iteration: times[p] is pipeline p's compute time. `manual`: pipelines
+  // that are manual stragglers (neither judged nor used as a baseline).
+  // Iterations must come in increasing order; the caller skips older ones.
+  std::vector<StragglerDecision> Observe(const std::vector<double>& times,
+                                         const std::set<int>& manual = {});
+
+  // A straggler declared earlier (e.g. loaded from the database): judged
+  // against `reference_s` (0: unknown, then against the others' median).
+  void SetDeclared(int pipeline, double time_s, double reference_s);
+  // Forgets everything about a pipeline (a manual request took it over).
+  void Forget(int pipeline) { state_.erase(pipeline); }
+  bool declared(int pipeline) const;
+
+ private:
+  struct State {
+    bool declared = false;
+    double time_s = 0, reference_s = 0;
+    std::deque<double> slow_times, slow_references;  // the current run of slow iterations
+    int normal = 0;                                  // the current run of recovered iterations
+  };
+  StragglerPolicyOptions options_;
+  std::map<int, State> state_;
+};
+
+}  // namespace perseus::server
