@@ -1,5 +1,4 @@
 import contextlib
-import json
 import re
 import subprocess
 import time
@@ -8,14 +7,7 @@ import urllib.request
 import pytest
 
 import perseus
-
-
-def _call(base, method, path, body=None, content_type="application/json"):
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
+from http_helpers import call
 
 
 @contextlib.contextmanager
@@ -41,40 +33,40 @@ def _metric(base, name, job):
 
 def test_client_follows_the_coordinator(perseus_bin, gpt3_profile, tmp_path):
     with _serve(perseus_bin, tmp_path) as base:
-        job = _call(base, "POST", "/v1/jobs", {"name": "py", "stages": 8, "microbatches": 4,
+        job = call(base, "POST", "/v1/jobs", {"name": "py", "stages": 8, "microbatches": 4,
                                                "dp": 2, "blocking_power_w": 83.64})["job_id"]
         clocks = list(range(1410, 854, -15))
         for rank in range(16):
-            _call(base, "POST", f"/v1/jobs/{job}/ranks",
+            call(base, "POST", f"/v1/jobs/{job}/ranks",
                   {"rank": rank, "pp_rank": rank % 8, "dp_rank": rank // 8, "tp_rank": 0,
                    "frequencies_mhz": clocks})
         with open(gpt3_profile, "rb") as f:
-            _call(base, "PUT", f"/v1/jobs/{job}/profile", f.read(), "text/csv")
+            call(base, "PUT", f"/v1/jobs/{job}/profile", f.read(), "text/csv")
         sim = perseus.SimBackend(gpt3_profile)
         controller = perseus.FrequencyController(sim[3], reset_on_signals=False)
         client = perseus.Client(base, job_id=job, rank=11, pp_rank=3, dp_rank=1,
                                 frequencies_mhz=clocks, controller=controller)
         assert client.wait_for_plan(0, 60)
-        plan = _call(base, "GET", f"/v1/jobs/{job}/plan?rank=11")
+        plan = call(base, "GET", f"/v1/jobs/{job}/plan?rank=11")
         for step in plan["instructions"]:
             assert client.frequency_for(step["kind"], step["microbatch"]) == step["frequency_mhz"]
         first = plan["instructions"][0]
         assert client.apply(first["kind"], first["microbatch"]) == first["frequency_mhz"]
         controller.flush()
         assert sim[3].current_sm_clock() == first["frequency_mhz"]
-        _call(base, "POST", f"/v1/jobs/{job}/stragglers", {"pipeline": 0, "slowdown": 1.25})
+        call(base, "POST", f"/v1/jobs/{job}/stragglers", {"pipeline": 0, "slowdown": 1.25})
         client.end_iteration(0, 1.0, 100.0)
         assert client.wait_for_plan(1, 60)
         assert client.plan_version == 2
         deadline = time.time() + 30
-        while _call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 1:
+        while call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 1:
             assert time.time() < deadline
             time.sleep(0.05)
 
 
 def test_client_reports_plan_mismatches(perseus_bin, tmp_path):
     with _serve(perseus_bin, tmp_path) as base:
-        job = _call(base, "POST", "/v1/jobs", {"name": "py", "stages": 2, "microbatches": 2,
+        job = call(base, "POST", "/v1/jobs", {"name": "py", "stages": 2, "microbatches": 2,
                                                "blocking_power_w": 83.64})["job_id"]
         assert _metric(base, "perseus_plan_mismatches_total", job) == 0
         client = perseus.Client(base, job_id=job, rank=1, pp_rank=1,
@@ -85,10 +77,10 @@ def test_client_reports_plan_mismatches(perseus_bin, tmp_path):
         with pytest.raises(perseus.InvalidInputError, match="mismatches"):
             client.end_iteration(3, 1.0, 100.0, mismatches=-1)
         deadline = time.time() + 30
-        while _call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
+        while call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
             assert time.time() < deadline, "the reports did not arrive"
             time.sleep(0.05)
         assert _metric(base, "perseus_plan_mismatches_total", job) == 5
         assert _metric(base, "perseus_iterations_with_mismatches_total", job) == 2
-        report = _call(base, "GET", f"/v1/jobs/{job}/report")
+        report = call(base, "GET", f"/v1/jobs/{job}/report")
         assert (report["plan_mismatches"], report["iterations_with_mismatches"]) == (5, 2)

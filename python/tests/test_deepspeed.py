@@ -12,7 +12,7 @@ import os
 import pathlib
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List
 
 import pytest
 
@@ -21,31 +21,9 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 import deepspeed  # noqa: E402,F401
 
 import perseus.deepspeed as pds  # noqa: E402
+from hook_helpers import RecordingHook  # noqa: E402
 from dist_helpers import torchrun  # noqa: E402
-from perseus.torch import PerseusHook, PlanMismatchError, Step  # noqa: E402
-
-
-class RecordingHook(PerseusHook):
-    """The real, strict PerseusHook, also recording what it was told."""
-
-    def __init__(self, plan: Sequence[Dict[str, Any]], rank: int = 0) -> None:
-        self.applied: List[int] = []  # the clocks it set, in order
-        super().__init__(plan=plan, set_frequency=self.applied.append, strict=True, rank=rank)
-        self.seen: List[List[Any]] = []  # [kind, stage, microbatch] of the last step
-        self.unplanned = 0
-
-    def on_step_begin(self) -> None:
-        super().on_step_begin()
-        self.seen = []
-
-    def on_instruction_begin(self, kind: str, microbatch: int, stage: Optional[int] = None) -> int:
-        mhz = super().on_instruction_begin(kind, microbatch, stage)
-        self.seen.append([kind, stage, microbatch])
-        return mhz
-
-    def on_unplanned_work(self) -> Optional[int]:
-        self.unplanned += 1
-        return super().on_unplanned_work()
+from perseus.torch import PlanMismatchError, Step  # noqa: E402
 
 
 def planned_clock(step: Step) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import warnings
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -24,37 +24,15 @@ import torch  # noqa: E402
 
 import perseus  # noqa: E402
 import perseus.megatron as pmg  # noqa: E402
+from hook_helpers import RecordingHook  # noqa: E402
 from dist_helpers import free_port, torchrun  # noqa: E402
-from perseus.torch import PerseusHook, ScheduleOrder, Step  # noqa: E402
+from perseus.torch import ScheduleOrder, Step  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # "Transformer Engine and Apex are not installed"
     from megatron.core.enums import ModelType  # noqa: E402
     from megatron.core.pipeline_parallel import schedules  # noqa: E402
     from megatron.core.transformer.transformer_config import TransformerConfig  # noqa: E402
-
-
-class RecordingHook(PerseusHook):
-    """The real, strict PerseusHook, also recording what it was told."""
-
-    def __init__(self, plan: Sequence[Dict[str, Any]], rank: int = 0) -> None:
-        self.applied: List[int] = []  # the clocks it set, in order
-        super().__init__(plan=plan, set_frequency=self.applied.append, strict=True, rank=rank)
-        self.seen: List[tuple] = []  # (kind, stage, microbatch) of the last step
-        self.unplanned = 0
-
-    def on_step_begin(self) -> None:
-        super().on_step_begin()
-        self.seen = []
-
-    def on_instruction_begin(self, kind: str, microbatch: int, stage: Optional[int] = None) -> int:
-        mhz = super().on_instruction_begin(kind, microbatch, stage)
-        self.seen.append((kind, stage, microbatch))
-        return mhz
-
-    def on_unplanned_work(self) -> Optional[int]:
-        self.unplanned += 1
-        return super().on_unplanned_work()
 
 
 def clock(step: Step) -> int:

@@ -4,11 +4,11 @@ import pathlib
 import subprocess
 import threading
 import time
-import urllib.request
 
 import pytest
 
 import perseus
+from http_helpers import call
 
 
 def test_plan_matches_the_cli(gpt3_profile, perseus_bin):
@@ -127,18 +127,18 @@ def test_client_frequency_for_overlap(perseus_bin, gpt3_profile, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         base = server.stdout.readline().strip().split(" ")[-1]  # http://127.0.0.1:PORT
-        job = _call(base, "POST", "/v1/jobs", {"name": "dualpipev",
+        job = call(base, "POST", "/v1/jobs", {"name": "dualpipev",
                                                "schedule_csv": DUALPIPEV.read_text(),
                                                "blocking_power_w": 83.64})["job_id"]
         clocks = list(range(1410, 854, -15))
         for rank in range(4):
-            _call(base, "POST", f"/v1/jobs/{job}/ranks",
+            call(base, "POST", f"/v1/jobs/{job}/ranks",
                   {"rank": rank, "pp_rank": rank, "dp_rank": 0, "frequencies_mhz": clocks})
         with open(gpt3_profile, "rb") as f:
-            _call(base, "PUT", f"/v1/jobs/{job}/profile", f.read(), "text/csv")
+            call(base, "PUT", f"/v1/jobs/{job}/profile", f.read(), "text/csv")
         client = perseus.Client(base, job_id=job, rank=0, pp_rank=0, frequencies_mhz=clocks)
         assert client.wait_for_plan(0, 60)
-        served = _call(base, "GET", f"/v1/jobs/{job}/plan?rank=0")["instructions"]
+        served = call(base, "GET", f"/v1/jobs/{job}/plan?rank=0")["instructions"]
         assert client.instructions() == served
         overlaps = [s for s in served if s["kind"] == "overlap_f_b"]
         assert len(overlaps) == 5
@@ -152,11 +152,3 @@ def test_client_frequency_for_overlap(perseus_bin, gpt3_profile, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _call(base, method, path, body=None, content_type="application/json"):
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
