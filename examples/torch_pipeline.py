@@ -38,8 +38,28 @@ ranks) and energy (simulated computation energy plus blocking power x idle
 time, summed over ranks); per_iteration lists every iteration; planned is the
 coordinator's frontier point for the plan against all-max.
 
-With --dp 2 --straggler, pipeline 1 runs 20% slower after the baseline; it is
-reported to the coordinator, and pipeline 0 moves to a slower, cheaper plan.
+plan_versions_by_pipeline lists, per pipeline, per Perseus iteration, the oldest
+plan version its ranks ran (last_plan_versions_by_pipeline: each pipeline's first
+rank's last version, what plan_versions_by_pipeline was before).
+
+With --dp 2 --straggler, pipeline 1 runs 20% slower for --straggler-iterations N
+iterations (default 8), then N normal ones; the baseline and the Perseus run both
+run that pattern (2N iterations each, --iterations is ignored), so the baseline is
+all-max with the same straggler. Nothing tells the coordinator: it detects the
+straggler from the hooks' iteration reports (straggler_detection, K = 3 slow
+iterations), moves pipeline 0 to the cheapest plan that finishes by the
+straggler's time (a new version, taken at a step boundary after the client's
+refresh, poll_interval_s 0.1), and back to the fastest plan once pipeline 1 has
+recovered. The JSON then adds straggler_detected_after_iterations (slow
+iterations before pipeline 0 first ran a newer version), straggler_recovered
+(pipeline 0 ran the fastest plan again, in a newer version, after the slow
+iterations), straggler_recovered_after_iterations (normal iterations before
+that), run_saving_pct (mean energy per iteration over the whole run, Perseus
+against that baseline) and straggler: {pipeline, slowdown, slow_iterations,
+baseline and perseus time_s_per_iteration and energy_j_per_iteration (means),
+per_iteration: [{slow, plan_versions, compute_time_s (the hooks' time_s, max
+over each pipeline's ranks), energy_j (per pipeline), time_s}], detected_total,
+recovered_total (the coordinator's perseus_stragglers_*_total for the job)}.
 
     .venv/bin/python examples/torch_pipeline.py --schedule DualPipeV --stages 4 \
         --microbatches 8 --iterations 6 --perseus --json
@@ -312,6 +332,7 @@ class Worker:
         energy = (self.gpu.compute_energy_j() - energy0) + \
             BLOCKING_POWER_W * max(0.0, iteration_s - (self.gpu.busy_s - busy0))
         loss = sum(float(v.detach()) for v in losses) / len(losses) if losses else 0.0
+        self.last_energy_j = energy  # this rank's share
         total = torch.tensor([energy, loss, 1.0 if losses else 0.0], dtype=torch.float64)
         dist.all_reduce(total)
         return iteration_s, total[0].item(), total[1].item() / total[2].item()
@@ -349,6 +370,11 @@ def http(base, method, path, body=None, content_type="application/json"):
     except urllib.error.HTTPError as error:
         raise RuntimeError(f"{method} {path}: HTTP {error.code}: "
                            f"{error.read().decode(errors='replace')}") from None
+
+
+def metrics_text(base):
+    with urllib.request.urlopen(base + "/metrics", timeout=60) as response:
+        return response.read().decode()
 
 
 def create_job(args, order):
@@ -390,7 +416,11 @@ def main_worker(rank, args, world, store_path, result_path):
     # iteration (first-touch allocations make it slower).
     counter = iter(range(10 ** 9))  # iteration numbers (the data of each)
 
+    slow_iterations = args.straggler_iterations if args.straggler else 0
+
     def step(results):
+        if results is not None and args.straggler:  # the k-th iteration of its kind: slow if k < N
+            w.gpu.slow = 1.2 if w.pipeline == 1 and len(results) < slow_iterations else 1.0
         t, e, loss = w.timed_step(next(counter))
         if results is not None:
             results.append((t, e))
@@ -404,11 +434,13 @@ def main_worker(rank, args, world, store_path, result_path):
 
     checked = equal = 0
     mismatches = 0
+    records = []  # with --perseus: per Perseus iteration, (plan version, time_s, energy_j, first)
     client = hook = None
     if args.perseus:
         client = perseus.Client(args.server, job_id=job_id, rank=rank, pp_rank=w.pp_rank,
                                 dp_rank=w.pipeline, frequencies_mhz=w.clocks,
-                                gpu_name=w.gpu.name, poll_interval_s=0.5)
+                                gpu_name=w.gpu.name,
+                                poll_interval_s=0.1 if args.straggler else 0.5)
         # Profile the kinds of computation the schedule runs (an overlap runs a forward and
         # a backward or backward_input).
         used = {k for r in order.ranks for s in r
@@ -433,29 +465,36 @@ def main_worker(rank, args, world, store_path, result_path):
         hook = pt.PerseusHook(client=client, set_frequency=w.gpu.lock_sm_clock, device=w.gpu,
                               strict=False, rank=w.pp_rank)
         wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
-        if args.straggler and args.dp > 1:
-            if w.pipeline == 1:
-                w.gpu.slow = 1.2
-            dist.barrier()
-            if rank == 0:
-                http(args.server, "POST", f"/v1/jobs/{job_id}/stragglers",
-                     {"pipeline": 1, "slowdown": 1.2})
-            dist.barrier()
-            client.end_iteration(-1, 0.0, 0.0)  # wake the refresher: fetch the new version now
-            if w.pipeline == 0:
-                client.wait_for_plan(1, 60)
+        def snapshot():  # (version, instructions) read consistently from the client
+            while True:
+                version, plan = client.plan_version, client.instructions()
+                if client.plan_version == version:
+                    return version, plan
+
+        first_plan = snapshot()[1]  # the fastest plan (no straggler known yet)
         for _ in range(args.iterations):
+            before = snapshot()
             if args.alternate:  # a baseline iteration: no hook, the highest clock
                 wrapper.unwrap()
                 hook.on_unplanned_work()  # the hook knows the clock it left
                 step(baseline)
                 wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
             step(tuned)
-            # The executed order against the plan this rank got from the coordinator.
-            planned = [pt.Step.from_plan_step(s) for s in client.instructions()]
+            # The executed order against the plan this rank got from the coordinator: the
+            # version the hook ran (the client may have fetched a newer one during the step).
+            report = hook.last_report
+            ran = report.plan_version if report is not None else -1
+            plan = next((p for v, p in (before, snapshot()) if v == ran), None)
+            planned = None if plan is None else [pt.Step.from_plan_step(s) for s in plan]
             checked += 1
-            if (wrapper.executed == planned and wrapper.mismatch() is None
-                    and hook.last_report.plan_version == client.plan_version):
+            # Per iteration: the version the hook ran, its compute time, this rank's energy and
+            # whether the plan it ran was the first (fastest) one.
+            records.append((ran, report.time_s if report is not None else 0.0, w.last_energy_j,
+                            plan == first_plan))
+            if planned is None:
+                notes.setdefault("order_problem", f"rank {rank} ran plan version {ran}, which "
+                                                  "the client no longer holds")
+            elif wrapper.executed == planned and wrapper.mismatch() is None:
                 equal += 1
             elif "order_problem" not in notes:
                 notes["order_problem"] = wrapper.mismatch() or next(
@@ -472,7 +511,8 @@ def main_worker(rank, args, world, store_path, result_path):
     figures = torch.tensor([checked, equal, mismatches], dtype=torch.int64)
     dist.all_reduce(figures)
     versions = [None] * world
-    dist.all_gather_object(versions, (notes.get("plan_version", 0), notes.get("order_problem")))
+    dist.all_gather_object(versions, (notes.get("plan_version", 0), notes.get("order_problem"),
+                                      records))
     if rank == 0:
         out = {"schedule": args.schedule, "torch_class": type(w.schedule).__name__,
                "stages": S, "model_stages": w.total, "microbatches": args.microbatches,
@@ -494,7 +534,13 @@ def main_worker(rank, args, world, store_path, result_path):
                                         and figures[1].item() == figures[0].item())
             out["mismatches"] = int(figures[2].item())
             out["plan_version"] = versions[0][0]
-            out["plan_versions_by_pipeline"] = [versions[p * S][0] for p in range(args.dp)]
+            # Per pipeline, per Perseus iteration: the oldest plan version its ranks ran.
+            pipelines = [[versions[p * S + s][2] for s in range(S)] for p in range(args.dp)]
+            out["plan_versions_by_pipeline"] = [
+                [min(r[k][0] for r in ranks) for k in range(args.iterations)]
+                for ranks in pipelines]
+            # The last plan version of each pipeline's first rank (before: plan_versions_by_pipeline).
+            out["last_plan_versions_by_pipeline"] = [versions[p * S][0] for p in range(args.dp)]
             problems = [v[1] for v in versions if v[1]]
             if problems:
                 out["order_problem"] = problems[0]
@@ -510,8 +556,8 @@ def main_worker(rank, args, world, store_path, result_path):
                                   "saving_pct": 100.0 * (1 - frontier["t_min_energy_j"] /
                                                          frontier["all_max_energy_j"])}
             if args.straggler:
-                # The baseline ran without the straggler: compare times with that in mind.
-                out["straggler"] = {"pipeline": 1, "slowdown": 1.2}
+                straggler_summary(out, pipelines, slow_iterations, baseline, tuned,
+                                  metrics_text(args.server), job_id)
         with open(result_path, "w") as f:
             json.dump(out, f)
     if args.trace:
@@ -519,6 +565,47 @@ def main_worker(rank, args, world, store_path, result_path):
     del hook, client
     dist.barrier()
     dist.destroy_process_group()
+
+
+def straggler_summary(out, pipelines, slow_iterations, baseline, tuned, metrics, job_id):
+    """--straggler --perseus: when pipeline 0 moved off the fastest plan (detection) and back
+    (recovery), and the energy per iteration over the whole run against the baseline (all-max
+    with the same straggler: N slow iterations of pipeline 1, then N normal ones)."""
+    versions = out["plan_versions_by_pipeline"][0]
+    iterations = len(versions)
+    detected = next((k for k in range(iterations) if versions[k] > versions[0]), None)
+    recovered = None
+    if detected is not None:
+        for k in range(max(slow_iterations, detected + 1), iterations):
+            # All of pipeline 0's ranks ran a version after the straggler's, and it was the
+            # fastest plan again.
+            if versions[k] > versions[detected] and all(r[k][3] for r in pipelines[0]):
+                recovered = k
+                break
+    out["straggler_detected_after_iterations"] = detected
+    out["straggler_recovered"] = recovered is not None
+    out["straggler_recovered_after_iterations"] = (None if recovered is None
+                                                   else recovered - slow_iterations)
+    base_e = statistics.fmean(e for _, e in baseline)
+    tuned_e = statistics.fmean(e for _, e in tuned)
+    out["run_saving_pct"] = 100.0 * (1 - tuned_e / base_e)
+    out["straggler"] = {
+        "pipeline": 1, "slowdown": 1.2, "slow_iterations": slow_iterations,
+        "baseline": {"time_s_per_iteration": statistics.fmean(t for t, _ in baseline),
+                     "energy_j_per_iteration": base_e},
+        "perseus": {"time_s_per_iteration": statistics.fmean(t for t, _ in tuned),
+                    "energy_j_per_iteration": tuned_e},
+        "per_iteration": [
+            {"slow": k < slow_iterations,
+             "plan_versions": [min(r[k][0] for r in ranks) for ranks in pipelines],
+             "compute_time_s": [max(r[k][1] for r in ranks) for ranks in pipelines],
+             "energy_j": [sum(r[k][2] for r in ranks) for ranks in pipelines],
+             "time_s": tuned[k][0]}
+            for k in range(iterations)]}
+    for line in metrics.splitlines() if isinstance(metrics, str) else []:
+        for name in ("detected", "recovered"):
+            if line.startswith(f'perseus_stragglers_{name}_total{{job="{job_id}"}}'):
+                out["straggler"][f"{name}_total"] = int(float(line.split()[-1]))
 
 
 # ---- the launcher --------------------------------------------------------------
@@ -574,7 +661,12 @@ def main():
     parser.add_argument("--dp", type=int, default=1, help="pipelines (data parallelism)")
     parser.add_argument("--perseus", action="store_true", help="plan and train with Perseus")
     parser.add_argument("--straggler", action="store_true",
-                        help="with --dp 2: pipeline 1 runs 20%% slower after the baseline")
+                        help="with --dp 2: pipeline 1 runs 20%% slower for --straggler-iterations "
+                             "iterations, then as many normal ones (baseline and Perseus alike); "
+                             "the coordinator detects it from the iteration reports")
+    parser.add_argument("--straggler-iterations", type=int, default=8, metavar="N",
+                        help="with --straggler: slow iterations (then N normal; the run is 2N "
+                             "iterations each way, --iterations is ignored)")
     parser.add_argument("--alternate", action="store_true",
                         help="with --perseus: alternate baseline and Perseus iterations after "
                              "planning (the machine's load drift then hits both alike) instead "
@@ -596,6 +688,10 @@ def main():
                      f"({per_rank} model stage(s) per rank; the profile has {PROFILE_STAGES})")
     if args.straggler and args.dp < 2:
         parser.error("--straggler needs --dp 2 or more")
+    if args.straggler:
+        if args.straggler_iterations < 1:
+            parser.error("--straggler-iterations must be positive")
+        args.iterations = 2 * args.straggler_iterations
     if args.iterations < 1 or args.microbatches < 1:
         parser.error("--iterations and --microbatches must be positive")
 
