@@ -465,15 +465,16 @@ def main_worker(rank, args, world, store_path, result_path):
         hook = pt.PerseusHook(client=client, set_frequency=w.gpu.lock_sm_clock, device=w.gpu,
                               strict=False, rank=w.pp_rank)
         wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
-        def snapshot():  # (version, instructions) read consistently from the client
+
+        def snapshot(c):  # (version, instructions) read consistently from client c
             while True:
-                version, plan = client.plan_version, client.instructions()
-                if client.plan_version == version:
+                version, plan = c.plan_version, c.instructions()
+                if c.plan_version == version:
                     return version, plan
 
-        first_plan = snapshot()[1]  # the fastest plan (no straggler known yet)
+        first_plan = snapshot(client)[1]  # the fastest plan (no straggler known yet)
         for _ in range(args.iterations):
-            before = snapshot()
+            before = snapshot(client)
             if args.alternate:  # a baseline iteration: no hook, the highest clock
                 wrapper.unwrap()
                 hook.on_unplanned_work()  # the hook knows the clock it left
@@ -484,7 +485,7 @@ def main_worker(rank, args, world, store_path, result_path):
             # version the hook ran (the client may have fetched a newer one during the step).
             report = hook.last_report
             ran = report.plan_version if report is not None else -1
-            plan = next((p for v, p in (before, snapshot()) if v == ran), None)
+            plan = next((p for v, p in (before, snapshot(client)) if v == ran), None)
             planned = None if plan is None else [pt.Step.from_plan_step(s) for s in plan]
             checked += 1
             # Per iteration: the version the hook ran, its compute time, this rank's energy and
