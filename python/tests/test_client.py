@@ -1,38 +1,13 @@
-import contextlib
-import re
-import subprocess
 import time
-import urllib.request
 
 import pytest
 
 import perseus
-from http_helpers import call
-
-
-@contextlib.contextmanager
-def _serve(perseus_bin, tmp_path):
-    """A `perseus serve` on a free loopback port; yields its base URL."""
-    server = subprocess.Popen([perseus_bin, "serve", "--listen", "127.0.0.1:0", "--db",
-                               str(tmp_path / "db.sqlite")],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        yield server.stdout.readline().strip().split(" ")[-1]  # http://127.0.0.1:PORT
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _metric(base, name, job):
-    """The value of `name{job="JOB"}` in /metrics (None if absent)."""
-    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
-        text = response.read().decode()
-    found = re.search(rf'^{name}{{job="{job}"}} (\d+)$', text, re.MULTILINE)
-    return None if found is None else int(found.group(1))
+from http_helpers import call, metric, serve
 
 
 def test_client_follows_the_coordinator(perseus_bin, gpt3_profile, tmp_path):
-    with _serve(perseus_bin, tmp_path) as base:
+    with serve(perseus_bin, tmp_path / "db.sqlite") as base:
         job = call(base, "POST", "/v1/jobs", {"name": "py", "stages": 8, "microbatches": 4,
                                                "dp": 2, "blocking_power_w": 83.64})["job_id"]
         clocks = list(range(1410, 854, -15))
@@ -65,10 +40,10 @@ def test_client_follows_the_coordinator(perseus_bin, gpt3_profile, tmp_path):
 
 
 def test_client_reports_plan_mismatches(perseus_bin, tmp_path):
-    with _serve(perseus_bin, tmp_path) as base:
+    with serve(perseus_bin, tmp_path / "db.sqlite") as base:
         job = call(base, "POST", "/v1/jobs", {"name": "py", "stages": 2, "microbatches": 2,
                                                "blocking_power_w": 83.64})["job_id"]
-        assert _metric(base, "perseus_plan_mismatches_total", job) == 0
+        assert metric(base, "perseus_plan_mismatches_total", job) == 0
         client = perseus.Client(base, job_id=job, rank=1, pp_rank=1,
                                 frequencies_mhz=[1410, 1005], poll_interval_s=60)
         client.end_iteration(0, 1.0, 100.0, mismatches=3)
@@ -80,7 +55,7 @@ def test_client_reports_plan_mismatches(perseus_bin, tmp_path):
         while call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
             assert time.time() < deadline, "the reports did not arrive"
             time.sleep(0.05)
-        assert _metric(base, "perseus_plan_mismatches_total", job) == 5
-        assert _metric(base, "perseus_iterations_with_mismatches_total", job) == 2
+        assert metric(base, "perseus_plan_mismatches_total", job) == 5
+        assert metric(base, "perseus_iterations_with_mismatches_total", job) == 2
         report = call(base, "GET", f"/v1/jobs/{job}/report")
         assert (report["plan_mismatches"], report["iterations_with_mismatches"]) == (5, 2)

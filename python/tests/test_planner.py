@@ -8,7 +8,7 @@ import time
 import pytest
 
 import perseus
-from http_helpers import call
+from http_helpers import call, serve
 
 
 def test_plan_matches_the_cli(gpt3_profile, perseus_bin):
@@ -122,11 +122,7 @@ def test_client_frequency_for_overlap(perseus_bin, gpt3_profile, tmp_path):
     with pytest.raises(perseus.InvalidInputError, match="overlap_f_b"):
         offline.frequency_for("sideways", 0)
 
-    server = subprocess.Popen([perseus_bin, "serve", "--listen", "127.0.0.1:0", "--db",
-                               str(tmp_path / "db.sqlite")],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        base = server.stdout.readline().strip().split(" ")[-1]  # http://127.0.0.1:PORT
+    with serve(perseus_bin, tmp_path / "db.sqlite") as base:
         job = call(base, "POST", "/v1/jobs", {"name": "dualpipev",
                                                "schedule_csv": DUALPIPEV.read_text(),
                                                "blocking_power_w": 83.64})["job_id"]
@@ -149,6 +145,3 @@ def test_client_frequency_for_overlap(perseus_bin, gpt3_profile, tmp_path):
             assert client.frequency_for(b["kind"], b["microbatch"], b["stage"]) == \
                 s["frequency_mhz"]
         assert client.frequency_for("overlap_f_b", 99) == 1410
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

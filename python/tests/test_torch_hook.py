@@ -2,20 +2,16 @@
 production warns once, falls back to the highest clock, counts, never raises); and its counts
 reaching a real coordinator's /metrics."""
 
-import contextlib
-import json
 import pathlib
-import re
-import subprocess
 import time
-import urllib.request
 import warnings
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List
 
 import pytest
 
 import perseus
 import perseus.torch as pt
+from http_helpers import call, metric, serve
 
 PLAN = [
     {"kind": "forward", "microbatch": 0, "frequency_mhz": 1410},
@@ -316,52 +312,22 @@ def test_needs_a_plan_source():
         pt.PerseusHook()
 
 
-def _http(base: str, method: str, path: str, body: Any = None,
-          content_type: str = "application/json") -> Any:
-    data = (None if body is None
-            else body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
-
-
-@contextlib.contextmanager
-def _serve(perseus_bin: str, db: pathlib.Path) -> Iterator[str]:
-    """A `perseus serve` on a free loopback port; yields its base URL."""
-    server = subprocess.Popen([perseus_bin, "serve", "--listen", "127.0.0.1:0", "--db", str(db)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert server.stdout is not None
-        yield server.stdout.readline().strip().split(" ")[-1]  # http://127.0.0.1:PORT
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _metric(base: str, name: str, job: int) -> Optional[int]:
-    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
-        text = response.read().decode()
-    found = re.search(rf'^{name}{{job="{job}"}} (\d+)$', text, re.MULTILINE)
-    return None if found is None else int(found.group(1))
-
-
 def test_production_mismatches_reach_the_coordinator(perseus_bin: str, gpt3_profile: str,
                                                     tmp_path: pathlib.Path) -> None:
     """A production hook on a real Client, run in the wrong order: the operator sees the
     mismatches in the coordinator's /metrics and /report."""
-    with _serve(perseus_bin, tmp_path / "db.sqlite") as base:
-        job = _http(base, "POST", "/v1/jobs", {"name": "hook", "stages": 2, "microbatches": 2,
+    with serve(perseus_bin, tmp_path / "db.sqlite") as base:
+        job = call(base, "POST", "/v1/jobs", {"name": "hook", "stages": 2, "microbatches": 2,
                                                "blocking_power_w": 83.64})["job_id"]
         clocks = list(range(1410, 854, -15))
-        _http(base, "POST", f"/v1/jobs/{job}/ranks",
+        call(base, "POST", f"/v1/jobs/{job}/ranks",
               {"rank": 1, "pp_rank": 1, "dp_rank": 0, "frequencies_mhz": clocks})
         with open(gpt3_profile) as f:
             profile = "".join(line for i, line in enumerate(f)
                               if i == 0 or int(line.split(",")[0]) < 2)  # stages 0 and 1
-        _http(base, "PUT", f"/v1/jobs/{job}/profile", profile.encode(), "text/csv")
+        call(base, "PUT", f"/v1/jobs/{job}/profile", profile.encode(), "text/csv")
         deadline = time.time() + 60
-        while _http(base, "GET", f"/v1/jobs/{job}")["state"] != "ready":  # planned
+        while call(base, "GET", f"/v1/jobs/{job}")["state"] != "ready":  # planned
             assert time.time() < deadline, "the job was not planned"
             time.sleep(0.05)
         client = perseus.Client(base, job_id=job, rank=0, pp_rank=0, frequencies_mhz=clocks,
@@ -380,10 +346,10 @@ def test_production_mismatches_reach_the_coordinator(perseus_bin: str, gpt3_prof
         assert hook.last_report is not None and hook.last_report.mismatches == 0
         assert applied[0] == 1410  # the first computation mismatched: the highest clock
         deadline = time.time() + 30
-        while _http(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
+        while call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
             assert time.time() < deadline, "the hook's reports did not arrive"
             time.sleep(0.05)
-        assert _metric(base, "perseus_plan_mismatches_total", job) == 2
-        assert _metric(base, "perseus_iterations_with_mismatches_total", job) == 2
-        report = _http(base, "GET", f"/v1/jobs/{job}/report")
+        assert metric(base, "perseus_plan_mismatches_total", job) == 2
+        assert metric(base, "perseus_iterations_with_mismatches_total", job) == 2
+        report = call(base, "GET", f"/v1/jobs/{job}/report")
         assert (report["plan_mismatches"], report["iterations_with_mismatches"]) == (2, 2)
