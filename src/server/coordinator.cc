@@ -162,36 +162,34 @@ Coordinator::~Coordinator() {
 }
 
 Status Coordinator::Migrate() {
-  auto columns_of = [&](const char* table, std::set<std::string>* out) {
-    Statement columns(db_->handle(),
-                      std::string("SELECT name FROM pragma_table_info('") + table + "')");
-    while (columns.Step()) out->insert(columns.Text(0));
-    return columns.status();
+  // Columns later versions added, each with the value older rows take: plan mismatches in
+  // iteration reports (older reports had none), the source and reference time of stragglers
+  // (those stored before straggler detection are manual ones).
+  struct Added {
+    const char* table;
+    const char* column;
+    const char* definition;
   };
-  // Databases written before iteration reports carried plan mismatches: add the column (every
-  // earlier report counts as none).
-  std::set<std::string> iterations, stragglers;
-  if (Status s = columns_of("iterations", &iterations); !s.ok()) return s;
-  if (iterations.count("mismatches") == 0) {
-    if (log_) log_("database: adding the mismatches column to the iteration reports");
-    if (Status s =
-            db_->Exec("ALTER TABLE iterations ADD COLUMN mismatches INTEGER NOT NULL DEFAULT 0");
+  static constexpr Added kAdded[] = {
+      {"iterations", "mismatches", "INTEGER NOT NULL DEFAULT 0"},
+      {"stragglers", "source", "TEXT NOT NULL DEFAULT 'manual'"},
+      {"stragglers", "reference_time", "REAL NOT NULL DEFAULT 0"},
+  };
+  for (const Added& added : kAdded) {
+    Statement columns(db_->handle(),
+                      std::string("SELECT name FROM pragma_table_info('") + added.table + "')");
+    bool present = false;
+    while (columns.Step()) present = present || columns.Text(0) == added.column;
+    if (!columns.status().ok()) return columns.status();
+    if (present) continue;
+    if (log_) {
+      log_(std::string("database: adding the ") + added.column + " column to " + added.table);
+    }
+    if (Status s = db_->Exec(std::string("ALTER TABLE ") + added.table + " ADD COLUMN " +
+                             added.column + " " + added.definition);
         !s.ok()) {
       return s;
     }
-  }
-  // Databases written before straggler detection: every stored straggler is a manual one.
-  if (Status s = columns_of("stragglers", &stragglers); !s.ok()) return s;
-  if (stragglers.count("source") == 0) {
-    if (log_) log_("database: adding the source column to the stragglers");
-    if (Status s =
-            db_->Exec("ALTER TABLE stragglers ADD COLUMN source TEXT NOT NULL DEFAULT 'manual'");
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (stragglers.count("reference_time") == 0) {
-    return db_->Exec("ALTER TABLE stragglers ADD COLUMN reference_time REAL NOT NULL DEFAULT 0");
   }
   return Status::Ok();
 }

@@ -46,36 +46,27 @@ std::string Metrics::Render(const CoordinatorStats& stats) {
       "# HELP perseus_reported_energy_joules Energy the ranks reported.\n"
       "# TYPE perseus_reported_energy_joules gauge\n";
   out += "perseus_reported_energy_joules " + Number(stats.reported_energy_j) + "\n";
-  out +=
-      "# HELP perseus_plan_mismatches_total Plan mismatches the ranks reported, by job.\n"
-      "# TYPE perseus_plan_mismatches_total counter\n";
-  for (const auto& [job, m] : stats.mismatches_by_job) {
-    out += "perseus_plan_mismatches_total{job=\"" + std::to_string(job) + "\"} " +
-           std::to_string(m.total) + "\n";
-  }
-  out +=
-      "# HELP perseus_iterations_with_mismatches_total Iteration reports (one per rank and "
-      "iteration) with at least one plan mismatch, by job.\n"
-      "# TYPE perseus_iterations_with_mismatches_total counter\n";
-  for (const auto& [job, m] : stats.mismatches_by_job) {
-    out += "perseus_iterations_with_mismatches_total{job=\"" + std::to_string(job) + "\"} " +
-           std::to_string(m.iterations) + "\n";
-  }
-  out +=
-      "# HELP perseus_stragglers_detected_total Stragglers the detection declared, by job.\n"
-      "# TYPE perseus_stragglers_detected_total counter\n";
-  for (const auto& [job, d] : stats.detections_by_job) {
-    out += "perseus_stragglers_detected_total{job=\"" + std::to_string(job) + "\"} " +
-           std::to_string(d.detected) + "\n";
-  }
-  out +=
-      "# HELP perseus_stragglers_recovered_total Detected stragglers the detection cleared, by "
-      "job.\n"
-      "# TYPE perseus_stragglers_recovered_total counter\n";
-  for (const auto& [job, d] : stats.detections_by_job) {
-    out += "perseus_stragglers_recovered_total{job=\"" + std::to_string(job) + "\"} " +
-           std::to_string(d.recovered) + "\n";
-  }
+  // A counter with one line per job: `value` picks it from the job's entry of `by_job`.
+  auto per_job = [&out](const char* name, const char* help, const auto& by_job, auto value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+    for (const auto& [job, entry] : by_job) {
+      out += std::string(name) + "{job=\"" + std::to_string(job) + "\"} " +
+             std::to_string(value(entry)) + "\n";
+    }
+  };
+  using M = CoordinatorStats::Mismatches;
+  using D = CoordinatorStats::Detections;
+  per_job("perseus_plan_mismatches_total", "Plan mismatches the ranks reported, by job.",
+          stats.mismatches_by_job, [](const M& m) { return m.total; });
+  per_job("perseus_iterations_with_mismatches_total",
+          "Iteration reports (one per rank and iteration) with at least one plan mismatch, by "
+          "job.",
+          stats.mismatches_by_job, [](const M& m) { return m.iterations; });
+  per_job("perseus_stragglers_detected_total", "Stragglers the detection declared, by job.",
+          stats.detections_by_job, [](const D& d) { return d.detected; });
+  per_job("perseus_stragglers_recovered_total",
+          "Detected stragglers the detection cleared, by job.", stats.detections_by_job,
+          [](const D& d) { return d.recovered; });
   std::lock_guard<std::mutex> lock(mu_);
   out +=
       "# HELP perseus_http_requests_total HTTP requests by route and status.\n"
