@@ -11,6 +11,14 @@ double Median(std::vector<double> values) {
   return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
+namespace {
+double Mean(const std::deque<double>& values) {
+  double sum = 0;
+  for (double v : values) sum += v;
+  return sum / static_cast<double>(values.size());
+}
+}  // namespace
+
 void StragglerPolicy::SetDeclared(int pipeline, double time_s, double reference_s) {
   State& s = state_[pipeline];
   s = State{};
@@ -58,7 +66,6 @@ std::vector<StragglerDecision> StragglerPolicy::Observe(const std::vector<double
     if (!(reference > 0)) continue;
     const double t = times[static_cast<size_t>(p)];
     const bool slow = t > (1 + th) * reference;
-    const bool normal = t <= (1 + th / 2) * reference;  // hysteresis: a margin of threshold/2
     if (slow) {
       s.slow_times.push_back(t);
       s.slow_references.push_back(reference);
@@ -70,7 +77,10 @@ std::vector<StragglerDecision> StragglerPolicy::Observe(const std::vector<double
       s.slow_times.clear();
       s.slow_references.clear();
     }
-    s.normal = normal ? s.normal + 1 : 0;
+    if (s.declared) {
+      s.since_declared.push_back(t / reference);
+      while (s.since_declared.size() > k) s.since_declared.pop_front();
+    }
     if (!s.declared) {
       if (s.slow_times.size() == k) {
         const double t_prime = Median({s.slow_times.begin(), s.slow_times.end()});
@@ -78,7 +88,8 @@ std::vector<StragglerDecision> StragglerPolicy::Observe(const std::vector<double
         SetDeclared(p, t_prime, ref);
         out.push_back({StragglerDecision::Kind::kDeclare, p, t_prime, ref});
       }
-    } else if (s.normal >= options_.iterations) {
+    } else if (s.since_declared.size() == k &&
+               Mean(s.since_declared) <= 1 + th / 2) {  // hysteresis: th/2
       const double ref = s.reference_s;
       state_.erase(p);
       out.push_back({StragglerDecision::Kind::kClear, p, 0, ref});

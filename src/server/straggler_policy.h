@@ -13,7 +13,11 @@ namespace perseus::server {
 
 struct StragglerPolicyOptions {
   double threshold = 0.05;  // slow: time > (1 + threshold) x the others' median
-  int iterations = 3;       // K: consecutive iterations to declare, re-target or clear
+  // K: consecutive slow iterations to declare or re-target; a declared
+  // straggler is cleared when the mean of its last K times, each over its
+  // reference, is <= 1 + threshold / 2 (a mean, so one noisy iteration in K
+  // does not hold a recovered pipeline back, while one slow in every two does).
+  int iterations = 3;
 };
 
 struct StragglerDecision {
@@ -50,7 +54,7 @@ class StragglerPolicy {
     bool declared = false;
     double time_s = 0, reference_s = 0;
     std::deque<double> slow_times, slow_references;  // the current run of slow iterations
-    int normal = 0;                                  // the current run of recovered iterations
+    std::deque<double> since_declared;               // the last K time/reference ratios
   };
   StragglerPolicyOptions options_;
   std::map<int, State> state_;

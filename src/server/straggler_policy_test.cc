@@ -48,18 +48,33 @@ TEST(StragglerPolicyTest, KMinusOneSlowIterationsDoNotDeclareAndKDo) {
   EXPECT_FALSE(policy.declared(0));
 }
 
-TEST(StragglerPolicyTest, RecoveryNeedsKNormalIterations) {
+TEST(StragglerPolicyTest, RecoveryNeedsTheMeanOfTheLastKWithinTheMargin) {
   StragglerPolicy policy({0.05, 3});
   ASSERT_EQ(Feed(policy, {{1, 1.2}, {1, 1.2}, {1, 1.2}}).size(), 1u);
   // Once declared the other pipeline runs slowed to 1.2: that is not a baseline.
   EXPECT_TRUE(Feed(policy, {{1.2, 1.2}, {1.2, 1.2}, {1.2, 1.2}}).empty());
-  // Two normal, one still slow, two normal: not yet.
+  // Two normal, one still slow, two normal: no window of three has a mean within 2.5%.
   EXPECT_TRUE(Feed(policy, {{1.2, 1.0}, {1.2, 1.01}, {1.2, 1.2}, {1.2, 1.0}, {1.2, 1.0}}).empty());
   auto cleared = Feed(policy, {{1.2, 1.0}});
   ASSERT_EQ(cleared.size(), 1u);
   EXPECT_EQ(cleared[0].second.kind, Kind::kClear);
   EXPECT_EQ(cleared[0].second.pipeline, 1);
   EXPECT_FALSE(policy.declared(1));
+}
+
+// The shared CI machine: a recovered pipeline's times scatter around the
+// reference, and one iteration in three may be 4% slow. The mean of K still
+// clears it; a run of K in-margin iterations (the rule before) would not have.
+TEST(StragglerPolicyTest, OneNoisyIterationInKDoesNotHoldARecoveryBack) {
+  StragglerPolicy policy({0.05, 3});
+  ASSERT_EQ(Feed(policy, {{1, 1.2}, {1, 1.2}, {1, 1.2}}).size(), 1u);
+  auto d = Feed(policy, {{1.2, 1.0}, {1.2, 1.04}, {1.2, 0.99}});
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].first, 2u);
+  EXPECT_EQ(d[0].second.kind, Kind::kClear);
+  EXPECT_FALSE(policy.declared(1));
+  // Below the threshold, the same noise never declares (it needs K slow in a row).
+  EXPECT_TRUE(Feed(policy, {{1, 1.04}, {1, 1.06}, {1, 1.0}, {1, 1.06}, {1, 1.06}}).empty());
 }
 
 TEST(StragglerPolicyTest, BetweenTheMarginsNeitherRecoversNorRedeclares) {
