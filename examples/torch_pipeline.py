@@ -378,12 +378,103 @@ def metrics_text(base):
 
 
 def create_job(args, order):
-    """The coordinator's job for this schedule: its compute-only CSV."""
+    """The coordinator's job for this schedule: its compute-only CSV. With --profile-in-job
+    the blocking power is not given: the ranks measure it with their profiles."""
     body = {"name": f"torch_pipeline example ({args.schedule})",
             "schedule_csv": order.csv(), "stages": args.stages,
-            "microbatches": args.microbatches, "dp": args.dp,
-            "blocking_power_w": BLOCKING_POWER_W}
+            "microbatches": args.microbatches, "dp": args.dp}
+    if not args.profile_in_job:
+        body["blocking_power_w"] = BLOCKING_POWER_W
     return http(args.server, "POST", "/v1/jobs", body)["job_id"]
+
+
+def profiled_kinds(order):
+    """The computation kinds the schedule runs (an overlap runs a forward and a backward or
+    backward_input), in the profile's order."""
+    used = {k for r in order.ranks for s in r
+            for k in ([s.kind] if s.backward is None else ["forward", s.backward.kind])}
+    return [k for k in ("forward", "backward", "backward_input", "backward_weight")
+            if k in used]
+
+
+def profile_in_job(w, args, rank, world, job_id, order, step):
+    """--profile-in-job: the job starts without a profile. Each rank's hook runs 1 warm-up and
+    --baseline-iterations iterations at the highest clock, profiles itself over the next
+    iterations (one clock per iteration, every computation measured), uploads its rows and
+    measured blocking power, runs at the highest clock until the coordinator's plan arrives
+    and then follows it, all in one training loop. It stops once every rank ran --iterations
+    planned iterations (a collective decision: the ranks' phases change at different steps).
+    Returns the JSON fields of this mode (rank 0) or None."""
+    client = perseus.Client(args.server, job_id=job_id, rank=rank, pp_rank=w.pp_rank,
+                            dp_rank=w.pipeline, frequencies_mhz=w.clocks, gpu_name=w.gpu.name,
+                            poll_interval_s=0.2)
+    step_clocks = max(1, len(w.clocks) // args.profile_clocks) if args.profile_clocks else 1
+    profile = pt.InJobProfile(frequencies_mhz=w.clocks[::step_clocks],
+                              kinds=profiled_kinds(order), warmup_iterations=0,
+                              measure_iterations=2)
+    hook = pt.PerseusHook(client=client, set_frequency=w.gpu.lock_sm_clock, device=w.gpu,
+                          strict=False, rank=w.pp_rank, profile=profile,
+                          baseline_iterations=args.baseline_iterations)
+    wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
+    phases, checked, equal, problem = [], 0, 0, None
+    limit = 1 + args.baseline_iterations + profile.max_iterations + args.iterations + 600
+    planned_done = 0
+    while True:
+        step([])
+        report = hook.last_report
+        phases.append(report.phase)
+        if report.phase == "planned":
+            planned_done += 1
+            plan = client.instructions() if client.plan_version == report.plan_version else None
+            if plan is not None:
+                checked += 1
+                if wrapper.executed == [pt.Step.from_plan_step(x) for x in plan]:
+                    equal += 1
+                elif problem is None:
+                    problem = wrapper.mismatch() or f"rank {rank}: order differs from the plan"
+        # Every rank ran enough planned iterations (or the loop ran too long): stop together.
+        done = torch.tensor([planned_done >= args.iterations or len(phases) >= limit],
+                            dtype=torch.int64)
+        dist.all_reduce(done, op=dist.ReduceOp.MIN)
+        if done.item():
+            break
+    totals = torch.tensor([checked, equal, hook.metrics.mismatches, hook.profiler.iterations],
+                          dtype=torch.int64)
+    dist.all_reduce(totals)
+    iterations = torch.tensor([hook.profiler.iterations], dtype=torch.int64)
+    dist.all_reduce(iterations, op=dist.ReduceOp.MAX)
+    gathered = [None] * world
+    dist.all_gather_object(gathered, (phases, problem))
+    out = None
+    if rank == 0:
+        # The coordinator's measured figures, once every rank's reports arrived.
+        expected = sum(len(g[0]) for g in gathered)
+        deadline = time.monotonic() + 60
+        report = http(args.server, "GET", f"/v1/jobs/{job_id}/report")
+        while report["reports"] < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+            report = http(args.server, "GET", f"/v1/jobs/{job_id}/report")
+        state = http(args.server, "GET", f"/v1/jobs/{job_id}")
+        counts = {p: sum(ph.count(p) for ph, _ in gathered) // world for p in pt.PHASES}
+        measured = report["measured"]
+        out = {"profiling_iterations": int(iterations.item()),
+               "profiling_iterations_max": profile.max_iterations,
+               "profiled_frequencies": len(profile.frequencies_mhz),
+               "phases_per_rank": counts,
+               "iterations_total": len(phases),
+               "order_checked": bool(totals[0].item() > 0 and totals[1] == totals[0]),
+               "mismatches": int(totals[2].item()),
+               "plan_version": client.plan_version,
+               "blocking_power": state.get("blocking_power"),
+               "measured": measured,
+               "saving_pct": measured.get("saving_pct"),
+               "slowdown_pct": measured.get("slowdown_pct")}
+        problems = [g[1] for g in gathered if g[1]]
+        if problems:
+            out["order_problem"] = problems[0]
+    wrapper.unwrap()
+    del hook, client
+    return out
 
 
 def main_worker(rank, args, world, store_path, result_path):
@@ -426,6 +517,19 @@ def main_worker(rank, args, world, store_path, result_path):
             results.append((t, e))
         losses.append(loss)
 
+    if args.profile_in_job:
+        out = profile_in_job(w, args, rank, world, job_id, order, step)
+        if rank == 0:
+            out.update({"schedule": args.schedule, "torch_class": type(w.schedule).__name__,
+                        "stages": S, "microbatches": args.microbatches, "dp": args.dp,
+                        "iterations": args.iterations, "time_scale": args.time_scale,
+                        "loss_first": losses[0], "loss_last": losses[-1]})
+            with open(result_path, "w") as f:
+                json.dump(out, f)
+        dist.barrier()
+        dist.destroy_process_group()
+        return
+
     w.gpu.lock_sm_clock(w.clocks[0])
     step(None)
     if not args.alternate:
@@ -441,13 +545,7 @@ def main_worker(rank, args, world, store_path, result_path):
                                 dp_rank=w.pipeline, frequencies_mhz=w.clocks,
                                 gpu_name=w.gpu.name,
                                 poll_interval_s=0.1 if args.straggler else 0.5)
-        # Profile the kinds of computation the schedule runs (an overlap runs a forward and
-        # a backward or backward_input).
-        used = {k for r in order.ranks for s in r
-                for k in ([s.kind] if s.backward is None else ["forward", s.backward.kind])}
-        kinds = [k for k in ("forward", "backward", "backward_input", "backward_weight")
-                 if k in used]
-        rows = w.profile(kinds)
+        rows = w.profile(profiled_kinds(order))
         gathered = [None] * world
         dist.all_gather_object(gathered, rows)
         notes["profiled_frequencies"] = len({r[2] for r in rows})
@@ -462,8 +560,10 @@ def main_worker(rank, args, world, store_path, result_path):
             http(args.server, "PUT", f"/v1/jobs/{job_id}/profile", text, "text/csv")
         if not client.wait_for_plan(0, 600):
             raise RuntimeError("no plan from the coordinator")
+        # This mode has its own baseline (all iterations at the highest clock, above).
         hook = pt.PerseusHook(client=client, set_frequency=w.gpu.lock_sm_clock, device=w.gpu,
-                              strict=False, rank=w.pp_rank)
+                              strict=False, rank=w.pp_rank, warmup_iterations=0,
+                              baseline_iterations=0)
         wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
 
         def snapshot(c):  # (version, instructions) read consistently from client c
@@ -672,6 +772,16 @@ def main():
                         help="with --perseus: alternate baseline and Perseus iterations after "
                              "planning (the machine's load drift then hits both alike) instead "
                              "of all baseline iterations first")
+    parser.add_argument("--profile-in-job", action="store_true",
+                        help="with --perseus: the job starts without a profile; the ranks profile "
+                             "themselves in the training loop, then follow the plan (see "
+                             "profile_in_job); --iterations planned iterations")
+    parser.add_argument("--profile-clocks", type=int, default=0, metavar="N",
+                        help="with --profile-in-job: profile about N of the supported clocks "
+                             "(every k-th; default: all)")
+    parser.add_argument("--baseline-iterations", type=int, default=3, metavar="N",
+                        help="with --profile-in-job: iterations at the highest clock the hook "
+                             "reports as the measured baseline (after 1 warm-up)")
     parser.add_argument("--server", help="a running `perseus serve` (default: start one)")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="simulated computation times are the GPT-3 profile's times this "
@@ -695,6 +805,10 @@ def main():
         args.iterations = 2 * args.straggler_iterations
     if args.iterations < 1 or args.microbatches < 1:
         parser.error("--iterations and --microbatches must be positive")
+    if args.profile_in_job and (not args.perseus or args.straggler or args.alternate):
+        parser.error("--profile-in-job needs --perseus, without --straggler or --alternate")
+    if args.profile_clocks < 0 or args.baseline_iterations < 0:
+        parser.error("--profile-clocks and --baseline-iterations must be >= 0")
 
     work = tempfile.mkdtemp(prefix="perseus-example-")
     if args.trace:

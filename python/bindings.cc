@@ -581,16 +581,52 @@ PYBIND11_MODULE(_perseus, m) {
       .def(
           "end_iteration",
           [](client::Client& c, int64_t iteration, double time_s, double energy_j,
-             int64_t mismatches) {
+             int64_t mismatches, const std::string& phase, int64_t plan_version,
+             std::optional<double> profiling_progress) {
             if (mismatches < 0) {
               throw StatusError(Status::InvalidInput(
                   "mismatches must be a non-negative count, got " + std::to_string(mismatches)));
             }
-            c.EndIteration(iteration, time_s, energy_j, mismatches);
+            if (!phase.empty() && phase != "warmup" && phase != "baseline" &&
+                phase != "profiling" && phase != "planned") {
+              throw StatusError(Status::InvalidInput(
+                  "phase must be warmup, baseline, profiling or planned, got '" + phase + "'"));
+            }
+            if (profiling_progress && !(*profiling_progress >= 0 && *profiling_progress <= 1)) {
+              throw StatusError(Status::InvalidInput("profiling_progress must be in [0, 1]"));
+            }
+            c.EndIteration(iteration, time_s, energy_j, mismatches,
+                           {phase, plan_version, profiling_progress.value_or(-1)});
           },
           py::arg("iteration"), py::arg("time_s"), py::arg("energy_j"), py::arg("mismatches") = 0,
-          "Queues this iteration's report (time, energy and the plan mismatches met in it) for "
+          py::arg("phase") = "", py::arg("plan_version") = -1,
+          py::arg("profiling_progress") = py::none(),
+          "Queues this iteration's report (time, energy, the plan mismatches met in it and, "
+          "when given, its phase, the plan version it ran and in-job profiling progress) for "
           "the coordinator and wakes the refresher; never waits on the network.")
+      .def(
+          "submit_measurements",
+          [](client::Client& c, const std::vector<py::dict>& rows, double blocking_power_w) {
+            std::vector<client::MeasuredRow> parsed;
+            for (const py::dict& row : rows) {
+              client::MeasuredRow r;
+              r.kind = ParseKind(row["instruction"].cast<std::string>(), /*overlap=*/false);
+              r.frequency_mhz = row["frequency_mhz"].cast<int>();
+              r.time_s = row["time_s"].cast<double>();
+              r.energy_j = row["energy_j"].cast<double>();
+              parsed.push_back(r);
+            }
+            if (parsed.empty()) {
+              throw StatusError(Status::InvalidInput("submit_measurements needs rows"));
+            }
+            c.SubmitMeasurements(parsed, blocking_power_w);
+          },
+          py::arg("rows"), py::arg("blocking_power_w") = -1.0,
+          "Queues this rank's profile: rows {instruction, frequency_mhz, time_s, energy_j} and "
+          "the blocking power measured (W; negative: none). Sent by the background thread; "
+          "never waits on the network.")
+      .def_property_readonly("measurements_status", &client::Client::measurements_status,
+                             "none, queued, accepted, or 'refused: <why>'")
       .def(
           "instructions",
           [](const client::Client& c) {

@@ -63,13 +63,14 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, NamedTupl
                     Sequence, Set, Tuple, Union)
 
 from . import InvalidInputError
+from ._profiling import InJobProfile, InJobProfiler
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._perseus import Client, Device
 
-__all__ = ["HookMetrics", "IterationReport", "KINDS", "PerseusHook", "PlanMismatchError",
-           "PlanMismatchWarning", "ScheduleOrder", "ScheduleWrapper", "Step",
-           "schedule_from_torch", "wrap_schedule"]
+__all__ = ["HookMetrics", "InJobProfile", "IterationReport", "KINDS", "PHASES", "PerseusHook",
+           "PlanMismatchError", "PlanMismatchWarning", "ScheduleOrder", "ScheduleWrapper",
+           "Step", "schedule_from_torch", "wrap_schedule"]
 
 logger = logging.getLogger("perseus.torch")
 
@@ -317,6 +318,7 @@ class IterationReport:
     plan_version: int
     computations: int
     fallback: bool  # whether part of it ran at the highest clock after a mismatch
+    phase: str = "planned"  # warmup | baseline | profiling | planned (PHASES)
 
 
 @dataclass
@@ -333,6 +335,13 @@ class HookMetrics:
 
     def as_dict(self) -> Dict[str, int]:
         return asdict(self)
+
+
+# What an iteration ran, as the hook reports it: `warmup` (the first iterations, at the
+# highest clock, left out of every figure), `baseline` (at the highest clock: the measured
+# savings' reference), `profiling` (in-job profiling), `planned` (the coordinator's or the
+# given plan).
+PHASES = ("warmup", "baseline", "profiling", "planned")
 
 
 class _Planned(NamedTuple):
@@ -376,6 +385,21 @@ class PerseusHook:
     once, runs at the highest clock until the next step begins, counts it and never raises.
     The highest clock is `fallback_mhz`, else the client's highest clock, else the plan's.
     Until a client has a plan, computations run at the highest clock (not a mismatch).
+
+    Measured savings. With a client, the first `warmup_iterations` (default 1) run at the
+    highest clock and are reported as phase "warmup", the next `baseline_iterations` (default
+    3) at the highest clock as "baseline" (also every later iteration without a plan), the
+    others as "planned": the coordinator's report compares the measured baseline with the
+    planned iterations. Without a client both default to 0.
+
+    In-job profiling. With `profile` (an InJobProfile) and no plan from the coordinator yet,
+    after the baseline the rank profiles itself: each iteration runs at one clock of the sweep
+    and every computation is measured (see perseus._profiling); then its rows and measured
+    blocking power go to the coordinator (`client.submit_measurements`), which plans once every
+    stage has sent its own; the hook runs at the highest clock meanwhile and follows the plan
+    from the first step after it arrives. `profile.max_iterations` is the cost announced up
+    front (logged); `hook.profiler` shows progress. A plan that arrives while profiling ends
+    profiling (another run profiled the job).
     """
 
     def __init__(self, *, client: Optional["Client"] = None,
@@ -384,9 +408,34 @@ class PerseusHook:
                  device: Optional["Device"] = None,
                  synchronize: Optional[Callable[[], None]] = None,
                  strict: bool = True, rank: int = 0,
-                 fallback_mhz: Optional[int] = None) -> None:
+                 fallback_mhz: Optional[int] = None,
+                 warmup_iterations: Optional[int] = None,
+                 baseline_iterations: Optional[int] = None,
+                 profile: Optional[InJobProfile] = None) -> None:
         if client is None and plan is None:
             raise InvalidInputError("PerseusHook needs a client or a plan")
+        if profile is not None and client is None:
+            raise InvalidInputError("in-job profiling (profile=...) needs a client")
+        for name, value in (("warmup_iterations", warmup_iterations),
+                            ("baseline_iterations", baseline_iterations)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
+        default = 0 if client is None else None
+        self._warmup_iterations = (warmup_iterations if warmup_iterations is not None
+                                   else (default if default is not None else 1))
+        self._baseline_iterations = (baseline_iterations if baseline_iterations is not None
+                                     else (default if default is not None else 3))
+        self.profiler: Optional[InJobProfiler] = None
+        if profile is not None:
+            self.profiler = InJobProfiler(profile)
+            logger.info("perseus: rank %d: in-job profiling costs at most %d iterations (%d "
+                        "clocks x (%d warm-up + %d measured)), after %d warm-up and %d baseline "
+                        "iterations", rank, profile.max_iterations,
+                        len(set(profile.frequencies_mhz)), profile.warmup_iterations,
+                        profile.measure_iterations, self._warmup_iterations,
+                        self._baseline_iterations)
+        self._profiling_ended = profile is None
+        self._phase = "planned"
         self._client = client
         self._static_plan = _normalize_plan(plan, "plan") if plan is not None else None
         self._set_frequency = set_frequency
@@ -431,8 +480,53 @@ class PerseusHook:
         """The clock the hook last set (0: none yet)."""
         return self._current_mhz
 
+    @property
+    def phase(self) -> str:
+        """What the current (or last) iteration runs: one of PHASES."""
+        return self._phase
+
     def _plan(self) -> List[_Planned]:
+        if self._phase != "planned":
+            return []  # warm-up, baseline, profiling: the highest clock or the sweep's
         return self._static_plan if self._static_plan is not None else self._client_plan
+
+    def _choose_phase(self) -> str:
+        i = self._iteration
+        if i < self._warmup_iterations:
+            return "warmup"
+        if i < self._warmup_iterations + self._baseline_iterations:
+            return "baseline"
+        has_plan = self._static_plan is not None or self._client_version > 0
+        if not self._profiling_ended and self.profiler is not None:
+            if has_plan:
+                self._profiling_ended = True
+                logger.info("perseus: rank %d: a plan arrived while profiling; profiling ends "
+                            "after %d iterations", self._rank, self.profiler.iterations)
+            else:
+                return "profiling"
+        return "planned" if has_plan else "baseline"
+
+    def _end_profiling_step(self, now: float, energy_mj: int) -> None:
+        profiler, client = self.profiler, self._client
+        assert profiler is not None and client is not None
+        if not profiler.end_step(now, energy_mj):
+            return
+        self._profiling_ended = True
+        rows, blocking = profiler.rows(), profiler.blocking_power_w()
+        client.submit_measurements(rows, -1.0 if blocking is None else blocking)
+        logger.info("perseus: rank %d: profiled in %d iterations (%d rows%s; blocking power "
+                    "%s); running at the highest clock until the plan arrives", self._rank,
+                    profiler.iterations, len(rows),
+                    (f", stopped early at {profiler.stopped_early_at} MHz"
+                     if profiler.stopped_early_at else ""),
+                    "unmeasured" if blocking is None else f"{blocking:.1f} W")
+
+    def _measure(self) -> Tuple[float, int]:
+        """(time, energy) now, after the GPU finished (profiling only)."""
+        if self._synchronize is not None:
+            self._synchronize()
+        device = self._device
+        return (self._now(), int(device.energy_mj()) if device is not None else 0)
 
     def _refresh(self) -> None:
         # A new plan version takes effect at an iteration boundary, never mid-iteration.
@@ -541,11 +635,17 @@ class PerseusHook:
         except BaseException:
             self._in_step = False  # strict: the plan source failed; no step began
             raise
+        self._phase = self._choose_phase()
         if self._synchronize is not None:
             self._guarded("synchronize", self._synchronize, None)
         self._step_start = self._guarded("reading the time", self._now, time.monotonic())
         self._energy_start = (self._guarded("reading the energy", self._device.energy_mj, 0)
                               if self._device is not None else 0)
+        if self._phase == "profiling":
+            profiler = self.profiler
+            assert profiler is not None
+            self._apply(profiler.frequency_mhz)
+            profiler.begin_step(self._step_start, int(self._energy_start))
 
     def _expected_frequency(self, kind: str, microbatch: int,
                             stage: Optional[int]) -> Optional[int]:
@@ -589,12 +689,20 @@ class PerseusHook:
             self._mismatch(f"rank {self._rank}: {_describe(kind, microbatch, stage)} begins "
                            f"before {running} ended")
         mhz: Optional[int] = None
-        if not self._fallback:
+        profiling = self._phase == "profiling" and self._in_step and not self._fallback
+        if profiling:
+            assert self.profiler is not None
+            mhz = self.profiler.frequency_mhz
+        elif not self._fallback:
             mhz = self._expected_frequency(kind, microbatch, stage)
         if self._fallback:
             mhz = self.highest_mhz()
         if mhz is not None:
             self._apply(mhz)
+        if profiling:
+            assert self.profiler is not None
+            profiler = self.profiler
+            self._guarded("measuring", lambda: profiler.begin_instruction(*self._measure()), None)
         self._in_instruction = (kind, microbatch, stage)
         return mhz if mhz is not None else self._current_mhz
 
@@ -607,6 +715,11 @@ class PerseusHook:
                 f"rank {self._rank}: {_describe(kind, microbatch, stage)} ended, but "
                 + (f"{_describe(*running)} was running" if running is not None
                    else "no computation was running"))
+        elif self._phase == "profiling" and self._in_step and not self._fallback:
+            profiler = self.profiler
+            assert profiler is not None
+            self._guarded("measuring",
+                          lambda: profiler.end_instruction(kind, stage, *self._measure()), None)
         self._in_instruction = None
         self._position += 1
 
@@ -652,13 +765,30 @@ class PerseusHook:
                                        self._energy_start) - self._energy_start) / 1000.0
                         if device is not None else 0.0)
         client = self._client
+        phase = self._phase
+        progress: Optional[float] = None
+        if phase == "profiling" and self.profiler is not None:
+            end_energy = self._energy_start + int(round(energy_j * 1000))
+
+            def end_profiling() -> None:
+                try:
+                    self._end_profiling_step(now, end_energy)
+                except Exception:
+                    self._profiling_ended = True  # the sweep is unusable: stop profiling
+                    raise
+
+            self._guarded("in-job profiling", end_profiling, None)
+            progress = self.profiler.progress
+        version = self.plan_version if phase == "planned" else 0
         if client is not None:
             self._guarded("reporting the iteration",
                           lambda: client.end_iteration(self._iteration, elapsed, energy_j,
-                                                       mismatches=self._step_mismatches), None)
+                                                       mismatches=self._step_mismatches,
+                                                       phase=phase, plan_version=version,
+                                                       profiling_progress=progress), None)
         self.last_report = IterationReport(self._iteration, elapsed, energy_j,
                                            self._step_mismatches, self.plan_version,
-                                           self._position, self._fallback)
+                                           self._position, self._fallback, phase)
         self._iteration += 1
         self._in_step = False
         self.metrics.iterations += 1

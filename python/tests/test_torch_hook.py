@@ -5,7 +5,7 @@ reaching a real coordinator's /metrics."""
 import pathlib
 import time
 import warnings
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -58,6 +58,7 @@ class RecordingClient:
         self.plan = plan
         self.highest = highest
         self.reports: List[tuple] = []
+        self.phases: List[str] = []
         self.fail_instructions = False
 
     def instructions(self) -> List[Dict[str, Any]]:
@@ -69,8 +70,10 @@ class RecordingClient:
         return self.highest
 
     def end_iteration(self, iteration: int, time_s: float, energy_j: float,
-                      mismatches: int = 0) -> None:
+                      mismatches: int = 0, phase: str = "", plan_version: int = -1,
+                      profiling_progress: Optional[float] = None) -> None:
         self.reports.append((iteration, time_s, energy_j, mismatches))
+        self.phases.append(phase)
 
 
 def test_sets_planned_clocks_only_when_they_change():
@@ -158,7 +161,8 @@ def test_measures_on_the_device(gpt3_profile):
 def test_reports_to_the_client_and_takes_new_plans_at_step_boundaries():
     client = RecordingClient(PLAN)
     applied: List[int] = []
-    hook = pt.PerseusHook(client=client, set_frequency=applied.append)
+    hook = pt.PerseusHook(client=client, set_frequency=applied.append, warmup_iterations=0,
+                          baseline_iterations=0)
     run(hook, ORDER)
     assert hook.plan_version == 1 and hook.last_report.plan_version == 1
     # A new version arrives mid-step: the running step keeps its plan.
@@ -174,6 +178,26 @@ def test_reports_to_the_client_and_takes_new_plans_at_step_boundaries():
     assert [r[0] for r in client.reports] == [0, 1, 2]
     assert [r[3] for r in client.reports] == [0, 0, 0]  # no mismatches
     assert hook.last_report.iteration == 2 and hook.last_report.plan_version == 2
+    assert client.phases == ["planned"] * 3
+
+
+def test_warmup_and_baseline_iterations_run_at_the_highest_clock_then_the_plan():
+    client = RecordingClient(PLAN, highest=1500)
+    applied: List[int] = []
+    hook = pt.PerseusHook(client=client, set_frequency=applied.append, strict=True)
+    for _ in range(6):
+        run(hook, ORDER)  # default: 1 warm-up, 3 baseline; the plan is not checked then
+    assert client.phases == ["warmup", "baseline", "baseline", "baseline", "planned", "planned"]
+    assert applied == [1500, 1410, 1005, 1200, 1410, 1005, 1200]
+    # Out of plan order in the baseline: no mismatch (no plan is followed).
+    hook = pt.PerseusHook(client=client, set_frequency=applied.append, strict=True,
+                          warmup_iterations=0, baseline_iterations=1)
+    run(hook, list(reversed(ORDER)))
+    assert hook.last_report.phase == "baseline" and hook.metrics.mismatches == 0
+    with pytest.raises(pt.PlanMismatchError):
+        run(hook, list(reversed(ORDER)))
+    with pytest.raises(perseus.InvalidInputError, match="baseline_iterations"):
+        pt.PerseusHook(client=client, baseline_iterations=-1)
 
 
 def test_real_client_without_a_plan_runs_at_its_highest_clock():
@@ -267,7 +291,8 @@ def test_production_never_raises(event):
 def test_production_survives_a_failing_plan_source_and_clock_setter():
     client = RecordingClient(PLAN, highest=1500)
     applied: List[int] = []
-    hook = pt.PerseusHook(client=client, set_frequency=applied.append, strict=False)
+    hook = pt.PerseusHook(client=client, set_frequency=applied.append, strict=False,
+                          warmup_iterations=0, baseline_iterations=0)
     run(hook, ORDER)
     client.plan_version = 2
     client.fail_instructions = True
@@ -337,7 +362,8 @@ def test_production_mismatches_reach_the_coordinator(perseus_bin: str, gpt3_prof
         assert len(order) == 4 and order[0] == ("forward", 0) and order[1] == ("forward", 1)
         wrong = [order[1], order[0]] + order[2:]
         applied: List[int] = []
-        hook = pt.PerseusHook(client=client, set_frequency=applied.append, strict=False)
+        hook = pt.PerseusHook(client=client, set_frequency=applied.append, strict=False,
+                              warmup_iterations=0, baseline_iterations=0)
         with pytest.warns(pt.PlanMismatchWarning, match="computation 0 of the iteration"):
             run(hook, wrong)
             run(hook, wrong)

@@ -102,12 +102,18 @@ int Client::ApplyOverlap(int microbatch, int stage) {
   return mhz;
 }
 
-void Client::EndIteration(int64_t iteration, double time_s, double energy_j, int64_t mismatches) {
+void Client::EndIteration(int64_t iteration, double time_s, double energy_j, int64_t mismatches,
+                          const IterationDetails& details) {
   json report = {{"rank", options_.rank},
                  {"iteration", iteration},
                  {"time_s", time_s},
                  {"energy_j", energy_j},
                  {"mismatches", std::clamp<int64_t>(mismatches, 0, kMaxMismatches)}};
+  if (!details.phase.empty()) report["phase"] = details.phase;
+  if (details.plan_version >= 0) report["plan_version"] = details.plan_version;
+  if (details.profiling_progress >= 0) {
+    report["profiling_progress"] = std::clamp(details.profiling_progress, 0.0, 1.0);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     reports_.push_back(report.dump());
@@ -115,6 +121,57 @@ void Client::EndIteration(int64_t iteration, double time_s, double energy_j, int
     wake_ = true;
   }
   changed_.notify_all();
+}
+
+void Client::SubmitMeasurements(const std::vector<MeasuredRow>& rows, double blocking_power_w) {
+  json measurements = json::array();
+  for (const MeasuredRow& r : rows) {
+    measurements.push_back({{"instruction", planner::InstructionName(r.kind)},
+                            {"frequency_mhz", r.frequency_mhz},
+                            {"time_s", r.time_s},
+                            {"energy_j", r.energy_j}});
+  }
+  json body = {{"rank", options_.rank}, {"measurements", measurements}};
+  if (blocking_power_w >= 0) body["blocking_power_w"] = blocking_power_w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    measurements_ = body.dump();
+    measurements_status_ = "queued";
+    wake_ = true;
+  }
+  changed_.notify_all();
+}
+
+std::string Client::measurements_status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return measurements_status_;
+}
+
+bool Client::FlushMeasurements(Http& http) {
+  std::string body;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (measurements_.empty()) return true;
+    body = measurements_;
+  }
+  auto result = http.client.Put("/v1/jobs/" + std::to_string(options_.job_id) + "/profile", body,
+                                "application/json");
+  if (!result || result->status >= 500) {
+    SetReachable(false, Describe(result));
+    return false;
+  }
+  std::string status = "accepted";
+  if (result->status >= 400) {
+    const json reply = json::parse(result->body, nullptr, false);
+    status = "refused: " + (reply.is_object() ? reply.value("error", result->body) : result->body);
+    Log("perseus client: rank " + std::to_string(options_.rank) +
+        ": the coordinator refused this rank's profile (HTTP " + std::to_string(result->status) +
+        "): " + status.substr(9));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (measurements_ == body) measurements_.clear();  // not replaced meanwhile
+  measurements_status_ = status;
+  return true;
 }
 
 int64_t Client::plan_version() const {
@@ -157,6 +214,10 @@ void Client::SetReachable(bool reachable, const std::string& why) {
           : "perseus client: coordinator " + options_.server + " unreachable (" + why +
                 "); keeping " + (plan_version() > 0 ? "the last plan" : "the highest frequency") +
                 " and retrying";
+  Log(line);
+}
+
+void Client::Log(const std::string& line) const {
   if (options_.log) {
     options_.log(line);
   } else {
@@ -273,7 +334,7 @@ void Client::Run() {
   for (;;) {
     bool ok = true;
     if (!registered) ok = registered = Register(http);
-    if (ok) ok = FlushReports(http) && Refresh(http);
+    if (ok) ok = FlushMeasurements(http) && FlushReports(http) && Refresh(http);
     if (ok) {
       SetReachable(true, "");
       backoff_s = 0.1;

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS ranks(
   job_id INTEGER NOT NULL, rank INTEGER NOT NULL, info TEXT NOT NULL, PRIMARY KEY(job_id, rank));
 CREATE TABLE IF NOT EXISTS measurements(
   job_id INTEGER NOT NULL, stage INTEGER NOT NULL, tp_rank INTEGER NOT NULL, rows TEXT NOT NULL,
-  PRIMARY KEY(job_id, stage, tp_rank));
+  blocking_power REAL NOT NULL DEFAULT -1, PRIMARY KEY(job_id, stage, tp_rank));
 CREATE TABLE IF NOT EXISTS frontiers(
   job_id INTEGER PRIMARY KEY, frontier_csv TEXT NOT NULL, computations_csv TEXT NOT NULL,
   plans_csv TEXT NOT NULL);
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS stragglers(
 CREATE TABLE IF NOT EXISTS iterations(
   job_id INTEGER NOT NULL, rank INTEGER NOT NULL, iteration INTEGER NOT NULL,
   time_s REAL NOT NULL, energy_j REAL NOT NULL, mismatches INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY(job_id, rank, iteration));
+  phase TEXT NOT NULL DEFAULT '', pipeline INTEGER NOT NULL DEFAULT -1,
+  plan_version INTEGER NOT NULL DEFAULT -1, PRIMARY KEY(job_id, rank, iteration));
 )sql";
 
 // The most plan mismatches one iteration report may carry, as client::Client::kMaxMismatches
@@ -97,6 +98,10 @@ std::optional<Reply> NumberField(const json& j, const char* name, double lo, dou
   }
   *out = v;
   return std::nullopt;
+}
+
+bool IsPhase(const std::string& phase) {
+  return phase == "warmup" || phase == "baseline" || phase == "profiling" || phase == "planned";
 }
 
 double TMin(const planner::StoredFrontier& f) { return f.points()[f.TMinIndex()].time_s; }
@@ -164,7 +169,9 @@ Coordinator::~Coordinator() {
 Status Coordinator::Migrate() {
   // Columns later versions added, each with the value older rows take: plan mismatches in
   // iteration reports (older reports had none), the source and reference time of stragglers
-  // (those stored before straggler detection are manual ones).
+  // (those stored before straggler detection are manual ones), the phase, pipeline and plan
+  // version of iteration reports (unknown before measured savings: left out of them), the
+  // blocking power measured with a rank's profile (-1: none).
   struct Added {
     const char* table;
     const char* column;
@@ -174,6 +181,10 @@ Status Coordinator::Migrate() {
       {"iterations", "mismatches", "INTEGER NOT NULL DEFAULT 0"},
       {"stragglers", "source", "TEXT NOT NULL DEFAULT 'manual'"},
       {"stragglers", "reference_time", "REAL NOT NULL DEFAULT 0"},
+      {"iterations", "phase", "TEXT NOT NULL DEFAULT ''"},
+      {"iterations", "pipeline", "INTEGER NOT NULL DEFAULT -1"},
+      {"iterations", "plan_version", "INTEGER NOT NULL DEFAULT -1"},
+      {"measurements", "blocking_power", "REAL NOT NULL DEFAULT -1"},
   };
   for (const Added& added : kAdded) {
     Statement columns(db_->handle(),
@@ -229,11 +240,14 @@ Status Coordinator::Load() {
     r.frequencies_mhz = j.value("frequencies_mhz", std::vector<int>{});
     if (Job* job = Find(ranks.Int(0))) job->ranks[r.rank] = r;
   }
-  Statement measured(db_->handle(), "SELECT job_id, stage, tp_rank, rows FROM measurements");
+  Statement measured(db_->handle(),
+                     "SELECT job_id, stage, tp_rank, rows, blocking_power FROM measurements");
   while (measured.Step()) {
     if (Job* job = Find(measured.Int(0))) {
-      job->measured[{static_cast<int>(measured.Int(1)), static_cast<int>(measured.Int(2))}] =
-          measured.Text(3);
+      const std::pair<int, int> key{static_cast<int>(measured.Int(1)),
+                                    static_cast<int>(measured.Int(2))};
+      job->measured[key] = measured.Text(3);
+      if (measured.Double(4) >= 0) job->measured_blocking_w[key] = measured.Double(4);
     }
   }
   Statement frontiers(db_->handle(),
@@ -348,6 +362,18 @@ json Coordinator::JobJson(const Job* job) const {
                {"ranks_registered", job->ranks.size()},
                {"ranks_expected", job->config.ranks()}};
   if (!job->reason.empty()) body["reason"] = job->reason;
+  if (auto blocking = BlockingPower(*job)) {
+    body["blocking_power"] = {{"w", blocking->watts}, {"source", blocking->source}};
+  }
+  if (!job->profiling_progress.empty() || job->state == "profiling") {
+    // In-job profiling: the stages (x tensor-parallel ranks) uploaded, and every
+    // rank's progress as its profiling iteration reports said.
+    json ranks = json::object();
+    for (const auto& [r, p] : job->profiling_progress) ranks[std::to_string(r)] = p;
+    body["profiling"] = {{"stages_measured", job->measured.size()},
+                         {"stages_expected", job->config.stages * job->config.tp},
+                         {"progress_by_rank", ranks}};
+  }
   if (job->frontier != nullptr) {
     const auto& points = job->frontier->points();
     const auto& fastest = points[job->frontier->TMinIndex()];
@@ -468,6 +494,14 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
         }
       }
     }
+    if (!job->config.blocking_power_given) {
+      return Error(400,
+                   "job " + std::to_string(id) +
+                       " has no blocking_power_w and a CSV profile carries none: give "
+                       "blocking_power_w when creating the job, or upload each rank's "
+                       "measurements (JSON) with its measured blocking_power_w",
+                   "blocking_power_w");
+    }
     job->profile_csv = body;
   } else {
     // JSON: one rank's measurements of its stage.
@@ -479,6 +513,8 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     if (info == job->ranks.end()) {
       return Error(400, "rank " + std::to_string(rank) + " is not registered", "rank");
     }
+    double blocking_w = -1;
+    if (auto e = NumberField(j, "blocking_power_w", 0, 1e5, &blocking_w, false)) return *e;
     auto rows = j.find("measurements");
     if (rows == j.end() || !rows->is_array() || rows->empty()) {
       return Error(400, "field 'measurements' must be a non-empty array", "measurements");
@@ -515,19 +551,23 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     const std::pair<int, int> key{info->second.pp_rank, info->second.tp_rank};
     if (job->measured.count(key) == 0) {
       Status s = Statement(db_->handle(),
-                           "INSERT INTO measurements(job_id, stage, tp_rank, rows) VALUES(?,?,?,?)")
+                           "INSERT INTO measurements(job_id, stage, tp_rank, rows, blocking_power) "
+                           "VALUES(?,?,?,?,?)")
                      .Bind(1, id)
                      .Bind(2, key.first)
                      .Bind(3, key.second)
                      .Bind(4, text)
+                     .Bind(5, blocking_w)
                      .Run();
       if (!s.ok()) return FromStatus(s);
       job->measured[key] = text;
+      if (blocking_w >= 0) job->measured_blocking_w[key] = blocking_w;
     }
     // Complete once every stage (and tensor-parallel rank) has measurements.
     const bool complete =
         static_cast<int>(job->measured.size()) == job->config.stages * job->config.tp;
     if (!complete) {
+      if (job->state != "profiling") job->progress = 0;
       job->state = "profiling";
       if (Status s = SaveJobRow(*job); !s.ok()) return FromStatus(s);
       if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
@@ -550,6 +590,15 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   return Ok(202, {{"state", job->state}});
 }
 
+std::optional<BlockingPowerUsed> BlockingPower(const Job& job) {
+  if (job.config.blocking_power_given)
+    return BlockingPowerUsed{job.config.blocking_power_w, "config"};
+  if (job.measured_blocking_w.empty()) return std::nullopt;
+  std::vector<double> watts;
+  for (const auto& [key, w] : job.measured_blocking_w) watts.push_back(w);
+  return BlockingPowerUsed{Median(watts), "measured"};
+}
+
 void Coordinator::Enqueue(int64_t id) {
   queue_.push_back(id);
   queue_cv_.notify_all();
@@ -565,6 +614,7 @@ void Coordinator::PlanLoop() {
     int64_t id;
     JobConfig config;
     std::string profile_csv;
+    std::optional<BlockingPowerUsed> blocking;
     {
       std::unique_lock<std::mutex> lock(mu_);
       planning_busy_ = false;
@@ -578,6 +628,8 @@ void Coordinator::PlanLoop() {
       planning_busy_ = true;
       config = job->config;
       profile_csv = job->profile_csv;
+      blocking = BlockingPower(*job);
+      if (blocking) config.blocking_power_w = blocking->watts;
     }
     // Plan without the lock: other requests go on.
     const auto start = std::chrono::steady_clock::now();
@@ -586,6 +638,10 @@ void Coordinator::PlanLoop() {
     auto profile = planner::ParseProfileCsv(profile_csv, "profile");
     if (!profile.ok()) {
       files = profile.status();
+    } else if (!blocking) {
+      files = Status::InvalidInput(
+          "no blocking power: the job was created without blocking_power_w and no rank's "
+          "measurements carried one");
     } else {
       auto prepared = job::PrepareJob(config.ToSpec(), std::move(profile).value());
       if (!prepared.ok()) {
@@ -887,7 +943,23 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   if (auto e = NumberField(j, "time_s", 0, 1e7, &time_s)) return *e;
   if (auto e = NumberField(j, "energy_j", 0, 1e15, &energy_j)) return *e;
   if (auto e = IntField(j, "mismatches", 0, kMaxMismatches, &mismatches, false)) return *e;
-  if (job->ranks.count(static_cast<int>(rank)) == 0) {
+  // Optional: what the iteration ran (measured savings compare baseline with planned ones).
+  std::string phase;
+  if (auto it = j.find("phase"); it != j.end() && !it->is_null()) {
+    if (!it->is_string() || !IsPhase(it->get<std::string>())) {
+      return Error(400,
+                   "field 'phase' must be one of warmup, baseline, profiling, planned "
+                   "(or absent)",
+                   "phase");
+    }
+    phase = it->get<std::string>();
+  }
+  int64_t plan_version = -1;
+  if (auto e = IntField(j, "plan_version", 0, INT64_MAX / 2, &plan_version, false)) return *e;
+  double profiling_progress = -1;
+  if (auto e = NumberField(j, "profiling_progress", 0, 1, &profiling_progress, false)) return *e;
+  auto registered = job->ranks.find(static_cast<int>(rank));
+  if (registered == job->ranks.end()) {
     return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
   }
   // A report sent twice (a retry) replaces the first.
@@ -900,15 +972,38 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   const int64_t old_mismatches = replaced ? old.Int(2) : 0;
   Status st = Statement(db_->handle(),
                         "INSERT OR REPLACE INTO iterations(job_id, rank, iteration, time_s, "
-                        "energy_j, mismatches) VALUES(?,?,?,?,?,?)")
+                        "energy_j, mismatches, phase, pipeline, plan_version) "
+                        "VALUES(?,?,?,?,?,?,?,?,?)")
                   .Bind(1, id)
                   .Bind(2, rank)
                   .Bind(3, iteration)
                   .Bind(4, time_s)
                   .Bind(5, energy_j)
                   .Bind(6, mismatches)
+                  .Bind(7, phase)
+                  .Bind(8, registered->second.dp_rank)
+                  .Bind(9, plan_version)
                   .Run();
   if (!st.ok()) return FromStatus(st);
+  if (phase == "profiling") {
+    ++job->profiling_reports;
+    if (profiling_progress >= 0)
+      job->profiling_progress[static_cast<int>(rank)] = profiling_progress;
+    if (job->state == "registering" || job->state == "profiling") {
+      // The job's progress while it profiles: its slowest rank's (ranks not heard from: 0).
+      double slowest = 1;
+      for (const auto& [r, info] : job->ranks) {
+        auto p = job->profiling_progress.find(r);
+        slowest = std::min(slowest, p == job->profiling_progress.end() ? 0.0 : p->second);
+      }
+      if (static_cast<int>(job->ranks.size()) < job->config.ranks()) slowest = 0;
+      job->progress = slowest;
+      if (job->state == "registering") {
+        job->state = "profiling";
+        if (Status saved = SaveJobRow(*job); !saved.ok()) return FromStatus(saved);
+      }
+    }
+  }
   if (!replaced) ++job->reports;
   job->reported_energy_j += energy_j - old_energy;
   job->reported_time_s += time_s - old_time;
@@ -1027,7 +1122,106 @@ Reply Coordinator::GetReport(int64_t id) {
       body["estimated_saving_j"] = all_max * iterations * coverage - job->reported_energy_j;
     }
   }
+  auto measured = MeasuredSavings(*job);
+  if (!measured.ok()) return FromStatus(measured.status());
+  body["measured"] = *measured;
   return Ok(200, body);
+}
+
+// Measured savings, from the iteration reports that name their phase. A
+// pipeline's iteration counts when every rank of the pipeline reported it in
+// the same phase: its energy is the sum over those ranks, its time the
+// slowest rank's. Per phase, the mean over such iterations; the job's energy
+// is the sum over pipelines, its time the slowest pipeline's.
+Result<json> Coordinator::MeasuredSavings(const Job& job) {
+  const JobConfig& c = job.config;
+  Statement q(db_->handle(),
+              "SELECT pipeline, phase, COUNT(*), SUM(e), SUM(t) FROM ("
+              "SELECT pipeline, phase, iteration, SUM(energy_j) AS e, MAX(time_s) AS t, "
+              "COUNT(*) AS n FROM iterations WHERE job_id=? AND pipeline >= 0 AND "
+              "phase IN ('baseline', 'planned') GROUP BY pipeline, iteration, phase) "
+              "WHERE n = ? GROUP BY pipeline, phase");
+  q.Bind(1, job.id).Bind(2, static_cast<int64_t>(c.stages) * c.tp);
+  struct Figures {
+    int64_t iterations = 0;
+    double energy_j = 0, time_s = 0;  // sums
+    double energy() const { return energy_j / static_cast<double>(iterations); }
+    double time() const { return time_s / static_cast<double>(iterations); }
+  };
+  std::vector<Figures> baseline(static_cast<size_t>(c.dp)), planned(static_cast<size_t>(c.dp));
+  while (q.Step()) {
+    const auto p = static_cast<size_t>(q.Int(0));
+    if (p >= baseline.size()) continue;
+    Figures& f = q.Text(1) == "baseline" ? baseline[p] : planned[p];
+    f = {q.Int(2), q.Double(3), q.Double(4)};
+  }
+  if (!q.status().ok()) return q.status();
+  auto saving = [](double base, double perseus) -> json {
+    return base > 0 ? json(100.0 * (1 - perseus / base)) : json(nullptr);
+  };
+  auto slowdown = [](double base, double perseus) -> json {
+    return base > 0 ? json(100.0 * (perseus / base - 1)) : json(nullptr);
+  };
+  json pipelines = json::array();
+  bool complete = true;
+  double base_e = 0, perseus_e = 0, base_t = 0, perseus_t = 0;
+  for (size_t p = 0; p < baseline.size(); ++p) {
+    const Figures& b = baseline[p];
+    const Figures& f = planned[p];
+    json entry = {{"pipeline", p},
+                  {"baseline_iterations", b.iterations},
+                  {"perseus_iterations", f.iterations}};
+    if (b.iterations > 0) {
+      entry["baseline_j_per_iteration"] = b.energy();
+      entry["baseline_time_s_per_iteration"] = b.time();
+    }
+    if (f.iterations > 0) {
+      entry["perseus_j_per_iteration"] = f.energy();
+      entry["perseus_time_s_per_iteration"] = f.time();
+    }
+    if (b.iterations > 0 && f.iterations > 0) {
+      entry["saving_pct"] = saving(b.energy(), f.energy());
+      entry["slowdown_pct"] = slowdown(b.time(), f.time());
+      base_e += b.energy();
+      perseus_e += f.energy();
+      base_t = std::max(base_t, b.time());
+      perseus_t = std::max(perseus_t, f.time());
+    } else {
+      complete = false;
+    }
+    if (job.frontier != nullptr && p < job.pipelines.size()) {
+      const double model = job.frontier->points()[job.pipelines[p].point].energy_j;
+      entry["model"] = {{"baseline_j_per_iteration", job.all_max_energy_j},
+                        {"perseus_j_per_iteration", model},
+                        {"saving_pct", saving(job.all_max_energy_j, model)}};
+    }
+    pipelines.push_back(entry);
+  }
+  json out = {{"pipelines", pipelines}};
+  if (complete && c.dp > 0) {
+    out["baseline_j_per_iteration"] = base_e;
+    out["perseus_j_per_iteration"] = perseus_e;
+    out["saving_pct"] = saving(base_e, perseus_e);
+    out["baseline_time_s_per_iteration"] = base_t;
+    out["perseus_time_s_per_iteration"] = perseus_t;
+    out["slowdown_pct"] = slowdown(base_t, perseus_t);
+  } else {
+    out["baseline_j_per_iteration"] = nullptr;
+    out["perseus_j_per_iteration"] = nullptr;
+    out["saving_pct"] = nullptr;
+    out["note"] =
+        "needs, for every pipeline, iterations every rank reported as phase baseline (at the "
+        "highest clock) and as phase planned";
+  }
+  if (job.frontier != nullptr && !job.pipelines.empty()) {
+    double model = 0;
+    for (const PipelineState& p : job.pipelines) model += job.frontier->points()[p.point].energy_j;
+    const double all_max = job.all_max_energy_j * c.dp;
+    out["model"] = {{"baseline_j_per_iteration", all_max},
+                    {"perseus_j_per_iteration", model},
+                    {"saving_pct", saving(all_max, model)}};
+  }
+  return out;
 }
 
 CoordinatorStats Coordinator::Stats() {
@@ -1041,6 +1235,12 @@ CoordinatorStats Coordinator::Stats() {
     s.reported_energy_j += job.reported_energy_j;
     s.mismatches_by_job[id] = {job.mismatches, job.iterations_with_mismatches};
     s.detections_by_job[id] = {job.stragglers_detected, job.stragglers_recovered};
+    if (job.profiling_reports > 0 || job.state == "profiling") {
+      s.profiling_by_job[id] = {job.state == "profiling"     ? job.progress
+                                : job.state == "registering" ? 0.0
+                                                             : 1.0,
+                                job.profiling_reports};
+    }
   }
   return s;
 }

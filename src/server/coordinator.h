@@ -47,6 +47,13 @@ struct Straggler {
   double reference_s = 0;       // detected: the others' median it was judged against
 };
 
+// The blocking power a job's plan uses: the job's own, or the median of the
+// ones its ranks measured with their profiles.
+struct BlockingPowerUsed {
+  double watts = 0;
+  std::string source;  // "config" | "measured"
+};
+
 struct PipelineState {
   int64_t version = 0;
   size_t point = 0;
@@ -61,7 +68,11 @@ struct Job {
   double progress = 0;
   std::map<int, RankInfo> ranks;
   std::string profile_csv;
-  std::map<std::pair<int, int>, std::string> measured;  // (stage, tp_rank) -> CSV rows
+  std::map<std::pair<int, int>, std::string> measured;        // (stage, tp_rank) -> CSV rows
+  std::map<std::pair<int, int>, double> measured_blocking_w;  // (stage, tp_rank) -> watts
+  // In-job profiling: each rank's progress (0..1) from its profiling iteration reports.
+  std::map<int, double> profiling_progress;
+  int64_t profiling_reports = 0;  // profiling iteration reports since the server started
   std::shared_ptr<const planner::StoredFrontier> frontier;
   double all_max_time_s = 0, all_max_energy_j = 0, solve_seconds = 0;
   std::vector<PipelineState> pipelines;
@@ -80,6 +91,8 @@ struct Job {
   int64_t stragglers_detected = 0, stragglers_recovered = 0;  // since the server started
 };
 
+std::optional<BlockingPowerUsed> BlockingPower(const Job& job);
+
 // Figures /metrics shows.
 struct CoordinatorStats {
   std::map<std::string, int> jobs_by_state;
@@ -96,6 +109,11 @@ struct CoordinatorStats {
     int64_t detected = 0, recovered = 0;
   };
   std::map<int64_t, Detections> detections_by_job;  // every job, by id
+  struct Profiling {
+    double progress = 0;     // the slowest rank's (0..1)
+    int64_t iterations = 0;  // profiling iteration reports since the server started
+  };
+  std::map<int64_t, Profiling> profiling_by_job;  // jobs that profile in the job
 };
 
 class Coordinator {
@@ -137,6 +155,7 @@ class Coordinator {
   // iteration every rank reported and applies its decisions.
   void DetectStragglers(Job* job, int rank, int64_t iteration, double time_s);  // mu_ held
   StragglerPolicy& PolicyFor(Job* job);                                         // mu_ held
+  Result<nlohmann::json> MeasuredSavings(const Job& job);                       // mu_ held
   Status SaveJobRow(const Job& job);
   nlohmann::json JobJson(const Job* job) const;  // REQUIRES: mu_ held
   Status PlanningDone(int64_t id, Result<planner::FrontierFiles> files, double all_max_time,

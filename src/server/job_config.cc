@@ -109,7 +109,7 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
         Get(j, "microbatches", !csv, &c.microbatches, field),
         Get(j, "virtual_stages", false, &c.virtual_stages, field),
         Get(j, "tp", false, &c.tp, field), Get(j, "dp", false, &c.dp, field),
-        Get(j, "blocking_power_w", true, &c.blocking_power_w, field),
+        Get(j, "blocking_power_w", false, &c.blocking_power_w, field),
         Get(j, "unit_time", false, &c.unit_time_s, field),
         Get(j, "cost_model", false, &c.cost_model, field),
         Get(j, "time_scale", false, &c.time_scale, field),
@@ -135,6 +135,7 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
     return Bad(field, "dp", "makes more than 1,000,000 ranks");
   }
   if (c.blocking_power_w < 0) return Bad(field, "blocking_power_w", "must be >= 0");
+  c.blocking_power_given = j.contains("blocking_power_w") && !j["blocking_power_w"].is_null();
   if (!(c.unit_time_s >= 1e-5 && c.unit_time_s <= 10)) {
     return Bad(field, "unit_time", "must be between 1e-5 and 10 seconds");
   }
@@ -158,7 +159,7 @@ json JobConfig::ToJson() const {
             {"virtual_stages", virtual_stages},
             {"tp", tp},
             {"dp", dp},
-            {"blocking_power_w", blocking_power_w},
+            {"blocking_power_w", blocking_power_given ? json(blocking_power_w) : json(nullptr)},
             {"unit_time", unit_time_s},
             {"cost_model", cost_model},
             {"time_scale", time_scale},

@@ -16,7 +16,10 @@ struct JobConfig {
   // microbatches and virtual_stages are then the CSV's.
   std::string schedule_csv;
   int stages = 0, microbatches = 0, virtual_stages = 1, tp = 1, dp = 1;
+  // Watts per GPU while it waits. Absent or null in the request: taken from the
+  // blocking power the ranks measured with their profile (PUT .../profile).
   double blocking_power_w = 0;
+  bool blocking_power_given = true;
   double unit_time_s = 0.001;
   std::string cost_model = "convex";
   double time_scale = 1, energy_scale = 1;

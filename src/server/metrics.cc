@@ -47,11 +47,13 @@ std::string Metrics::Render(const CoordinatorStats& stats) {
       "# TYPE perseus_reported_energy_joules gauge\n";
   out += "perseus_reported_energy_joules " + Number(stats.reported_energy_j) + "\n";
   // A counter with one line per job: `value` picks it from the job's entry of `by_job`.
-  auto per_job = [&out](const char* name, const char* help, const auto& by_job, auto value) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+  // (`type` "gauge" for a gauge; the value is written as a number either way.)
+  auto per_job = [&out](const char* name, const char* help, const auto& by_job, auto value,
+                        const char* type = "counter") {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     for (const auto& [job, entry] : by_job) {
       out += std::string(name) + "{job=\"" + std::to_string(job) + "\"} " +
-             std::to_string(value(entry)) + "\n";
+             Number(static_cast<double>(value(entry))) + "\n";
     }
   };
   using M = CoordinatorStats::Mismatches;
@@ -67,6 +69,15 @@ std::string Metrics::Render(const CoordinatorStats& stats) {
   per_job("perseus_stragglers_recovered_total",
           "Detected stragglers the detection cleared, by job.", stats.detections_by_job,
           [](const D& d) { return d.recovered; });
+  using P = CoordinatorStats::Profiling;
+  per_job(
+      "perseus_profiling_progress",
+      "In-job profiling: the fraction done by the job's slowest rank (1 once profiled), by "
+      "job.",
+      stats.profiling_by_job, [](const P& p) { return p.progress; }, "gauge");
+  per_job("perseus_profiling_iterations_total",
+          "Iteration reports (one per rank and iteration) of in-job profiling, by job.",
+          stats.profiling_by_job, [](const P& p) { return p.iterations; });
   std::lock_guard<std::mutex> lock(mu_);
   out +=
       "# HELP perseus_http_requests_total HTTP requests by route and status.\n"

@@ -58,6 +58,22 @@ struct PlannedInstruction {
   bool overlapped() const { return backward.has_value(); }
 };
 
+// What an iteration ran, sent with its report (the coordinator's measured
+// savings compare baseline iterations with planned ones).
+struct IterationDetails {
+  std::string phase;               // "warmup", "baseline", "profiling", "planned"; empty: not sent
+  int64_t plan_version = -1;       // the plan version it ran; -1: not sent
+  double profiling_progress = -1;  // in-job profiling: this rank's progress 0..1; -1: not sent
+};
+
+// One computation kind's measurement at one clock (in-job profiling).
+struct MeasuredRow {
+  planner::Instruction kind = planner::Instruction::kForward;
+  int frequency_mhz = 0;
+  double time_s = 0;
+  double energy_j = 0;
+};
+
 class Client {
  public:
   explicit Client(ClientOptions options);
@@ -81,7 +97,16 @@ class Client {
   // the plan mismatches this rank met in the iteration (sent as the report's
   // "mismatches"; a negative count is sent as 0, one above kMaxMismatches as
   // kMaxMismatches, so the report's time and energy are never refused for it).
-  void EndIteration(int64_t iteration, double time_s, double energy_j, int64_t mismatches = 0);
+  void EndIteration(int64_t iteration, double time_s, double energy_j, int64_t mismatches = 0,
+                    const IterationDetails& details = {});
+  // Queues this rank's profile (PUT .../profile as JSON, with the blocking
+  // power it measured; negative: none) for the background thread, which sends
+  // it before the next iteration report and retries while the server is away.
+  // A refusal (4xx, e.g. 409: the job already has its profile) is logged and
+  // not retried. Never waits on the network.
+  void SubmitMeasurements(const std::vector<MeasuredRow>& rows, double blocking_power_w);
+  // "none", "queued", "accepted" or "refused: <the server's error>".
+  std::string measurements_status() const;
   // The most plan mismatches one iteration report carries (the coordinator's limit).
   static constexpr int64_t kMaxMismatches = 1000000000;
 
@@ -100,7 +125,9 @@ class Client {
   bool Register(Http& http);
   bool Refresh(Http& http);
   bool FlushReports(Http& http);
+  bool FlushMeasurements(Http& http);
   void SetReachable(bool reachable, const std::string& why);
+  void Log(const std::string& line) const;
 
   const ClientOptions options_;
   const int fallback_mhz_;
@@ -108,6 +135,8 @@ class Client {
   mutable std::condition_variable changed_;
   std::shared_ptr<const Plan> plan_;
   std::deque<std::string> reports_;  // JSON bodies not yet acknowledged
+  std::string measurements_;         // a profile body not yet acknowledged
+  std::string measurements_status_ = "none";
   bool wake_ = false;
   bool stop_ = false;
   bool reachable_ = true;

@@ -1,0 +1,231 @@
+// Measured savings and in-job profiling in `perseus serve`, end to end on
+// loopback: iteration reports with phases, the report's measured figures,
+// profiling progress, and the blocking power measured with the profile.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "nlohmann/json.hpp"
+#include "tests/support/process.h"
+#include "tests/support/server.h"
+
+namespace {
+
+using nlohmann::json;
+using perseus::testing::A100Clocks;
+using perseus::testing::Api;
+using perseus::testing::CreateJob;
+using perseus::testing::ProfileCsv;
+using perseus::testing::Response;
+using perseus::testing::ServerProcess;
+using perseus::testing::TempPath;
+using perseus::testing::WaitReady;
+
+json Report(int rank, int iteration, const std::string& phase, double time_s, double energy_j) {
+  json r = {{"rank", rank}, {"iteration", iteration}, {"time_s", time_s}, {"energy_j", energy_j}};
+  if (!phase.empty()) r["phase"] = phase;
+  return r;
+}
+
+void Send(Api& api, int64_t job, const json& report) {
+  Response r = api.Post("/v1/jobs/" + std::to_string(job) + "/iterations", report);
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+}
+
+// The metric line `name{job="J"}`'s value (NaN when absent).
+double Metric(const std::string& text, const std::string& name, int64_t job) {
+  const std::string prefix = name + "{job=\"" + std::to_string(job) + "\"} ";
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(prefix.size()));
+  }
+  return std::nan("");
+}
+
+std::string MetricsText(int port) {
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/metrics");
+  return r ? r->body : "";
+}
+
+// 4 stages x 2 pipelines: a warm-up, 2 baseline and 3 planned iterations, an
+// iteration whose pipeline 0 ran mixed phases and one a rank did not report;
+// reports without a phase (older clients) too. Only complete, single-phase
+// iterations count, per pipeline; the figures survive kill -9.
+TEST(ServerMeasuredTest, MeasuredSavingsCompareBaselineWithPlannedIterations) {
+  const std::string db = TempPath("measured_savings.db");
+  json before;
+  int64_t job = 0;
+  {
+    ServerProcess server(db);
+    Api api(server.port());
+    job = CreateJob(api, 2);
+    const std::string base = "/v1/jobs/" + std::to_string(job);
+    ASSERT_EQ(api.Call("PUT", base + "/profile", ProfileCsv(4), "text/csv").status, 202);
+    ASSERT_EQ(WaitReady(api, job)["state"], "ready");
+    // Before any phase: no measured figures, and a note saying what they need.
+    json empty = api.Call("GET", base + "/report").body["measured"];
+    EXPECT_TRUE(empty["saving_pct"].is_null());
+    EXPECT_NE(empty.value("note", ""), "");
+    for (int rank = 0; rank < 8; ++rank) {
+      const bool slow = rank == 7;  // pipeline 1's last stage: its time is the pipeline's
+      Send(api, job, Report(rank, 0, "warmup", 5.0, 500));
+      for (int i = 1; i <= 2; ++i)
+        Send(api, job, Report(rank, i, "baseline", slow ? 1.1 : 1.0, 100));
+      for (int i = 3; i <= 5; ++i)
+        Send(api, job, Report(rank, i, "planned", slow ? 1.2 : 1.02, 80));
+      // Iteration 6: each pipeline's first rank still ran the baseline, the others the plan.
+      Send(api, job, Report(rank, 6, rank % 4 == 0 ? "baseline" : "planned", 9.0, 1));
+      // Iteration 7: rank 7 never reports; iteration 8 has no phase (an older client).
+      if (rank != 7) Send(api, job, Report(rank, 7, "planned", 1.02, 80));
+      Send(api, job, Report(rank, 8, "", 9.0, 1));
+    }
+    before = api.Call("GET", base + "/report").body["measured"];
+  }
+  ASSERT_TRUE(before["pipelines"].is_array() && before["pipelines"].size() == 2) << before.dump();
+  const json& p0 = before["pipelines"][0];
+  const json& p1 = before["pipelines"][1];
+  EXPECT_EQ(p0["baseline_iterations"], 2);
+  EXPECT_EQ(p0["perseus_iterations"], 4);  // 3, 4, 5 and 7
+  EXPECT_EQ(p1["perseus_iterations"], 3);  // 3, 4, 5 (6 is mixed; rank 7 did not report 7)
+  EXPECT_DOUBLE_EQ(p0["baseline_j_per_iteration"].get<double>(), 400);
+  EXPECT_DOUBLE_EQ(p0["perseus_j_per_iteration"].get<double>(), 320);
+  EXPECT_NEAR(p0["saving_pct"].get<double>(), 20, 1e-9);
+  EXPECT_DOUBLE_EQ(p1["baseline_time_s_per_iteration"].get<double>(), 1.1);
+  EXPECT_DOUBLE_EQ(p1["perseus_time_s_per_iteration"].get<double>(), 1.2);
+  EXPECT_DOUBLE_EQ(before["baseline_j_per_iteration"].get<double>(), 800);
+  EXPECT_DOUBLE_EQ(before["perseus_j_per_iteration"].get<double>(), 640);
+  EXPECT_NEAR(before["saving_pct"].get<double>(), 20, 1e-9);
+  // The job's time is its slowest pipeline's.
+  EXPECT_DOUBLE_EQ(before["baseline_time_s_per_iteration"].get<double>(), 1.1);
+  EXPECT_NEAR(before["slowdown_pct"].get<double>(), 100 * (1.2 / 1.1 - 1), 1e-9);
+  // The model's figure beside it: the plan's points against all at the highest clock.
+  ASSERT_TRUE(before["model"].is_object());
+  EXPECT_GT(before["model"]["saving_pct"].get<double>(), 0);
+  EXPECT_TRUE(p0["model"].is_object());
+
+  ServerProcess again(db);
+  Api api(again.port());
+  EXPECT_EQ(api.Call("GET", "/v1/jobs/" + std::to_string(job) + "/report").body["measured"],
+            before);
+  unlink(db.c_str());
+}
+
+TEST(ServerMeasuredTest, BadPhaseOrProgressGetsAFourHundredNamingIt) {
+  ServerProcess server(TempPath("measured_bad.db"));
+  Api api(server.port());
+  const int64_t job = CreateJob(api, 1);
+  const std::string path = "/v1/jobs/" + std::to_string(job) + "/iterations";
+  json bad = Report(0, 0, "fast", 1, 1);
+  Response r = api.Post(path, bad);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body["field"], "phase");
+  bad = Report(0, 0, "profiling", 1, 1);
+  bad["profiling_progress"] = 1.5;
+  r = api.Post(path, bad);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body["field"], "profiling_progress");
+  bad = Report(0, 0, "planned", 1, 1);
+  bad["plan_version"] = -2;
+  r = api.Post(path, bad);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body["field"], "plan_version");
+}
+
+// The four stages' measurements of one rank each, from the GPT-3 profile.
+std::vector<json> StageMeasurements() {
+  std::istringstream csv(ProfileCsv(4));
+  std::string line;
+  std::getline(csv, line);
+  std::vector<json> out(4, json::array());
+  while (std::getline(csv, line)) {
+    std::stringstream fields(line);
+    std::string stage, instruction, mhz, t, e;
+    std::getline(fields, stage, ',');
+    std::getline(fields, instruction, ',');
+    std::getline(fields, mhz, ',');
+    std::getline(fields, t, ',');
+    std::getline(fields, e, ',');
+    out[std::stoul(stage)].push_back({{"instruction", instruction},
+                                      {"frequency_mhz", std::stoi(mhz)},
+                                      {"time_s", std::stod(t)},
+                                      {"energy_j", std::stod(e)}});
+  }
+  return out;
+}
+
+int64_t CreateJobWithoutBlockingPower(Api& api) {
+  Response r = api.Post("/v1/jobs", {{"name", "in-job"}, {"stages", 4}, {"microbatches", 8}});
+  EXPECT_EQ(r.status, 201) << r.body.dump();
+  const int64_t job = r.body.value("job_id", int64_t{0});
+  EXPECT_TRUE(api.Call("GET", "/v1/jobs/" + std::to_string(job))
+                  .body["config"]["blocking_power_w"]
+                  .is_null());
+  for (int rank = 0; rank < 4; ++rank) {
+    Response reg = api.Post(
+        "/v1/jobs/" + std::to_string(job) + "/ranks",
+        {{"rank", rank}, {"pp_rank", rank}, {"dp_rank", 0}, {"frequencies_mhz", A100Clocks()}});
+    EXPECT_EQ(reg.status, 200) << reg.body.dump();
+  }
+  return job;
+}
+
+// A job created without a blocking power profiles in the job: its state and
+// /metrics show the slowest rank's progress; the blocking power its ranks
+// measured (the median) goes into planning, and says where it came from.
+TEST(ServerMeasuredTest, InJobProfilingShowsProgressAndPlansWithTheMeasuredBlockingPower) {
+  const std::string db = TempPath("in_job.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const int64_t job = CreateJobWithoutBlockingPower(api);
+  const std::string base = "/v1/jobs/" + std::to_string(job);
+  for (int rank = 0; rank < 4; ++rank) {
+    json r = Report(rank, 0, "profiling", 1, 100);
+    r["profiling_progress"] = rank == 2 ? 0.25 : 0.5;
+    Send(api, job, r);
+  }
+  json state = api.Call("GET", base).body;
+  EXPECT_EQ(state["state"], "profiling");
+  EXPECT_DOUBLE_EQ(state["progress"].get<double>(), 0.25);
+  EXPECT_EQ(state["profiling"]["progress_by_rank"]["2"], 0.25);
+  const std::string metrics = MetricsText(server.port());
+  EXPECT_DOUBLE_EQ(Metric(metrics, "perseus_profiling_progress", job), 0.25);
+  EXPECT_DOUBLE_EQ(Metric(metrics, "perseus_profiling_iterations_total", job), 4);
+  // A CSV profile cannot say what the GPUs draw while they wait.
+  Response csv = api.Call("PUT", base + "/profile", ProfileCsv(4), "text/csv");
+  EXPECT_EQ(csv.status, 400);
+  EXPECT_EQ(csv.body["field"], "blocking_power_w");
+  const double watts[] = {80, 90, 82, 84};
+  const std::vector<json> stages = StageMeasurements();
+  for (int rank = 0; rank < 4; ++rank) {
+    json body = {{"rank", rank}, {"measurements", stages[rank]}, {"blocking_power_w", watts[rank]}};
+    Response r = api.Call("PUT", base + "/profile", body.dump());
+    ASSERT_EQ(r.status, 202) << r.body.dump();
+  }
+  state = WaitReady(api, job);
+  ASSERT_EQ(state["state"], "ready") << state.dump();
+  EXPECT_EQ(state["blocking_power"], (json{{"w", 83.0}, {"source", "measured"}}));
+  EXPECT_DOUBLE_EQ(Metric(MetricsText(server.port()), "perseus_profiling_progress", job), 1);
+  unlink(db.c_str());
+}
+
+TEST(ServerMeasuredTest, NoBlockingPowerAnywhereFailsTheJobWithTheReason) {
+  const std::string db = TempPath("in_job_no_power.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const int64_t job = CreateJobWithoutBlockingPower(api);
+  const std::vector<json> stages = StageMeasurements();
+  for (int rank = 0; rank < 4; ++rank) {
+    json body = {{"rank", rank}, {"measurements", stages[rank]}};
+    ASSERT_EQ(api.Call("PUT", "/v1/jobs/" + std::to_string(job) + "/profile", body.dump()).status,
+              202);
+  }
+  json state = WaitReady(api, job);
+  EXPECT_EQ(state["state"], "failed");
+  EXPECT_NE(state.value("reason", "").find("no blocking power"), std::string::npos) << state.dump();
+  unlink(db.c_str());
+}
+
+}  // namespace
