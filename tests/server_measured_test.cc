@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "nlohmann/json.hpp"
+#include "perseus/client/client.h"
 #include "tests/support/process.h"
 #include "tests/support/server.h"
 
@@ -225,6 +228,77 @@ TEST(ServerMeasuredTest, NoBlockingPowerAnywhereFailsTheJobWithTheReason) {
   json state = WaitReady(api, job);
   EXPECT_EQ(state["state"], "failed");
   EXPECT_NE(state.value("reason", "").find("no blocking power"), std::string::npos) << state.dump();
+  unlink(db.c_str());
+}
+
+// The client library's side: phases reach the report; a profile goes up from
+// the background thread, and a refusal (the job already has its profile) is
+// logged once and shown in measurements_status, not retried.
+TEST(ClientMeasuredTest, PhasesAndMeasurementsGoThroughTheClient) {
+  const std::string db = TempPath("client_measured.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const int64_t job = CreateJobWithoutBlockingPower(api);
+  const std::vector<json> stages = StageMeasurements();
+  std::vector<std::string> logs;
+  std::mutex mu;
+  auto make = [&](int rank) {
+    perseus::client::ClientOptions options;
+    options.server = server.url();
+    options.job_id = job;
+    options.rank = rank;
+    options.pp_rank = rank;
+    options.frequencies_mhz = A100Clocks();
+    options.poll_interval_s = 0.05;
+    options.log = [&](const std::string& line) {
+      std::lock_guard<std::mutex> lock(mu);
+      logs.push_back(line);
+    };
+    return std::make_unique<perseus::client::Client>(options);
+  };
+  std::vector<std::unique_ptr<perseus::client::Client>> clients;
+  for (int rank = 0; rank < 4; ++rank) {
+    clients.push_back(make(rank));
+    std::vector<perseus::client::MeasuredRow> rows;
+    for (const json& m : stages[rank]) {
+      perseus::planner::Instruction kind;
+      ASSERT_TRUE(perseus::planner::ParseInstruction(m["instruction"].get<std::string>(), &kind));
+      rows.push_back({kind, m["frequency_mhz"].get<int>(), m["time_s"].get<double>(),
+                      m["energy_j"].get<double>()});
+    }
+    EXPECT_EQ(clients.back()->measurements_status(), "none");
+    clients.back()->SubmitMeasurements(rows, 80 + rank);
+  }
+  for (auto& c : clients) ASSERT_TRUE(c->WaitForPlan(0, 60));
+  for (auto& c : clients) EXPECT_EQ(c->measurements_status(), "accepted");
+  json state = api.Call("GET", "/v1/jobs/" + std::to_string(job)).body;
+  EXPECT_EQ(state["blocking_power"]["w"], 81.5);
+  // Planned now: the same profile again is refused (409), and said so.
+  clients[0]->SubmitMeasurements({{perseus::planner::Instruction::kForward, 1410, 1, 1}}, 80);
+  for (int i = 0; i < 2000 && clients[0]->measurements_status() == "queued"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(clients[0]->measurements_status().rfind("refused: ", 0), 0u)
+      << clients[0]->measurements_status();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_FALSE(logs.empty());
+    EXPECT_NE(logs.back().find("refused this rank's profile (HTTP 409)"), std::string::npos)
+        << logs.back();
+  }
+  // Iteration reports with phases, through EndIteration.
+  for (int rank = 0; rank < 4; ++rank) {
+    clients[rank]->EndIteration(0, 1.0, 100, 0, {"baseline", 0, -1});
+    clients[rank]->EndIteration(1, 1.0, 90, 0, {"planned", 1, -1});
+  }
+  json measured;
+  for (int i = 0; i < 2000; ++i) {
+    measured = api.Call("GET", "/v1/jobs/" + std::to_string(job) + "/report").body["measured"];
+    if (measured["saving_pct"].is_number()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_NEAR(measured["saving_pct"].get<double>(), 10, 1e-9) << measured.dump();
+  clients.clear();
   unlink(db.c_str());
 }
 
