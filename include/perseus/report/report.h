@@ -1,12 +1,14 @@
 // A self-contained HTML report (inline SVG, no scripts, viewable offline):
 // the frontier, the timeline of one plan, and savings against straggler
-// slowdown per method.
+// slowdown per method. And the report of a running job on a coordinator:
+// its measured energy and time per iteration against the baseline.
 #pragma once
 
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "nlohmann/json_fwd.hpp"
 #include "perseus/emulator/emulator.h"
 #include "perseus/planner/frontier.h"
 
@@ -24,5 +26,12 @@ struct ReportInput {
 };
 
 std::string RenderReportHtml(const ReportInput& input);
+
+// A self-contained HTML page (no scripts) of a job on `perseus serve`: `job`
+// is GET /v1/jobs/ID's body, `report` GET /v1/jobs/ID/report's. Measured
+// energy and time per iteration, baseline (highest clock) against Perseus,
+// per pipeline and for the job, the model's saving beside. Absent or null
+// figures show as an em dash.
+std::string RenderJobReportHtml(const nlohmann::json& job, const nlohmann::json& report);
 
 }  // namespace perseus::report
