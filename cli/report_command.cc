@@ -1,12 +1,23 @@
 // `perseus report --out DIR`: a self-contained HTML report (DIR/report.html)
 // of a job: frontier, plan timeline, savings against straggler slowdown.
 // Without --profile it reports on the demo job.
+//
+// `perseus report --server URL --job ID`: the measured energy and time per
+// iteration of a job on a running `perseus serve` (GET /v1/jobs/ID and
+// /v1/jobs/ID/report): a table, --json, or --out DIR for DIR/report.html.
+#include <httplib.h>
+
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <optional>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/job.h"
+#include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
 #include "perseus/emulator/emulator.h"
 #include "perseus/report/report.h"
@@ -20,9 +31,217 @@ struct ReportArgs {
   double deadline_s = 0;
   int pipelines = 0;
   std::vector<std::string> slowdowns = {"1.0:1.5:0.05"};
+  // Coordinator mode.
+  std::string server;
+  int64_t job_id = -1;
+  std::string token_file;
+  bool json = false;
 };
 
+using nlohmann::json;
+
+// What went wrong when no reply came, in words.
+std::string Why(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection:
+      return "could not connect (is `perseus serve` running there?)";
+    case httplib::Error::ConnectionTimeout:
+      return "timed out connecting";
+    case httplib::Error::Read:
+      return "no reply (the connection closed or timed out)";
+    case httplib::Error::Write:
+      return "could not send the request";
+    default:
+      return httplib::to_string(error);
+  }
+}
+
+// One GET of the coordinator's API: the body as JSON, or why not.
+Result<json> Get(httplib::Client& client, const std::string& url, const std::string& path,
+                 int64_t job_id) {
+  httplib::Result r = client.Get(path);
+  if (!r) {
+    return Status::Unavailable("cannot reach " + url + ": " + Why(r.error()));
+  }
+  const json body = json::parse(r->body, nullptr, false);
+  std::string message;
+  if (body.is_object() && body.contains("error") && body["error"].is_string()) {
+    message = body["error"].get<std::string>();
+  }
+  if (r->status == 404) {
+    const std::string what = "no job " + std::to_string(job_id);
+    return Status::NotFound(what + " on " + url +
+                            (message.empty() || message == what ? "" : " (" + message + ")"));
+  }
+  if (r->status == 401) {
+    return Status::PermissionDenied(url + path + ": HTTP 401" +
+                                    (message.empty() ? "" : ": " + message) +
+                                    " (give the server's token with --token-file)");
+  }
+  if (r->status != 200) {
+    return Status::Unavailable(url + path + ": HTTP " + std::to_string(r->status) +
+                               (message.empty() ? "" : ": " + message));
+  }
+  if (!body.is_object()) return Status::Unavailable(url + path + ": the reply is not JSON");
+  return body;
+}
+
+// obj[key] as a number, if there is one.
+std::optional<double> Number(const json& obj, const char* key) {
+  if (!obj.is_object()) return std::nullopt;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+std::string Text(const json& obj, const char* key, const std::string& otherwise = "n/a") {
+  if (!obj.is_object()) return otherwise;
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return otherwise;
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+const json& Member(const json& obj, const char* key) {
+  static const json kNull;
+  if (!obj.is_object()) return kNull;
+  auto it = obj.find(key);
+  return it == obj.end() ? kNull : *it;
+}
+
+std::string Figure(const char* fmt, std::optional<double> v) {
+  if (!v) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, *v);
+  return buf;
+}
+
+// The human table: the job, then one row per pipeline and one for the job.
+std::string JobTable(const json& job, const json& report) {
+  const json& measured = Member(report, "measured");
+  const json& blocking = Member(job, "blocking_power");
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof(line), "Perseus job %s (%s): %s, blocking power %s\n",
+                Text(job, "job_id", Text(report, "job_id")).c_str(),
+                Text(Member(job, "config"), "name", "unnamed").c_str(), Text(job, "state").c_str(),
+                blocking.is_object() ? (Figure("%g W per GPU", Number(blocking, "w")) + " (" +
+                                        Text(blocking, "source") + ")")
+                                           .c_str()
+                                     : "n/a");
+  out += line;
+  std::snprintf(line, sizeof(line), "  %s iteration reports over %s iterations\n\n",
+                Figure("%.0f", Number(report, "reports")).c_str(),
+                Figure("%.0f", Number(report, "iterations")).c_str());
+  out += line;
+  std::snprintf(line, sizeof(line), "  %-8s %12s %12s %12s %10s %10s %10s %10s %9s\n", "",
+                "iterations", "baseline", "Perseus", "saving", "saving", "baseline", "Perseus",
+                "slowdown");
+  out += line;
+  std::snprintf(line, sizeof(line), "  %-8s %12s %12s %12s %10s %10s %10s %10s %9s\n", "pipeline",
+                "base/Perseus", "(J/iter)", "(J/iter)", "(measured)", "(model)", "(s/iter)",
+                "(s/iter)", "");
+  out += line;
+  while (out.size() > 1 && out[out.size() - 2] == ' ') out.erase(out.size() - 2, 1);
+  auto row = [&](const std::string& name, const std::string& iterations, const json& m) {
+    std::snprintf(line, sizeof(line), "  %-8s %12s %12s %12s %10s %10s %10s %10s %9s\n",
+                  name.c_str(), iterations.c_str(),
+                  Figure("%.1f", Number(m, "baseline_j_per_iteration")).c_str(),
+                  Figure("%.1f", Number(m, "perseus_j_per_iteration")).c_str(),
+                  Figure("%.2f%%", Number(m, "saving_pct")).c_str(),
+                  Figure("%.2f%%", Number(Member(m, "model"), "saving_pct")).c_str(),
+                  Figure("%.4f", Number(m, "baseline_time_s_per_iteration")).c_str(),
+                  Figure("%.4f", Number(m, "perseus_time_s_per_iteration")).c_str(),
+                  Figure("%.2f%%", Number(m, "slowdown_pct")).c_str());
+    out += line;
+  };
+  const json& pipelines = Member(measured, "pipelines");
+  if (pipelines.is_array()) {
+    for (const json& p : pipelines) {
+      row(Text(p, "pipeline", "?"),
+          Figure("%.0f", Number(p, "baseline_iterations")) + "/" +
+              Figure("%.0f", Number(p, "perseus_iterations")),
+          p);
+    }
+  }
+  row("job", "-", measured);
+  if (measured.is_object() && measured.contains("note")) {
+    out += "\n  note: " + Text(measured, "note") + "\n";
+  }
+  std::snprintf(line, sizeof(line), "\n  plan mismatches: %s in %s iterations\n",
+                Figure("%.0f", Number(report, "plan_mismatches")).c_str(),
+                Figure("%.0f", Number(report, "iterations_with_mismatches")).c_str());
+  out += line;
+  return out;
+}
+
+int RunServerReport(const ReportArgs& args) {
+  std::string url = args.server;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const size_t scheme = url.find("://");
+  const size_t host = scheme == std::string::npos ? 0 : scheme + 3;
+  if (url.empty() || url.find('/', host) != std::string::npos) {
+    return ReportError(
+        Status::InvalidInput("--server must be http://HOST:PORT, got " + args.server));
+  }
+  httplib::Client client(url);
+  if (!client.is_valid()) {
+    return ReportError(
+        Status::InvalidInput("--server must be http://HOST:PORT, got " + args.server));
+  }
+  client.set_connection_timeout(5, 0);
+  client.set_read_timeout(30, 0);
+  if (!args.token_file.empty()) {
+    std::ifstream in(args.token_file);
+    if (!in)
+      return ReportError(Status::InvalidInput(args.token_file + ": cannot read the token file"));
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string token = text.str();
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+      token.pop_back();
+    if (token.empty())
+      return ReportError(Status::InvalidInput(args.token_file + ":1: the token file is empty"));
+    client.set_bearer_token_auth(token);
+  }
+  const std::string path = "/v1/jobs/" + std::to_string(args.job_id);
+  auto job = Get(client, url, path, args.job_id);
+  if (!job.ok()) return ReportError(job.status());
+  auto report = Get(client, url, path + "/report", args.job_id);
+  if (!report.ok()) return ReportError(report.status());
+
+  if (!args.out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(args.out_dir, ec);
+    const std::string file = (std::filesystem::path(args.out_dir) / "report.html").string();
+    Status written = WriteFileAtomically(file, report::RenderJobReportHtml(*job, *report));
+    if (!written.ok()) return ReportError(written);
+    if (!args.json) std::printf("report written to %s\n", file.c_str());
+  }
+  if (args.json) {
+    std::printf("%s\n", json{{"job", *job}, {"report", *report}}.dump(2).c_str());
+  } else if (args.out_dir.empty()) {
+    std::fputs(JobTable(*job, *report).c_str(), stdout);
+  }
+  return 0;
+}
+
 int RunReport(ReportArgs args) {
+  if (!args.server.empty() || args.job_id >= 0) {
+    if (args.server.empty())
+      return ReportError(Status::InvalidInput("--job needs --server URL (the coordinator)"));
+    if (args.job_id < 0)
+      return ReportError(Status::InvalidInput("--server needs --job ID (the job to report on)"));
+    return RunServerReport(args);
+  }
+  if (args.json || !args.token_file.empty()) {
+    return ReportError(
+        Status::InvalidInput("--json and --token-file are for a job on a server (--server URL "
+                             "--job ID)"));
+  }
+  if (args.out_dir.empty()) {
+    return ReportError(Status::InvalidInput(
+        "--out DIR is required (or --server URL --job ID for a job on a coordinator)"));
+  }
   if (args.job.profile_path.empty()) {
     args.job = DemoJobSpec();
     if (args.pipelines == 0) args.pipelines = 1536 / 12;  // the paper's global batch of 1536
@@ -87,8 +306,21 @@ void RegisterReport(CLI::App* app, int* exit_code) {
   CLI::App* cmd = app->add_subcommand(
       "report",
       "Write a self-contained HTML report (frontier, plan timeline, savings against straggler "
-      "slowdown) to DIR/report.html; without --profile, for the demo job");
-  cmd->add_option("--out", args->out_dir, "Directory for report.html")->required();
+      "slowdown) to DIR/report.html; without --profile, for the demo job. With --server URL "
+      "--job ID: the measured energy and time per iteration of a job on a running `perseus "
+      "serve` (baseline at the highest clock against Perseus, per pipeline and for the job), as "
+      "a table, --json, or --out DIR");
+  cmd->add_option("--out", args->out_dir,
+                  "Directory for report.html (required, except with --server, where without it "
+                  "a table is printed)");
+  cmd->add_option("--server", args->server,
+                  "A running `perseus serve`, http://HOST:PORT: report its job --job with "
+                  "measured figures; --profile and the plan options are then not used");
+  cmd->add_option("--job", args->job_id, "The job's id on --server")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--token-file", args->token_file,
+                  "File holding the server's bearer token (as `perseus serve --token-file`)");
+  cmd->add_flag("--json", args->json,
+                "With --server: print {\"job\": GET job, \"report\": GET report} as JSON");
   AddJobOptions(cmd, &args->job);
   cmd->get_option("--profile")->required(false);
   cmd->add_option("--time", args->deadline_s, "Show the timeline of the plan for this deadline");
