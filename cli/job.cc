@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "perseus/planner/profile.h"
 #include "perseus/schedules/schedule.h"
@@ -115,6 +118,19 @@ int ReportError(const Status& status) {
     default:
       return 1;
   }
+}
+
+Result<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidInput(path + ": cannot read the token file");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string token = text.str();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+    token.pop_back();
+  }
+  if (token.empty()) return Status::InvalidInput(path + ":1: the token file is empty");
+  return token;
 }
 
 }  // namespace perseus::cli

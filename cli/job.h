@@ -46,4 +46,9 @@ void LogLine(const char* who, const std::string& line);
 // Maps a Status to the CLI's exit code after printing it: 2 for bad input, 1 otherwise.
 int ReportError(const Status& status);
 
+// The bearer token in `path` (trailing whitespace dropped), as `perseus serve
+// --token-file` and `perseus report --token-file` read it; an unreadable or
+// empty file is kInvalidInput naming it.
+Result<std::string> ReadTokenFile(const std::string& path);
+
 }  // namespace perseus::cli

@@ -191,17 +191,9 @@ int RunServerReport(const ReportArgs& args) {
   client.set_connection_timeout(5, 0);
   client.set_read_timeout(30, 0);
   if (!args.token_file.empty()) {
-    std::ifstream in(args.token_file);
-    if (!in)
-      return ReportError(Status::InvalidInput(args.token_file + ": cannot read the token file"));
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string token = text.str();
-    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
-      token.pop_back();
-    if (token.empty())
-      return ReportError(Status::InvalidInput(args.token_file + ":1: the token file is empty"));
-    client.set_bearer_token_auth(token);
+    auto token = ReadTokenFile(args.token_file);
+    if (!token.ok()) return ReportError(token.status());
+    client.set_bearer_token_auth(*token);
   }
   const std::string path = "/v1/jobs/" + std::to_string(args.job_id);
   auto job = Get(client, url, path, args.job_id);

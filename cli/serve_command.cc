@@ -48,19 +48,9 @@ int RunServe(const ServeArgs& args) {
   options.threads = args.threads;
   options.log = Log;
   if (!args.token_file.empty()) {
-    std::ifstream in(args.token_file);
-    if (!in)
-      return ReportError(Status::InvalidInput(args.token_file + ": cannot read the token file"));
-    std::stringstream text;
-    text << in.rdbuf();
-    options.token = text.str();
-    while (!options.token.empty() &&
-           std::isspace(static_cast<unsigned char>(options.token.back()))) {
-      options.token.pop_back();
-    }
-    if (options.token.empty()) {
-      return ReportError(Status::InvalidInput(args.token_file + ":1: the token file is empty"));
-    }
+    auto token = ReadTokenFile(args.token_file);
+    if (!token.ok()) return ReportError(token.status());
+    options.token = *token;
   }
   // SIGINT/SIGTERM are taken by a thread that stops the server cleanly.
   sigset_t signals;

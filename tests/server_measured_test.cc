@@ -22,6 +22,7 @@ using perseus::testing::CreateJob;
 using perseus::testing::ProfileCsv;
 using perseus::testing::Response;
 using perseus::testing::ServerProcess;
+using perseus::testing::StageMeasurements;
 using perseus::testing::TempPath;
 using perseus::testing::WaitReady;
 
@@ -135,28 +136,6 @@ TEST(ServerMeasuredTest, BadPhaseOrProgressGetsAFourHundredNamingIt) {
   r = api.Post(path, bad);
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.body["field"], "plan_version");
-}
-
-// The four stages' measurements of one rank each, from the GPT-3 profile.
-std::vector<json> StageMeasurements() {
-  std::istringstream csv(ProfileCsv(4));
-  std::string line;
-  std::getline(csv, line);
-  std::vector<json> out(4, json::array());
-  while (std::getline(csv, line)) {
-    std::stringstream fields(line);
-    std::string stage, instruction, mhz, t, e;
-    std::getline(fields, stage, ',');
-    std::getline(fields, instruction, ',');
-    std::getline(fields, mhz, ',');
-    std::getline(fields, t, ',');
-    std::getline(fields, e, ',');
-    out[std::stoul(stage)].push_back({{"instruction", instruction},
-                                      {"frequency_mhz", std::stoi(mhz)},
-                                      {"time_s", std::stod(t)},
-                                      {"energy_j", std::stod(e)}});
-  }
-  return out;
 }
 
 int64_t CreateJobWithoutBlockingPower(Api& api) {

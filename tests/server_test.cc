@@ -251,23 +251,7 @@ TEST(ServerTest, PerRankMeasurementsBecomeTheProfile) {
   Api api(server.port());
   const int64_t job = CreateJob(api, 1);
   const std::string base = "/v1/jobs/" + std::to_string(job);
-  std::istringstream csv(ProfileCsv(4));
-  std::string line;
-  std::getline(csv, line);
-  std::map<int, json> per_stage;
-  while (std::getline(csv, line)) {
-    std::stringstream fields(line);
-    std::string stage, instruction, mhz, t, e;
-    std::getline(fields, stage, ',');
-    std::getline(fields, instruction, ',');
-    std::getline(fields, mhz, ',');
-    std::getline(fields, t, ',');
-    std::getline(fields, e, ',');
-    per_stage[std::stoi(stage)].push_back({{"instruction", instruction},
-                                           {"frequency_mhz", std::stoi(mhz)},
-                                           {"time_s", std::stod(t)},
-                                           {"energy_j", std::stod(e)}});
-  }
+  const std::vector<json> per_stage = perseus::testing::StageMeasurements();
   for (int stage = 0; stage < 4; ++stage) {
     Response r = api.Call("PUT", base + "/profile",
                           json{{"rank", stage}, {"measurements", per_stage[stage]}}.dump());

@@ -10,6 +10,7 @@
 
 #include "nlohmann/json.hpp"
 #include "perseus/report/report.h"
+#include "src/report/html.h"
 
 namespace perseus::report {
 namespace {
@@ -17,29 +18,6 @@ namespace {
 using nlohmann::json;
 
 const char kDash[] = "\u2014";  // em dash: a figure the server did not give
-
-std::string Escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // obj[key] as a number, if obj is an object holding one there.
 std::optional<double> Number(const json& obj, const char* key) {

@@ -5,33 +5,11 @@
 #include <cstdio>
 
 #include "perseus/emulator/simulator.h"
+#include "src/report/html.h"
 
 namespace perseus::report {
 
 namespace {
-
-std::string Escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string Format(const char* fmt, double a) {
   char buf[64];

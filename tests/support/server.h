@@ -9,6 +9,7 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -137,6 +138,29 @@ inline json WaitReady(Api& api, int64_t job) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return {};
+}
+
+// The GPT-3 profile's first four stages as each stage's rank's measurements
+// ({instruction, frequency_mhz, time_s, energy_j}, PUT .../profile's JSON form).
+inline std::vector<json> StageMeasurements() {
+  std::istringstream csv(ProfileCsv(4));
+  std::string line;
+  std::getline(csv, line);
+  std::vector<json> out(4, json::array());
+  while (std::getline(csv, line)) {
+    std::stringstream fields(line);
+    std::string stage, instruction, mhz, t, e;
+    std::getline(fields, stage, ',');
+    std::getline(fields, instruction, ',');
+    std::getline(fields, mhz, ',');
+    std::getline(fields, t, ',');
+    std::getline(fields, e, ',');
+    out[std::stoul(stage)].push_back({{"instruction", instruction},
+                                      {"frequency_mhz", std::stoi(mhz)},
+                                      {"time_s", std::stod(t)},
+                                      {"energy_j", std::stod(e)}});
+  }
+  return out;
 }
 
 }  // namespace perseus::testing
