@@ -36,7 +36,7 @@ void Frontier::Append(const FrontierPoint& point, const Plan& plan) {
   last_plan_ = plan;
 }
 
-Plan Frontier::PlanAt(size_t index) const {
+Plan Frontier::StoredPlanAt(size_t index) const {
   assert(index < points_.size());
   const size_t base = index / kCheckpointInterval;
   Plan plan(checkpoints_[base].begin(), checkpoints_[base].end());
@@ -45,6 +45,11 @@ Plan Frontier::PlanAt(size_t index) const {
       plan[change_node_[c]] = change_option_[c];
     }
   }
+  return plan;
+}
+
+Plan Frontier::PlanAt(size_t index) const {
+  Plan plan = StoredPlanAt(index);
   if (!std::isnan(fill_deadline_[index]))
     return FillSlack(*problem_, std::move(plan), fill_deadline_[index]);
   return plan;
@@ -92,6 +97,40 @@ std::optional<size_t> Frontier::IndexForDeadline(double deadline_s) const {
   auto it = std::upper_bound(sorted_time_.begin(), sorted_time_.end(), deadline_s);
   if (it == sorted_time_.begin()) return std::nullopt;
   return best_upto_[(it - sorted_time_.begin()) - 1];
+}
+
+std::vector<size_t> Frontier::ParetoIndices() const {
+  std::vector<size_t> order(points_.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const FrontierPoint& p = points_[a];
+    const FrontierPoint& q = points_[b];
+    if (p.time_s != q.time_s) return p.time_s < q.time_s;
+    if (p.energy_j != q.energy_j) return p.energy_j < q.energy_j;
+    return a < b;
+  });
+  std::vector<size_t> kept;
+  double best = std::numeric_limits<double>::infinity();
+  for (size_t k : order) {
+    if (points_[k].energy_j < best) {
+      kept.push_back(k);
+      best = points_[k].energy_j;
+    }
+  }
+  // Slowest first: realized time strictly falling, energy strictly rising.
+  std::reverse(kept.begin(), kept.end());
+  return kept;
+}
+
+Frontier Frontier::ParetoOnly() const {
+  Frontier out(problem_);
+  out.all_max = all_max;
+  out.solve_seconds = solve_seconds;
+  for (size_t k : ParetoIndices()) {
+    out.Append(points_[k], StoredPlanAt(k));
+    out.fill_deadline_.back() = fill_deadline_[k];
+  }
+  return out;
 }
 
 size_t Frontier::PlanStorageBytes() const {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 #include <random>
 
@@ -78,6 +79,53 @@ TEST(FrontierTest, TMinAndTStar) {
   EXPECT_EQ(f.TStarIndex(), 3u);
   EXPECT_EQ(*f.IndexForDeadline(8.5), 2u);
   EXPECT_EQ(*f.IndexForDeadline(9), 3u);
+}
+
+// Pareto points against a quadratic scan: kept iff no other point is at least
+// as fast and at most as costly (equal figures: the first kept); the kept
+// points keep their plans, across checkpoints.
+TEST(FrontierTest, ParetoOnlyKeepsExactlyTheNonDominatedPointsWithTheirPlans) {
+  std::mt19937 rng(3);
+  RandomFrontier r = MakeRandom(rng, 2 * Frontier::kCheckpointInterval + 40, 50);
+  // Duplicates of earlier points' figures, as repeated unit steps give.
+  const auto& points = r.frontier.points();
+  for (int d = 0; d < 30; ++d) {
+    FrontierPoint p = points[rng() % points.size()];
+    Plan plan(50, d);
+    r.frontier.Append(p, plan);
+    r.plans.push_back(plan);
+  }
+  std::vector<size_t> expected;
+  for (size_t k = 0; k < points.size(); ++k) {
+    bool dominated = false;
+    for (size_t q = 0; q < points.size() && !dominated; ++q) {
+      if (q == k) continue;
+      const bool no_worse =
+          points[q].time_s <= points[k].time_s && points[q].energy_j <= points[k].energy_j;
+      const bool equal =
+          points[q].time_s == points[k].time_s && points[q].energy_j == points[k].energy_j;
+      dominated = no_worse && (!equal || q < k);
+    }
+    if (!dominated) expected.push_back(k);
+  }
+  std::sort(expected.begin(), expected.end(),
+            [&](size_t a, size_t b) { return points[a].time_s > points[b].time_s; });
+  EXPECT_EQ(r.frontier.ParetoIndices(), expected);
+  ASSERT_LT(expected.size(), points.size() / 4);  // the random points are mostly dominated
+  Frontier pareto = r.frontier.ParetoOnly();
+  ASSERT_EQ(pareto.size(), expected.size());
+  for (size_t j = 0; j < expected.size(); ++j) {
+    EXPECT_EQ(pareto.points()[j].time_s, points[expected[j]].time_s);
+    EXPECT_EQ(pareto.points()[j].energy_j, points[expected[j]].energy_j);
+    EXPECT_EQ(pareto.PlanAt(j), r.plans[expected[j]]) << "kept point " << j;
+  }
+  // Every deadline gets the same energy as from the whole frontier.
+  for (const FrontierPoint& p : points) {
+    auto all = r.frontier.IndexForDeadline(p.time_s);
+    auto kept = pareto.IndexForDeadline(p.time_s);
+    ASSERT_TRUE(all && kept);
+    EXPECT_EQ(pareto.points()[*kept].energy_j, points[*all].energy_j);
+  }
 }
 
 }  // namespace

@@ -284,6 +284,10 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   } else {
     append_pending();
   }
+  // Only Pareto points of realized (time, energy): several unit steps may
+  // realize the same plan, or a plan no better than a faster one's. (Not in
+  // reference-compatible mode, which reports the reference's points.)
+  if (options.pareto_only && !problem.options.round_down) frontier = frontier.ParetoOnly();
   // Build the deadline index now, so that later concurrent readers of the
   // frontier never build it (IndexForDeadline is then read-only).
   (void)frontier.IndexForDeadline(0);

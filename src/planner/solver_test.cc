@@ -116,7 +116,9 @@ TEST_P(SolverOracleTest, ModelCostIsOptimalAtEveryFrontierTime) {
   if (SearchSpace(*problem) > 3'000'000) {
     GTEST_SKIP() << "instance too large to enumerate";
   }
-  auto frontier = SolveFrontier(problem);
+  SolverOptions every_step;
+  every_step.pareto_only = false;  // the sweep itself: one point per unit
+  auto frontier = SolveFrontier(problem, {}, every_step);
   ASSERT_TRUE(frontier.ok()) << frontier.status().message();
   std::map<int64_t, int64_t> exact = ModelOracle(*problem);
   // Best cost with makespan <= T.
@@ -139,6 +141,41 @@ TEST_P(SolverOracleTest, ModelCostIsOptimalAtEveryFrontierTime) {
   }
   // The sweep ends at the fastest makespan any assignment reaches.
   EXPECT_EQ(previous_units, exact.begin()->first);
+}
+
+// The default frontier is the every-step sweep's Pareto points of realized
+// (time, energy), with their plans: nothing a deadline could pick is lost.
+TEST_P(SolverOracleTest, TheFrontierHoldsOnlyParetoPointsOfTheSweep) {
+  auto [shape, seed, model] = GetParam();
+  auto [stages, microbatches] = shape;
+  std::mt19937 rng(seed);
+  PlannerOptions opt;
+  opt.unit_time_s = 0.25;
+  opt.blocking_power_w = 2.0;
+  opt.cost_model = model;
+  auto problem = MakeProblem(RandomProfile(rng, stages, 3, 1.5), stages, microbatches, opt);
+  ASSERT_NE(problem, nullptr);
+  SolverOptions every_step;
+  every_step.pareto_only = false;
+  auto all = SolveFrontier(problem, {}, every_step);
+  auto pareto = SolveFrontier(problem);
+  ASSERT_TRUE(all.ok() && pareto.ok());
+  const std::vector<size_t> kept = all->ParetoIndices();
+  ASSERT_EQ(pareto->size(), kept.size());
+  const auto& p = pareto->points();
+  for (size_t j = 0; j < kept.size(); ++j) {
+    EXPECT_EQ(p[j].time_s, all->points()[kept[j]].time_s);
+    EXPECT_EQ(p[j].energy_j, all->points()[kept[j]].energy_j);
+    EXPECT_EQ(pareto->PlanAt(j), all->PlanAt(kept[j]));
+    EXPECT_EQ(EvaluatePlan(*problem, pareto->PlanAt(j)).energy_j, p[j].energy_j);
+    // Stored slowest first: time strictly falls, energy strictly rises.
+    if (j > 0) {
+      EXPECT_LT(p[j].time_s, p[j - 1].time_s);
+      EXPECT_GT(p[j].energy_j, p[j - 1].energy_j);
+    }
+  }
+  EXPECT_EQ(pareto->TMinIndex(), pareto->size() - 1);
+  EXPECT_EQ(p[pareto->TMinIndex()].energy_j, all->points()[all->TMinIndex()].energy_j);
 }
 
 TEST_P(SolverOracleTest, RealizedEnergyIsCloseToTheTrueOptimum) {

@@ -1,8 +1,10 @@
 // The iteration time–energy frontier: ordered points, each with the model's
 // and the realized (measured) time and energy, and the plan that achieves it.
 //
-// Points are stored in solver order: slowest first, model time strictly
-// decreasing by one unit per point, the last point being T_min. Plans are
+// Points are stored in solver order: slowest first, the last point being
+// T_min. SolveFrontier keeps only Pareto points of realized (time, energy)
+// (ParetoOnly), sorted slowest first; their model times are then not one
+// unit apart, nor always in order. Plans are
 // stored compactly: the first point's plan in full, then for each later point
 // only the computations whose option changed (a few per point), plus a full
 // checkpoint every kCheckpointInterval points so that any plan is rebuilt in
@@ -60,6 +62,16 @@ class Frontier {
   // returns, so a solved frontier may be read from several threads).
   std::optional<size_t> IndexForDeadline(double deadline_s) const;
 
+  // Indices of the Pareto points of realized (time, energy), slowest first
+  // (time strictly falling, energy strictly rising): a point is kept unless
+  // another one is at least as fast and at most as costly (of points with
+  // equal figures, the first). O(P log P).
+  std::vector<size_t> ParetoIndices() const;
+  // The frontier of only those points in that order, with the same plans
+  // (stored the same way), all_max and solve_seconds. O(kept x (n + changes
+  // between checkpoints)).
+  Frontier ParetoOnly() const;
+
   // Bytes used by the stored plans (for benchmarks).
   size_t PlanStorageBytes() const;
 
@@ -69,6 +81,7 @@ class Frontier {
 
  private:
   void BuildDeadlineIndex() const;
+  Plan StoredPlanAt(size_t index) const;  // before any fill
 
   std::shared_ptr<const Problem> problem_;
   std::vector<FrontierPoint> points_;

@@ -58,6 +58,10 @@ struct SolverOptions {
   // minimum cut (the one with the smallest source side) at every step, so the
   // same frontier, point for point and plan for plan (tested).
   bool reference = false;
+  // Keep only the Pareto points of realized (time, energy) (Frontier::
+  // ParetoOnly). Off: every unit step's point, model time one unit apart
+  // (the solver's own sweep, which the model-optimality tests check).
+  bool pareto_only = true;
 };
 
 Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem,
