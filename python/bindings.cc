@@ -96,6 +96,23 @@ struct PyFrontier {
   planner::Frontier frontier;
 };
 
+void CheckPlan(const PyFrontier& f, const planner::Plan& plan) {
+  const planner::Problem& problem = f.frontier.problem();
+  if (static_cast<int>(plan.size()) != problem.dag->num_nodes()) {
+    throw StatusError(Status::InvalidInput("a plan has one option index per computation (" +
+                                           std::to_string(problem.dag->num_nodes()) + "), got " +
+                                           std::to_string(plan.size())));
+  }
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const int options = static_cast<int>(problem.set(static_cast<int>(i)).options.size());
+    if (plan[i] < 0 || plan[i] >= options) {
+      throw StatusError(Status::InvalidInput("computation " + std::to_string(i) + " has " +
+                                             std::to_string(options) + " options, got index " +
+                                             std::to_string(plan[i])));
+    }
+  }
+}
+
 struct PySimBackend {
   std::unique_ptr<gpu::SimBackend> backend;
 };
@@ -250,7 +267,73 @@ PYBIND11_MODULE(_perseus, m) {
           "The plan of point `index`: for every pipeline rank, its computations in execution "
           "order as {kind, microbatch, stage, frequency_mhz}; an overlapped forward+backward "
           "(DualPipeV) has kind 'overlap_f_b', the forward half's stage and microbatch, and "
-          "backward: {kind, stage, microbatch}.");
+          "backward: {kind, stage, microbatch}.")
+      .def(
+          "problem",
+          [](const PyFrontier& f) {
+            const planner::Problem& problem = f.frontier.problem();
+            const planner::Dag& dag = *problem.dag;
+            py::list nodes;
+            for (int id = 0; id < dag.num_nodes(); ++id) {
+              const planner::Computation& c = dag.node(id);
+              py::list options;
+              for (const planner::Option& o : problem.set(id).options) {
+                py::dict option;
+                option["frequency_mhz"] = o.frequency_mhz;
+                option["time_s"] = o.time_s;
+                option["energy_j"] = o.energy_j;
+                options.append(option);
+              }
+              py::dict node;
+              node["gpu"] = c.gpu;
+              node["stage"] = c.stage;
+              node["kind"] = std::string(c.overlapped() ? kOverlapKind
+                                                        : planner::InstructionName(c.instruction));
+              node["microbatch"] = c.microbatch;
+              node["options"] = options;
+              py::list successors;
+              for (int to : dag.successors(id)) successors.append(to);
+              node["successors"] = successors;
+              nodes.append(node);
+            }
+            py::dict out;
+            out["num_gpus"] = problem.num_gpus;
+            out["blocking_power_w"] = problem.options.blocking_power_w;
+            out["nodes"] = nodes;
+            return out;
+          },
+          "The planning problem: {num_gpus, blocking_power_w (per GPU of the DAG, i.e. per "
+          "stage), nodes: [{gpu, stage, kind, microbatch, options: [{frequency_mhz, time_s, "
+          "energy_j}] (Pareto, fastest first), successors: [node ids]}]}. A plan is one option "
+          "index per node; its energy is sum(e) + P * (num_gpus * T - sum(t)).")
+      .def(
+          "plan_options",
+          [](const PyFrontier& f, size_t index) {
+            if (index >= f.frontier.size()) {
+              throw StatusError(Status::InvalidInput("no frontier point " + std::to_string(index)));
+            }
+            return f.frontier.PlanAt(index);
+          },
+          py::arg("index"), "Point `index`'s plan as one option index per node of problem().")
+      .def(
+          "evaluate",
+          [](const PyFrontier& f, const planner::Plan& plan) {
+            CheckPlan(f, plan);
+            const planner::Figures g = planner::EvaluatePlan(f.frontier.problem(), plan);
+            return py::make_tuple(g.time_s, g.energy_j);
+          },
+          py::arg("options"),
+          "(time_s, energy_j) of a plan given as option indices (realized: longest path with "
+          "measured times; energy with blocking power).")
+      .def(
+          "polish",
+          [](const PyFrontier& f, const planner::Plan& plan, double deadline_s) {
+            CheckPlan(f, plan);
+            return planner::PolishPlan(f.frontier.problem(), plan, deadline_s);
+          },
+          py::arg("options"), py::arg("deadline_s"),
+          "PolishPlan: the plan repaired to meet deadline_s with measured times, then slowed "
+          "down greedily where the deadline leaves slack.");
 
   m.def(
       "plan",
