@@ -70,7 +70,8 @@ def main() -> None:
     parser.add_argument("--schedules", default="1f1b,zb-h1")
     parser.add_argument("--microbatches", default="12", help="comma-separated")
     parser.add_argument("--factors", default="1.00,1.02,1.05,1.10")
-    parser.add_argument("--unit-time", type=float, default=0.001)
+    parser.add_argument("--unit-time", type=float, default=0.0,
+                        help="the solver's quantum (default 0: automatic, as perseus plan)")
     parser.add_argument("--time-limit", type=float, default=60.0,
                         help="seconds per MILP (then its best plan and bound are reported)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -46,8 +46,9 @@ void AddJobOptions(CLI::App* command, job::JobSpec* spec) {
       ->add_option("--blocking-power", spec->blocking_power_w,
                    "Power (W) one GPU draws while waiting (A100: 83.64, A40: 70.38)")
       ->capture_default_str();
-  command->add_option("--unit-time", spec->unit_time_s, "Time quantum of the solver, seconds")
-      ->capture_default_str();
+  command->add_option("--unit-time", spec->unit_time_s,
+                      "Time quantum of the solver, seconds (default: the fastest computation / "
+                      "500, rounded down to 1, 2 or 5 x 10^k; an expert option)");
   command->add_option("--cost-model", spec->cost_model, "exponential | convex")
       ->capture_default_str();
   command->add_option("--time-scale", spec->time_scale, "Multiply every profiled time")

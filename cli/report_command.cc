@@ -263,7 +263,7 @@ int RunReport(ReportArgs args) {
                      ", " + std::to_string(pipelines) +
                      " pipelines in the straggler emulation; blocking power " +
                      std::to_string(spec.blocking_power_w) + " W per GPU; " + spec.cost_model +
-                     " cost model, unit " + std::to_string(spec.unit_time_s) + " s.");
+                     " cost model, unit " + std::to_string(j.unit_time_s) + " s.");
   for (const auto& note : j.notes) in.facts.push_back("Note: " + note);
   for (const std::string& a : emulator::MethodApproximations(eo.methods)) {
     in.facts.push_back("Approximation: " + a);

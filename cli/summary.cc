@@ -50,7 +50,7 @@ nlohmann::json SummaryJson(const job::JobSpec& spec, const PlannedJob& planned) 
       {"gpus", j.gpus},
       {"computations", f.problem().dag->num_nodes()},
       {"blocking_power_w", spec.blocking_power_w},
-      {"unit_time_s", spec.unit_time_s},
+      {"unit_time_s", j.unit_time_s},
       {"cost_model", spec.cost_model},
       {"time_scale", spec.time_scale},
       {"energy_scale", spec.energy_scale},
@@ -74,7 +74,7 @@ std::string SummaryTable(const job::JobSpec& spec, const PlannedJob& planned) {
   out += line;
   std::snprintf(line, sizeof(line),
                 "  %s\n  %s cost model, unit %g s, blocking power %g W per GPU\n",
-                ScheduleLine(planned).c_str(), spec.cost_model.c_str(), spec.unit_time_s,
+                ScheduleLine(planned).c_str(), spec.cost_model.c_str(), planned.job.unit_time_s,
                 spec.blocking_power_w);
   out += line;
   for (const std::string& note : planned.job.notes) out += "  note: " + note + "\n";

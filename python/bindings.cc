@@ -367,7 +367,7 @@ PYBIND11_MODULE(_perseus, m) {
       py::arg("profile"), py::kw_only(), py::arg("stages") = 0, py::arg("microbatches") = 0,
       py::arg("schedule") = "1f1b", py::arg("schedule_file") = "", py::arg("schedule_csv") = "",
       py::arg("virtual_stages") = 1, py::arg("tp") = 1, py::arg("dp") = 1,
-      py::arg("blocking_power_w") = 0.0, py::arg("unit_time") = 0.001,
+      py::arg("blocking_power_w") = 0.0, py::arg("unit_time") = 0.0,
       py::arg("cost_model") = "convex", py::arg("time_scale") = 1.0, py::arg("energy_scale") = 1.0,
       "Plans a profile CSV: computes the job's whole iteration time-energy frontier (the GIL "
       "is released meanwhile). Same options as `perseus plan`; `schedule_csv` is a "

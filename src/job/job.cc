@@ -1,6 +1,8 @@
 #include "perseus/job/job.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "perseus/planner/profile_transforms.h"
 #include "perseus/schedules/schedule_csv.h"
@@ -81,9 +83,11 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
                                 spec.cost_model + "'");
   }
   for (Status s : {CheckPositive(spec.time_scale, "--time-scale"),
-                   CheckPositive(spec.energy_scale, "--energy-scale"),
-                   CheckPositive(spec.unit_time_s, "--unit-time")}) {
+                   CheckPositive(spec.energy_scale, "--energy-scale")}) {
     if (!s.ok()) return s;
+  }
+  if (spec.unit_time_s != 0) {
+    if (Status s = CheckPositive(spec.unit_time_s, "--unit-time"); !s.ok()) return s;
   }
   if (!(spec.blocking_power_w >= 0) || !std::isfinite(spec.blocking_power_w)) {
     return Status::InvalidInput("--blocking-power must be a non-negative number of watts");
@@ -159,7 +163,8 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
         "backward's at each frequency (torch runs them back to back)");
   }
 
-  options.unit_time_s = spec.unit_time_s;
+  job.unit_time_s = spec.unit_time_s > 0 ? spec.unit_time_s : AutoUnitTime(profile);
+  options.unit_time_s = job.unit_time_s;
   job.stage_blocking_power_w = spec.blocking_power_w * spec.tp;
   options.blocking_power_w = job.stage_blocking_power_w;
   auto problem =
@@ -167,6 +172,24 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
   if (!problem.ok()) return problem.status();
   job.problem = std::make_shared<planner::Problem>(std::move(problem).value());
   return job;
+}
+
+double AutoUnitTime(const planner::Profile& profile) {
+  double fastest = std::numeric_limits<double>::infinity();
+  for (const auto& [key, rows] : profile.measurements) {
+    for (const auto& m : rows) fastest = std::min(fastest, m.time_s);
+  }
+  if (!std::isfinite(fastest) || fastest <= 0) return 0.001;
+  const double raw = fastest / kAutoUnitDivisions;
+  const double decade = std::pow(10.0, std::floor(std::log10(raw)));
+  double nice = decade;
+  for (double step : {5.0, 2.0}) {
+    if (step * decade <= raw * (1 + 1e-9)) {
+      nice = step * decade;
+      break;
+    }
+  }
+  return std::clamp(nice, 1e-5, 1.0);
 }
 
 }  // namespace perseus::job

@@ -136,8 +136,8 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
   }
   if (c.blocking_power_w < 0) return Bad(field, "blocking_power_w", "must be >= 0");
   c.blocking_power_given = j.contains("blocking_power_w") && !j["blocking_power_w"].is_null();
-  if (!(c.unit_time_s >= 1e-5 && c.unit_time_s <= 10)) {
-    return Bad(field, "unit_time", "must be between 1e-5 and 10 seconds");
+  if (c.unit_time_s != 0 && !(c.unit_time_s >= 1e-5 && c.unit_time_s <= 10)) {
+    return Bad(field, "unit_time", "must be between 1e-5 and 10 seconds (or 0: automatic)");
   }
   if (c.cost_model != "convex" && c.cost_model != "exponential") {
     return Bad(field, "cost_model", "must be convex or exponential");

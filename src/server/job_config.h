@@ -20,7 +20,7 @@ struct JobConfig {
   // blocking power the ranks measured with their profile (PUT .../profile).
   double blocking_power_w = 0;
   bool blocking_power_given = true;
-  double unit_time_s = 0.001;
+  double unit_time_s = 0;  // 0: chosen from the profile (job::AutoUnitTime)
   std::string cost_model = "convex";
   double time_scale = 1, energy_scale = 1;
   // Automatic straggler detection from the iteration reports (dp > 1 only).
