@@ -232,5 +232,34 @@ TEST(JobTest, BadOptionsAreNamed) {
   EXPECT_NE(message(spec).find("--virtual-stages applies only"), std::string::npos);
 }
 
+// The automatic quantum: the fastest computation / 500, rounded down to 1, 2 or
+// 5 x 10^k, within [1e-5, 1] s; a scaled profile gets a scaled quantum.
+TEST(JobTest, TheDefaultUnitComesFromTheFastestComputation) {
+  auto with_fastest = [](double t) {
+    return Parse("stage,instruction,frequency,time,energy\n0,forward,1000," + std::to_string(t) +
+                 ",1\n0,backward,1000," + std::to_string(2 * t) + ",1\n");
+  };
+  EXPECT_DOUBLE_EQ(AutoUnitTime(with_fastest(0.05)), 1e-4);  // 50 ms forwards
+  EXPECT_DOUBLE_EQ(AutoUnitTime(with_fastest(0.5)), 1e-3);
+  EXPECT_DOUBLE_EQ(AutoUnitTime(with_fastest(0.165)), 2e-4);  // 3.3e-4 -> 2e-4
+  EXPECT_DOUBLE_EQ(AutoUnitTime(with_fastest(0.35)), 5e-4);   // 7e-4 -> 5e-4
+  EXPECT_DOUBLE_EQ(AutoUnitTime(with_fastest(1e-4)), 1e-5);   // clamped
+  EXPECT_DOUBLE_EQ(AutoUnitTime(with_fastest(5000)), 1.0);    // clamped
+  EXPECT_DOUBLE_EQ(AutoUnitTime(planner::Profile{}), 1e-3);   // nothing to go by
+  // PrepareJob: 0 is automatic (of the profile as scaled), a given unit is kept.
+  JobSpec spec = Spec("1f1b", 2, 2);
+  spec.unit_time_s = 0;
+  auto automatic = PrepareJob(spec, Parse(kTwoStages));
+  ASSERT_TRUE(automatic.ok()) << automatic.status().message();
+  EXPECT_DOUBLE_EQ(automatic->unit_time_s, 2e-3);  // 1.0 s / 500
+  EXPECT_DOUBLE_EQ(automatic->problem->options.unit_time_s, 2e-3);
+  spec.time_scale = 10;
+  EXPECT_DOUBLE_EQ(PrepareJob(spec, Parse(kTwoStages))->unit_time_s, 2e-2);
+  spec.unit_time_s = 0.25;
+  EXPECT_DOUBLE_EQ(PrepareJob(spec, Parse(kTwoStages))->unit_time_s, 0.25);
+  spec.unit_time_s = -1;
+  EXPECT_FALSE(PrepareJob(spec, Parse(kTwoStages)).ok());
+}
+
 }  // namespace
 }  // namespace perseus::job
