@@ -7,19 +7,17 @@
 // /v1/jobs/ID/report): a table, --json, or --out DIR for DIR/report.html.
 #include <httplib.h>
 
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/job.h"
 #include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
 #include "perseus/emulator/emulator.h"
+#include "perseus/report/json_fields.h"
 #include "perseus/report/report.h"
 
 namespace perseus::cli {
@@ -86,33 +84,15 @@ Result<json> Get(httplib::Client& client, const std::string& url, const std::str
   return body;
 }
 
-// obj[key] as a number, if there is one.
-std::optional<double> Number(const json& obj, const char* key) {
-  if (!obj.is_object()) return std::nullopt;
-  auto it = obj.find(key);
-  if (it == obj.end() || !it->is_number()) return std::nullopt;
-  return it->get<double>();
-}
+using report::Member;
+using report::Number;
 
 std::string Text(const json& obj, const char* key, const std::string& otherwise = "n/a") {
-  if (!obj.is_object()) return otherwise;
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return otherwise;
-  return it->is_string() ? it->get<std::string>() : it->dump();
-}
-
-const json& Member(const json& obj, const char* key) {
-  static const json kNull;
-  if (!obj.is_object()) return kNull;
-  auto it = obj.find(key);
-  return it == obj.end() ? kNull : *it;
+  return report::TextOr(obj, key, otherwise);
 }
 
 std::string Figure(const char* fmt, std::optional<double> v) {
-  if (!v) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), fmt, *v);
-  return buf;
+  return report::FigureOr(fmt, v, "n/a");
 }
 
 // The human table: the job, then one row per pipeline and one for the job.

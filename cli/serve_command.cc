@@ -4,8 +4,6 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "cli/commands.h"

@@ -5,11 +5,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -32,30 +30,12 @@ using perseus::testing::ServerProcess;
 using perseus::testing::TempPath;
 using perseus::testing::WaitReady;
 
-struct Output {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using perseus::testing::ReadFile;
+using Output = perseus::testing::CommandOutput;
 
 // Runs the real binary with `args`; stdout and stderr captured.
 Output Perseus(const std::string& args) {
-  const std::string out = TempPath("stdout"), err = TempPath("stderr");
-  const std::string command = kPerseus + " " + args + " >" + out + " 2>" + err + " </dev/null";
-  const int status = std::system(command.c_str());
-  Output o;
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  o.out = ReadFile(out);
-  o.err = ReadFile(err);
-  unlink(out.c_str());
-  unlink(err.c_str());
-  return o;
+  return perseus::testing::RunCaptured(kPerseus + " " + args);
 }
 
 int Lines(const std::string& text) {
@@ -169,7 +149,7 @@ TEST_F(ReportServerTest, OutWritesAnHtmlReportWithTheMeasuredFigures) {
   Output o = Perseus(Args() + " --out " + dir.string());
   ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.out.find("report.html"), std::string::npos) << o.out;
-  const std::string html = ReadFile(dir / "report.html");
+  const std::string html = ReadFile((dir / "report.html").string());
   EXPECT_NE(html.find("<!DOCTYPE html>"), std::string::npos);
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_NE(html.find("gpt3-4x2"), std::string::npos);

@@ -1,33 +1,24 @@
 // End-to-end tests of the `perseus` binary: exit codes, messages, JSON output,
 // the paper's headline case, and the --out / show-plan round trip.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "nlohmann/json.hpp"
+#include "tests/support/process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Output {
-  int exit_code = -1;
-  std::string out, err;
-};
+using Output = perseus::testing::CommandOutput;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string ReadFile(const fs::path& path) { return perseus::testing::ReadFile(path.string()); }
 
 class CliTest : public ::testing::Test {
  protected:
@@ -41,15 +32,7 @@ class CliTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   Output Run(const std::string& args) {
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    std::string command = std::string(PERSEUS_BIN_DIR) + "/perseus " + args + " >" + out.string() +
-                          " 2>" + err.string() + " </dev/null";
-    int status = std::system(command.c_str());
-    Output o;
-    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    o.out = ReadFile(out);
-    o.err = ReadFile(err);
-    return o;
+    return perseus::testing::RunCaptured(std::string(PERSEUS_BIN_DIR) + "/perseus " + args);
   }
 
   fs::path Write(const std::string& name, const std::string& text) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "perseus/report/json_fields.h"
 #include "perseus/report/report.h"
 #include "src/report/html.h"
 
@@ -19,34 +20,14 @@ using nlohmann::json;
 
 const char kDash[] = "\u2014";  // em dash: a figure the server did not give
 
-// obj[key] as a number, if obj is an object holding one there.
-std::optional<double> Number(const json& obj, const char* key) {
-  if (!obj.is_object()) return std::nullopt;
-  auto it = obj.find(key);
-  if (it == obj.end() || !it->is_number()) return std::nullopt;
-  return it->get<double>();
-}
+using report::Member;
+using report::Number;
 
 std::string Text(const json& obj, const char* key, const std::string& otherwise = kDash) {
-  if (!obj.is_object()) return otherwise;
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return otherwise;
-  return it->is_string() ? it->get<std::string>() : it->dump();
+  return TextOr(obj, key, otherwise);
 }
 
-const json& Child(const json& obj, const char* key) {
-  static const json kNull;
-  if (!obj.is_object()) return kNull;
-  auto it = obj.find(key);
-  return it == obj.end() ? kNull : *it;
-}
-
-std::string Format(const char* fmt, std::optional<double> v) {
-  if (!v) return kDash;
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), fmt, *v);
-  return buf;
-}
+std::string Format(const char* fmt, std::optional<double> v) { return FigureOr(fmt, v, kDash); }
 
 std::string Iterations(const json& pipeline) {
   auto b = Number(pipeline, "baseline_iterations");
@@ -65,7 +46,7 @@ Row MeasuredRow(const std::string& name, const std::string& iterations, const js
           Number(m, "baseline_j_per_iteration"),
           Number(m, "perseus_j_per_iteration"),
           Number(m, "saving_pct"),
-          Number(Child(m, "model"), "saving_pct"),
+          Number(Member(m, "model"), "saving_pct"),
           Number(m, "baseline_time_s_per_iteration"),
           Number(m, "perseus_time_s_per_iteration"),
           Number(m, "slowdown_pct")};
@@ -105,8 +86,8 @@ std::string EnergyBars(const std::vector<Row>& rows) {
 }  // namespace
 
 std::string RenderJobReportHtml(const json& job, const json& report) {
-  const json& config = Child(job, "config");
-  const json& measured = Child(report, "measured");
+  const json& config = Member(job, "config");
+  const json& measured = Member(report, "measured");
   std::string id = Text(job, "job_id", Text(report, "job_id"));
   const std::string title = "Perseus job " + id + ": " + Text(config, "name", "(unnamed)");
   std::string html =
@@ -131,7 +112,7 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
                  Text(config, "microbatches") + " microbatches, TP " + Text(config, "tp") +
                  " x DP " + Text(config, "dp")) +
           ".</p>\n";
-  const json& blocking = Child(job, "blocking_power");
+  const json& blocking = Member(job, "blocking_power");
   html += "<p>Blocking power: " +
           (blocking.is_object() ? Format("%.2f W", Number(blocking, "w")) + " per GPU (" +
                                       Escape(Text(blocking, "source")) + ")"
@@ -149,7 +130,7 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
 
   // Per pipeline and for the job.
   std::vector<Row> rows;
-  const json& pipelines = Child(measured, "pipelines");
+  const json& pipelines = Member(measured, "pipelines");
   if (pipelines.is_array()) {
     for (const json& p : pipelines) {
       rows.push_back(MeasuredRow("pipeline " + Text(p, "pipeline", "?"), Iterations(p), p));
@@ -205,7 +186,7 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
   fact("estimated saving (J)", Format("%.1f", Number(report, "estimated_saving_j")));
   html += "</table>\n";
 
-  const json& frontier = Child(job, "frontier");
+  const json& frontier = Member(job, "frontier");
   if (frontier.is_object()) {
     html += "<h2>Plan</h2>\n<p>" + Format("%.0f", Number(frontier, "points")) +
             " frontier points, solved in " + Format("%.2f", Number(frontier, "solve_seconds")) +
@@ -214,13 +195,13 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
             Format("%.4f", Number(frontier, "all_max_time_s")) + " s at " +
             Format("%.1f", Number(frontier, "all_max_energy_j")) + " J (one pipeline).</p>\n";
   }
-  const json& plans = Child(job, "pipelines");
+  const json& plans = Member(job, "pipelines");
   if (plans.is_array() && !plans.empty()) {
     html +=
         "<table>\n<tr><th>pipeline</th><th>plan version</th><th>target time (s)</th>"
         "<th>straggler</th></tr>\n";
     for (const json& p : plans) {
-      const json& straggler = Child(p, "straggler");
+      const json& straggler = Member(p, "straggler");
       html += "<tr><td>" + Escape(Text(p, "pipeline")) + "</td><td>" + Escape(Text(p, "version")) +
               "</td><td>" + Format("%.4f", Number(p, "target_time_s")) + "</td><td>" +
               (straggler.is_boolean() ? (straggler.get<bool>() ? "yes" : "no") : kDash) +
@@ -228,7 +209,7 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
     }
     html += "</table>\n";
   }
-  const json& stragglers = Child(job, "stragglers");
+  const json& stragglers = Member(job, "stragglers");
   if (stragglers.is_array() && !stragglers.empty()) {
     html +=
         "<h2>Stragglers</h2>\n<table>\n<tr><th>pipeline</th><th>slowdown</th>"

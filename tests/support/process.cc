@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 extern char** environ;
 
@@ -21,6 +23,25 @@ std::string TempPath(const std::string& name) {
                      std::to_string(counter++) + "-" + name;
   unlink(path.c_str());
   return path;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+CommandOutput RunCaptured(const std::string& command) {
+  const std::string out = TempPath("stdout"), err = TempPath("stderr");
+  const int status = std::system((command + " >" + out + " 2>" + err + " </dev/null").c_str());
+  CommandOutput o;
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  o.out = ReadFile(out);
+  o.err = ReadFile(err);
+  unlink(out.c_str());
+  unlink(err.c_str());
+  return o;
 }
 
 Child::Child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {

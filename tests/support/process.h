@@ -11,6 +11,17 @@ namespace perseus::testing {
 // A fresh empty file path in the test's temporary directory.
 std::string TempPath(const std::string& name);
 
+// A file's whole text ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
+struct CommandOutput {
+  int exit_code = -1;  // -1: killed by a signal
+  std::string out, err;
+};
+// Runs `command` (a shell command line) with stdin from /dev/null; returns its
+// exit code and what it wrote to stdout and stderr.
+CommandOutput RunCaptured(const std::string& command);
+
 // A child process: argv[0] is the program's path; `env` entries (NAME=value)
 // are added to this process's environment. Its stdout is readable line by line.
 class Child {
