@@ -5,6 +5,7 @@ import json
 import pathlib
 import re
 import subprocess
+import time
 import urllib.request
 from typing import Any, Iterator, Optional, Union
 
@@ -30,6 +31,18 @@ def call(base: str, method: str, path: str, body: Optional[Union[bytes, Any]] = 
                                      headers={"Content-Type": content_type})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read() or b"null")
+
+
+def wait_for_reports(base: str, job: int, count: int, timeout_s: float = 30) -> Any:
+    """Polls GET /v1/jobs/JOB/report until it counts `count` iteration reports; returns it.
+    Fails the test (AssertionError) after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = call(base, "GET", f"/v1/jobs/{job}/report")
+        if report["reports"] >= count:
+            return report
+        assert time.monotonic() < deadline, f"{report['reports']} of {count} reports arrived"
+        time.sleep(0.05)
 
 
 def metric(base: str, name: str, job: int) -> Optional[int]:

@@ -1,9 +1,7 @@
-import time
-
 import pytest
 
 import perseus
-from http_helpers import call, metric, serve
+from http_helpers import call, metric, serve, wait_for_reports
 
 
 def test_client_follows_the_coordinator(perseus_bin, gpt3_profile, tmp_path):
@@ -33,10 +31,7 @@ def test_client_follows_the_coordinator(perseus_bin, gpt3_profile, tmp_path):
         client.end_iteration(0, 1.0, 100.0)
         assert client.wait_for_plan(1, 60)
         assert client.plan_version == 2
-        deadline = time.time() + 30
-        while call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 1:
-            assert time.time() < deadline
-            time.sleep(0.05)
+        wait_for_reports(base, job, 1)
 
 
 def test_client_reports_plan_mismatches(perseus_bin, tmp_path):
@@ -51,11 +46,7 @@ def test_client_reports_plan_mismatches(perseus_bin, tmp_path):
         client.end_iteration(2, 1.0, 100.0, 2)
         with pytest.raises(perseus.InvalidInputError, match="mismatches"):
             client.end_iteration(3, 1.0, 100.0, mismatches=-1)
-        deadline = time.time() + 30
-        while call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
-            assert time.time() < deadline, "the reports did not arrive"
-            time.sleep(0.05)
+        report = wait_for_reports(base, job, 3)
         assert metric(base, "perseus_plan_mismatches_total", job) == 5
         assert metric(base, "perseus_iterations_with_mismatches_total", job) == 2
-        report = call(base, "GET", f"/v1/jobs/{job}/report")
         assert (report["plan_mismatches"], report["iterations_with_mismatches"]) == (5, 2)

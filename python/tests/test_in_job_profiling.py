@@ -10,7 +10,7 @@ import pytest
 
 import perseus
 import perseus.torch as pt
-from http_helpers import call, serve
+from http_helpers import call, serve, wait_for_reports
 
 # One rank's iteration: 2 microbatches of 1F1B on stage 0, waiting 20 ms between computations
 # (its communication), at the blocking power.
@@ -189,10 +189,7 @@ def test_in_job_profiling_with_a_real_coordinator(tmp_path, perseus_bin, gpt3_pr
         assert state["blocking_power"]["w"] == pytest.approx(80.0, rel=0.01)
         assert all(c.measurements_status == "accepted" for _, c, _ in ranks)
         total = sum(h.metrics.iterations for _, _, h in ranks)
-        while call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < total:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        measured = call(base, "GET", f"/v1/jobs/{job}/report")["measured"]
+        measured = wait_for_reports(base, job, total)["measured"]
         assert measured["pipelines"][0]["baseline_iterations"] >= 2
         assert measured["pipelines"][0]["perseus_iterations"] >= 3
         # Simulated GPUs without noise: the planned iterations use less energy.

@@ -11,7 +11,7 @@ import pytest
 
 import perseus
 import perseus.torch as pt
-from http_helpers import call, metric, serve
+from http_helpers import call, metric, serve, wait_for_reports
 
 PLAN = [
     {"kind": "forward", "microbatch": 0, "frequency_mhz": 1410},
@@ -371,11 +371,7 @@ def test_production_mismatches_reach_the_coordinator(perseus_bin: str, gpt3_prof
         assert hook.metrics.mismatches == 2 and hook.metrics.fallback_steps == 2
         assert hook.last_report is not None and hook.last_report.mismatches == 0
         assert applied[0] == 1410  # the first computation mismatched: the highest clock
-        deadline = time.time() + 30
-        while call(base, "GET", f"/v1/jobs/{job}/report")["reports"] < 3:
-            assert time.time() < deadline, "the hook's reports did not arrive"
-            time.sleep(0.05)
+        report = wait_for_reports(base, job, 3)
         assert metric(base, "perseus_plan_mismatches_total", job) == 2
         assert metric(base, "perseus_iterations_with_mismatches_total", job) == 2
-        report = call(base, "GET", f"/v1/jobs/{job}/report")
         assert (report["plan_mismatches"], report["iterations_with_mismatches"]) == (2, 2)
