@@ -438,8 +438,7 @@ def profile_in_job(w, args, rank, world, job_id, order, step):
         dist.all_reduce(done, op=dist.ReduceOp.MIN)
         if done.item():
             break
-    totals = torch.tensor([checked, equal, hook.metrics.mismatches, hook.profiler.iterations],
-                          dtype=torch.int64)
+    totals = torch.tensor([checked, equal, hook.metrics.mismatches], dtype=torch.int64)
     dist.all_reduce(totals)
     iterations = torch.tensor([hook.profiler.iterations], dtype=torch.int64)
     dist.all_reduce(iterations, op=dist.ReduceOp.MAX)
