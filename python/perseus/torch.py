@@ -420,11 +420,11 @@ class PerseusHook:
                             ("baseline_iterations", baseline_iterations)):
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
-        default = 0 if client is None else None
+        reporting = client is not None  # without a client nothing measures a baseline
         self._warmup_iterations = (warmup_iterations if warmup_iterations is not None
-                                   else (default if default is not None else 1))
+                                   else 1 if reporting else 0)
         self._baseline_iterations = (baseline_iterations if baseline_iterations is not None
-                                     else (default if default is not None else 3))
+                                     else 3 if reporting else 0)
         self.profiler: Optional[InJobProfiler] = None
         if profile is not None:
             self.profiler = InJobProfiler(profile)
