@@ -1,6 +1,8 @@
 #include "perseus/planner/solver.h"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 #include <string>
 
 #include "src/planner/max_flow.h"
@@ -11,6 +13,54 @@ namespace {
 
 // Sums of capacities must stay far from int64 overflow (max_flow.h).
 constexpr int64_t kMaxCapacitySum = int64_t{1} << 60;
+
+// How many unit steps in one direction a cut can be applied for, for one
+// cost table. With D(j) = C(j-1) - C(j) for j in (min, max], D(min) =
+// infinity (the upper capacity at the minimum) and D(max+1) = 0 (the lower
+// capacity at the maximum), a computation at d has upper capacity D(d) and
+// lower capacity D(d+1); after k unit steps down it has D(d-k) and D(d-k+1),
+// after k up D(d+k) and D(d+k+1).
+//
+// Down (it crosses the cut forwards, its flow is at its upper capacity
+// D(d)): delta steps keep the network of steps 1 .. delta-1 the same iff D is
+// constant on [d-delta+1, d]. Steps 1 on then have lower = upper = D(d); the
+// lower capacity of step 0, D(d+1) <= D(d), may differ (d is a breakpoint):
+// the max flow of step 0 is still feasible there (it is at D(d)), of the same
+// value as the cut's, and its residual network differs only on arcs leaving
+// the sink side, so the nodes reachable from the source, the cut the sweep
+// takes, are the same.
+// Up (it crosses backwards, below max, its flow is at its lower capacity
+// D(d+1)): likewise iff D is constant on [d+1, d+delta] and d+delta <= max
+// (step 0's upper capacity D(d) >= D(d+1) may differ).
+class StepRuns {
+ public:
+  explicit StepRuns(const CostTable& table) : min_(table.min_units), max_(table.max_units) {
+    const int64_t size = max_ - min_ + 2;
+    auto slope = [&](int64_t j) {
+      if (j == min_) return std::numeric_limits<int64_t>::max();
+      if (j == max_ + 1) return int64_t{0};
+      return table.At(j - 1) - table.At(j);
+    };
+    down_.assign(size, 1);
+    up_.assign(size, 1);
+    // down_[j - min]: length of the run of equal D ending at j going down;
+    // up_[j - min]: going up.
+    for (int64_t j = min_ + 1; j <= max_ + 1; ++j) {
+      if (slope(j) == slope(j - 1)) down_[j - min_] = down_[j - 1 - min_] + 1;
+    }
+    for (int64_t j = max_; j >= min_; --j) {
+      if (slope(j) == slope(j + 1)) up_[j - min_] = up_[j + 1 - min_] + 1;
+    }
+  }
+  // The longest step down from d (d > min; never below min).
+  int64_t Down(int64_t d) const { return down_[d - min_]; }
+  // The longest step up from d (d < max; never above max).
+  int64_t Up(int64_t d) const { return std::min(up_[d + 1 - min_], max_ - d); }
+
+ private:
+  int64_t min_, max_;
+  std::vector<int64_t> down_, up_;
+};
 
 struct Sweep {
   const Problem& problem;
@@ -29,6 +79,7 @@ struct Sweep {
     bool operator==(const Arc&) const = default;
   };
   bool reuse_cuts = true;
+  bool unit_steps = false;
   // Warm start (fast mode): every arc's flow in the last max flow, by what
   // the arc stands for: a computation (node id), a source or sink link (node
   // id) or a dependency (DAG edge id); 0 for arcs not in that network.
@@ -43,33 +94,153 @@ struct Sweep {
   std::vector<Arc> arcs, previous_arcs;
   std::vector<int> previous_critical;
   std::vector<char> source_side;  // per flow node, of the cut applied
-  int64_t reused_cuts = 0;
+  // The step found: the computations it moves and their rate (-1 crossing
+  // the cut forwards, +1 backwards below its maximum; 0 for all others).
+  std::vector<int> moved;
+  std::vector<int8_t> rate;
+  // Per option set: capacity runs of its cost table.
+  std::vector<StepRuns> runs;
+  // The plan the durations map to, and their model cost, kept up to date.
+  Plan plan;
+  int64_t cost = 0;
+  // Scratch for the step length.
+  std::vector<int64_t> path_start, path_slope;
+  SolverStats stats;
 
   int64_t& LastFlow(const ArcKey& key) { return last_flow[key.kind][key.index]; }
 
-  Sweep(const Problem& p, bool reference) : problem(p), dag(*p.dag), reuse_cuts(!reference) {
+  Sweep(const Problem& p, const SolverOptions& options)
+      : problem(p),
+        dag(*p.dag),
+        reuse_cuts(!options.reference),
+        unit_steps(options.reference || options.unit_steps || p.options.round_down) {
     for (ArcKind kind : {kComputation, kSource, kSink}) last_flow[kind].assign(dag.num_nodes(), 0);
     last_flow[kDependency].assign(dag.num_edges(), 0);
-    flow.set_algorithm(reference ? LowerBoundedMaxFlow::Algorithm::kSimple
-                                 : LowerBoundedMaxFlow::Algorithm::kFast);
+    flow.set_algorithm(options.reference ? LowerBoundedMaxFlow::Algorithm::kSimple
+                                         : LowerBoundedMaxFlow::Algorithm::kFast);
+    rate.assign(dag.num_nodes(), 0);
+    runs.reserve(problem.option_sets.size());
+    for (const OptionSet& set : problem.option_sets) runs.emplace_back(set.cost);
   }
 
-  int64_t ModelCost() const {
-    int64_t total = 0;
-    for (int i = 0; i < dag.num_nodes(); ++i) total += problem.set(i).cost.At(duration[i]);
-    return total;
+  // Starts the sweep with every computation at its maximum duration.
+  void StartAtMaximum() {
+    const int n = dag.num_nodes();
+    duration.resize(n);
+    plan.resize(n);
+    cost = 0;
+    for (int i = 0; i < n; ++i) {
+      const OptionSet& set = problem.set(i);
+      duration[i] = set.cost.max_units;
+      plan[i] = set.OptionForUnits(duration[i]);
+      cost += set.cost.At(duration[i]);
+    }
   }
 
-  Plan MappedPlan() const {
-    Plan plan(dag.num_nodes());
-    for (int i = 0; i < dag.num_nodes(); ++i) plan[i] = problem.set(i).OptionForUnits(duration[i]);
-    return plan;
+  // Moves every computation of the step `units` unit steps along its rate.
+  void Advance(int64_t units) {
+    for (int i : moved) {
+      const OptionSet& set = problem.set(i);
+      cost -= set.cost.At(duration[i]);
+      duration[i] += rate[i] * units;
+      cost += set.cost.At(duration[i]);
+      plan[i] = set.OptionForUnits(duration[i]);
+    }
   }
 
-  // One Phillips–Dessouky step from makespan T. Returns false in *advanced* if
-  // T_min has been reached.
-  Status Step(int64_t makespan, bool* advanced) {
-    *advanced = false;
+  // Whether every source-sink path of the critical network changes length by
+  // exactly -1 per unit step under the step's rates: then it stays critical,
+  // and (with no other path becoming critical, LongestStep) the network stays
+  // the same for the whole step. A path crossing the cut forwards twice
+  // drops out after one unit step, which changes the network.
+  bool CriticalPathsFallByOne(int64_t makespan) {
+    constexpr int64_t kUnset = std::numeric_limits<int64_t>::min();
+    path_slope.assign(dag.num_nodes(), kUnset);  // rate sum before the node
+    for (int u : dag.topological_order()) {
+      if (critical_index[u] < 0) continue;
+      if (earliest_start[u] == 0) {
+        if (path_slope[u] != kUnset && path_slope[u] != 0) return false;
+        path_slope[u] = 0;
+      }
+      if (path_slope[u] == kUnset) return false;  // cannot happen: critical means on a longest path
+      const int64_t after = path_slope[u] + rate[u];
+      const int64_t finish = earliest_start[u] + duration[u];
+      if (finish == makespan && after != -1) return false;
+      for (int v : dag.successors(u)) {
+        if (critical_index[v] < 0 || earliest_start[v] != finish) continue;
+        if (path_slope[v] == kUnset) {
+          path_slope[v] = after;
+        } else if (path_slope[v] != after) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  // The longest path with the step applied `delta` units: returns its
+  // length, and in *slope its rate sum (the least among longest paths).
+  int64_t LongestPathAt(int64_t delta, int64_t* slope) {
+    ++stats.length_passes;
+    const int n = dag.num_nodes();
+    path_start.assign(n, 0);
+    path_slope.assign(n, 0);
+    int64_t makespan = 0, makespan_slope = 0;
+    for (int u : dag.topological_order()) {
+      const int64_t finish = path_start[u] + duration[u] + rate[u] * delta;
+      const int64_t finish_slope = path_slope[u] + rate[u];
+      if (finish > makespan || (finish == makespan && finish_slope < makespan_slope)) {
+        makespan = finish;
+        makespan_slope = finish_slope;
+      }
+      for (int v : dag.successors(u)) {
+        if (path_start[v] < finish || (path_start[v] == finish && path_slope[v] > finish_slope)) {
+          path_start[v] = finish;
+          path_slope[v] = finish_slope;
+        }
+      }
+    }
+    *slope = makespan_slope;
+    return makespan;
+  }
+
+  // The longest step <= delta (delta >= 2) after which the iteration time is
+  // makespan - delta. Every path's length is linear in the step, L0 + c k;
+  // the critical ones fall by one per unit (c = -1), the others are at most
+  // makespan - 1 at k = 0. g(k) = (longest path at k) - (makespan - k) is
+  // convex, 0 at 0 and >= 0, so {k : g(k) = 0} is an interval [0, k*]. While
+  // g(delta) > 0, the longest path at delta has c > -1 and meets makespan - k
+  // at (makespan - L0) / (c + 1) >= k*: jump there (Newton from the right;
+  // delta falls every time, so this ends).
+  Result<int64_t> LongestStep(int64_t makespan, int64_t delta) {
+    for (;;) {
+      int64_t slope = 0;
+      const int64_t longest = LongestPathAt(delta, &slope);
+      if (longest <= makespan - delta) return delta;  // < would be caught by the caller's check
+      const int64_t start = longest - slope * delta;  // L0 of that path
+      if (slope <= -1 || start > makespan) {
+        return Status::Infeasible("step length: a path of length " + std::to_string(start) +
+                                  " units at iteration time " + std::to_string(makespan) +
+                                  " (please report this)");
+      }
+      const int64_t next = (makespan - start) / (slope + 1);
+      if (next >= delta) {
+        return Status::Infeasible("step length did not fall at iteration time " +
+                                  std::to_string(makespan) + " (please report this)");
+      }
+      if (next <= 1) return int64_t{1};  // the unit step (checked by the caller)
+      delta = next;
+    }
+  }
+
+  // One Phillips–Dessouky step from makespan T: finds the cut, the
+  // computations it moves (moved, rate) and in *delta how many unit steps
+  // it stays the cut for (>= 1); *delta = 0 if T_min has been reached.
+  // Nothing moves until Advance().
+  Status Step(int64_t makespan, int64_t* delta) {
+    *delta = 0;
+    for (int i : moved) rate[i] = 0;
+    moved.clear();
     LatestFinishes(dag, duration, makespan, &latest_finish);
     const int n = dag.num_nodes();
     critical_index.assign(n, -1);
@@ -158,8 +329,9 @@ struct Sweep {
     }
     // The same network as the previous step has the same minimum cut.
     if (reuse_cuts && arcs == previous_arcs && critical_nodes == previous_critical) {
-      ++reused_cuts;
+      ++stats.reused_cuts;
     } else {
+      ++stats.max_flows;
       flow.Reset(num_flow_nodes);
       for (size_t a = 0; a < arcs.size(); ++a) {
         const Arc& arc = arcs[a];
@@ -184,18 +356,40 @@ struct Sweep {
       }
     }
 
-    // Apply the cut: all decisions are made before anything changes.
+    // The cut's moves: all decisions are made before anything changes. Each
+    // move limits the step to the run of unit steps that keeps its
+    // capacities (StepRuns).
+    int64_t limit = std::numeric_limits<int64_t>::max();
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       int kk = static_cast<int>(k);
       int i = critical_nodes[k];
       bool in_s = source_side[in(kk)] != 0, out_s = source_side[out(kk)] != 0;
+      const StepRuns& run = runs[problem.set_of_node[i]];
       if (in_s && !out_s) {
-        --duration[i];
+        rate[i] = -1;
+        moved.push_back(i);
+        limit = std::min(limit, run.Down(duration[i]));
       } else if (!in_s && out_s && duration[i] < problem.set(i).cost.max_units) {
-        ++duration[i];
+        rate[i] = 1;
+        moved.push_back(i);
+        limit = std::min(limit, run.Up(duration[i]));
       }
     }
-    *advanced = true;
+    ++stats.steps;
+    if (unit_steps || moved.empty() || limit < 2) {
+      if (!unit_steps && limit < 2) ++stats.steps_at_breakpoint;
+      *delta = 1;
+      return Status::Ok();
+    }
+    if (!CriticalPathsFallByOne(makespan)) {
+      ++stats.steps_kept_short;
+      *delta = 1;
+      return Status::Ok();
+    }
+    Result<int64_t> longest = LongestStep(makespan, limit);
+    if (!longest.ok()) return longest.status();
+    *delta = *longest;
+    if (*delta < limit) ++stats.steps_shortened;
     return Status::Ok();
   }
 };
@@ -214,12 +408,12 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   frontier.all_max = EvaluateAllMax(problem);
   if (n == 0) return Status::InvalidInput("the schedule has no computations");
 
-  Sweep sweep(problem, options.reference);
+  Sweep sweep(problem, options);
   // Lower end of the sweep, for progress: the makespan at minimum durations.
   sweep.duration.resize(n);
   for (int i = 0; i < n; ++i) sweep.duration[i] = problem.set(i).cost.min_units;
   const int64_t lowest = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
-  for (int i = 0; i < n; ++i) sweep.duration[i] = problem.set(i).cost.max_units;
+  sweep.StartAtMaximum();
 
   bool have_pending = false;
   FrontierPoint pending;
@@ -232,19 +426,10 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
       frontier.AppendToFill(pending, pending_base, pending_fill_deadline);
     }
   };
-  int64_t previous = -1, first = -1;
-  for (;;) {
-    const int64_t makespan = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
-    if (previous >= 0 && makespan != previous - 1) {
-      return Status::Infeasible("a cut changed the iteration time from " +
-                                std::to_string(previous) + " to " + std::to_string(makespan) +
-                                " units instead of by one (please report this)");
-    }
-    if (first < 0) first = makespan;
-    previous = makespan;
-
+  // The point of the current durations at iteration time `makespan`.
+  auto add_point = [&](int64_t makespan) {
     if (have_pending) append_pending();
-    pending_base = sweep.MappedPlan();
+    pending_base = sweep.plan;
     pending_fill_deadline = static_cast<double>(makespan) * tau;
     pending_plan = problem.options.round_down
                        ? pending_base
@@ -253,17 +438,44 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     pending.time_s = realized.time_s;
     pending.energy_j = realized.energy_j;
     pending.model_time_s = static_cast<double>(makespan) * tau;
-    pending.model_energy_j = static_cast<double>(sweep.ModelCost()) * kCostUnitJoules +
+    pending.model_energy_j = static_cast<double>(sweep.cost) * kCostUnitJoules +
                              stage_blocking * static_cast<double>(makespan) * tau;
     have_pending = true;
+  };
 
-    if (progress && first > lowest && (first - makespan) % 64 == 0) {
+  int64_t makespan = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
+  const int64_t first = makespan;
+  int64_t reported = 0;  // progress is reported every 64 units swept
+  for (;;) {
+    add_point(makespan);
+    if (progress && first > lowest && (first - makespan) / 64 >= reported) {
+      reported = (first - makespan) / 64 + 1;
       progress(static_cast<double>(first - makespan) / static_cast<double>(first - lowest));
     }
-    bool advanced = false;
-    Status status = sweep.Step(makespan, &advanced);
+    int64_t delta = 0;
+    Status status = sweep.Step(makespan, &delta);
     if (!status.ok()) return status;
-    if (!advanced) break;
+    if (delta == 0) break;  // T_min
+    if (options.realize_every_unit) {
+      // The unit-step sweep's points inside the step: the same durations
+      // (the step is delta unit steps with one cut).
+      for (int64_t k = 1; k < delta; ++k) {
+        sweep.Advance(1);
+        add_point(makespan - k);
+      }
+      sweep.Advance(1);
+    } else {
+      sweep.Advance(delta);
+    }
+    sweep.stats.unit_steps += delta;
+    const int64_t next = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
+    if (next != makespan - delta) {
+      return Status::Infeasible("a cut changed the iteration time from " +
+                                std::to_string(makespan) + " to " + std::to_string(next) +
+                                " units instead of by " + std::to_string(delta) +
+                                " (please report this)");
+    }
+    makespan = next;
   }
 
   // The T_min point: make it meet the all-max time with measured times
@@ -284,7 +496,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   } else {
     append_pending();
   }
-  // Only Pareto points of realized (time, energy): several unit steps may
+  // Only Pareto points of realized (time, energy): several points may
   // realize the same plan, or a plan no better than a faster one's. (Not in
   // reference-compatible mode, which reports the reference's points.)
   if (options.pareto_only && !problem.options.round_down) frontier = frontier.ParetoOnly();
@@ -294,6 +506,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   if (progress) progress(1.0);
   frontier.solve_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (options.stats != nullptr) *options.stats = sweep.stats;
   return frontier;
 }
 

@@ -21,8 +21,38 @@
 //    by one unit every one crossing it backwards (where d_i < max_i). Every
 //    critical path crosses the cut forwards once more than backwards, and every
 //    non-critical path had at least one unit of slack, so the iteration time
-//    drops by exactly one unit at the cut's cost, the cheapest possible.
-// The new iteration time is checked (T - 1) every step; a violation is
+//    drops by one unit at the cut's cost, the cheapest possible.
+//
+// Longest steps. A cut found at iteration time T is applied for as many unit
+// steps delta at once as the unit-step sweep would apply it, one unit at a
+// time (Fulkerson's and Kelley's parametric crashing; the convex
+// relaxation's frontier exactly). That holds when the unit-step sweep would
+// find the same cut (the minimum cut with the smallest source side) at every
+// intermediate time T - k, 0 < k < delta:
+//  (a) every computation the cut moves stays inside one linear piece of its
+//      cost table (it may start at a breakpoint; a backward move also stops
+//      at max_i; min_i, where the capacity becomes infinite, ends a forward
+//      piece). The networks of steps 1 .. delta-1 are then identical, and
+//      differ from step 0's only in the capacities of computations that
+//      leave a breakpoint, on the side of their bounds the cut's flow does
+//      not use: step 0's max flow stays maximum there with the same
+//      residual reachability, so the same cut;
+//  (b) every source-sink path of the critical network falls by exactly one
+//      unit per unit step (one that crosses the cut forwards twice drops out
+//      after one unit, which changes the network: then delta = 1);
+//  (c) the iteration time after delta unit steps is T - delta. Every path's
+//      length is then linear in k: the critical ones fall by one per unit,
+//      the others were shorter than T at k = 0 and are <= T - delta at
+//      delta, so they stay below T - k inside the step: the same paths are
+//      critical throughout, so the same critical sub-DAG.
+// delta is the largest value meeting (a)-(c): (a) gives a bound from the
+// cost tables, (b) is one pass over the critical network, and (c) is found
+// by Newton's method from the right on the convex piecewise-linear
+// g(k) = (longest path at k) - (T - k): O(V + E) per iteration, a few
+// iterations per step. Model energy is linear in time along a step, so the
+// model frontier's vertices are among the step ends.
+//
+// The new iteration time is checked (T - delta) every step; a violation is
 // reported as kInfeasible, never ignored. Changes are applied only after the
 // cut is known to be finite, so no step is ever half-applied.
 //
@@ -30,15 +60,22 @@
 // "infinity" is one more than the sum of all finite capacities of the step, so
 // no energy value can exceed it.
 //
+// Frontier points. By default one per step end (the frontier's realized
+// points are those of the model frontier's breakpoints); with
+// SolverOptions::realize_every_unit (or unit_steps) one per unit of time, the
+// same points as the unit-step sweep, plan for plan.
 // Each frontier point also gets its realized figures (realized.h): each
 // computation runs the slowest measured option whose quantised time fits its
 // duration; durations are rounded up, so the realized time is never above the
 // model's. The T_min point is then polished against the all-max time
 // (PolishPlan), so realized T_min <= all-max time.
 //
-// Cost per step: O(V + E) for timing plus a max-flow on the critical sub-DAG.
+// Cost per step: O(V + E) for timing, a max-flow on the critical sub-DAG
+// (unless the network is the same as the previous max flow's) and O(V + E)
+// per Newton iteration; per point O(V + E) for its realized figures.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -51,17 +88,43 @@ namespace perseus::planner {
 // Called now and then with the fraction of the sweep done (0..1).
 using ProgressFn = std::function<void(double fraction)>;
 
+// What a solve did (SolverOptions::stats).
+struct SolverStats {
+  int64_t steps = 0;                // cuts applied (steps of any length)
+  int64_t unit_steps = 0;           // units of iteration time swept: T_max - T_min
+  int64_t max_flows = 0;            // minimum cuts computed
+  int64_t reused_cuts = 0;          // steps whose network was the last max flow's
+  int64_t steps_at_breakpoint = 0;  // one unit only because of (a) above
+  int64_t steps_kept_short = 0;     // one unit only because of (b) above
+  int64_t steps_shortened = 0;      // shorter than (a) allows because of (c)
+  int64_t length_passes = 0;        // longest-path passes finding step lengths
+};
+
 struct SolverOptions {
-  // The reference implementation: textbook Dinic and a fresh max flow every
-  // step. The default (fast) one uses a pruning Dinic and reuses the previous
-  // step's cut when the step's network is identical. Both compute the same
-  // minimum cut (the one with the smallest source side) at every step, so the
-  // same frontier, point for point and plan for plan (tested).
+  // The reference implementation: textbook Dinic, a fresh max flow every
+  // step and unit steps (the textbook Phillips–Dessouky sweep). The default
+  // (fast) one uses a pruning Dinic, reuses the previous step's cut when the
+  // step's network is identical and applies every cut for its longest step.
+  // Both compute the same minimum cut (the one with the smallest source
+  // side) on the same network, so the fast sweep's points are the
+  // reference's at its step ends, plan for plan, and the reference's points
+  // inside a step lie on the straight line between them (tested); with
+  // unit_steps or realize_every_unit the two frontiers are the same point for
+  // point.
   bool reference = false;
+  // Unit steps only (the reference's sweep with the fast max flow). Implied
+  // by reference and by PlannerOptions::round_down (reference-compatible
+  // mode reports a point per unit, as the Python reference does).
+  bool unit_steps = false;
+  // Also evaluate the points inside every step: the unit-step sweep's
+  // frontier, point for point, for the cost of realizing every unit.
+  bool realize_every_unit = false;
   // Keep only the Pareto points of realized (time, energy) (Frontier::
-  // ParetoOnly). Off: every unit step's point, model time one unit apart
-  // (the solver's own sweep, which the model-optimality tests check).
+  // ParetoOnly). Off: every point of the sweep (one per step end, or per
+  // unit; the solver's own sweep, which the model-optimality tests check).
   bool pareto_only = true;
+  // If set, receives what the solve did.
+  SolverStats* stats = nullptr;
 };
 
 Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem,
