@@ -3,19 +3,30 @@
 // interleaved 1F1B (V = 2), at 1 ms and 0.1 ms units, on the GPT-3 175B A100
 // profile (stages beyond 8 repeat the shipped ones; interleaved chunks cut
 // each stage in two). Every case runs in its own child process, so peak RSS
-// is the case's own; a case past --timeout is reported as such.
+// is the case's own; a case past --timeout is reported as such. Steps: cuts
+// applied; unit steps: units of iteration time swept (what the unit-step
+// sweep takes); max flows: minimum cuts computed.
 //
 //   build/bin/planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b]
 //                            [--max-gpus-x-mb N] [--timeout SEC] [--reference]
+//                            [--unit-steps] [--every-unit] [--min-gpus-x-mb N]
 //
-// --reference also runs the reference solver on every case and checks that
-// its frontier (every point's figures and plan) hashes equal to the fast one.
+// --unit-steps: the unit-step sweep (SolverOptions::unit_steps); --every-unit:
+// longest steps, a point per unit (SolverOptions::realize_every_unit).
+// --reference also runs the reference solver (unit steps, textbook max flow)
+// on every case: with --unit-steps or --every-unit its frontier (every
+// point's figures and every 97th plan) must hash equal to the fast one's;
+// otherwise a child process solves both sweeps with every point kept and
+// checks that the fast one's points are the reference's at its step ends
+// (figures and plans) and that the reference's model energy is linear in
+// time inside every step.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,7 +45,15 @@ struct CaseResult {
   bool ok = false;
   double seconds = 0;
   uint64_t points = 0, plan_bytes = 0, computations = 0, hash = 0;
+  int64_t steps = 0, unit_steps = 0, max_flows = 0;
   char error[200] = {};
+};
+
+// How a case is solved.
+enum class Mode {
+  kFast,       // the options given
+  kReference,  // SolverOptions::reference
+  kCheck,      // reference and longest steps, every point: step ends checked
 };
 
 uint64_t Mix(uint64_t h, uint64_t v) {
@@ -48,8 +67,50 @@ uint64_t Bits(double d) {
   return b;
 }
 
+// Whether `longest` (every point of the longest-step sweep) is the unit-step
+// sweep `unit` at its step ends, with the unit sweep's model cost linear in
+// time inside every step.
+bool StepEndsOfTheUnitSweep(const planner::Frontier& unit, const planner::Frontier& longest) {
+  const planner::Problem& problem = unit.problem();
+  const double tau = problem.options.unit_time_s;
+  const double stage_blocking = problem.options.blocking_power_w * problem.num_gpus;
+  auto units_of = [&](const planner::FrontierPoint& p) {
+    return std::llround(p.model_time_s / tau);
+  };
+  auto cost_of = [&](const planner::FrontierPoint& p) {
+    return std::llround((p.model_energy_j - stage_blocking * p.model_time_s) /
+                        planner::kCostUnitJoules);
+  };
+  const auto& u = unit.points();
+  const auto& l = longest.points();
+  if (u.empty() || l.empty()) return false;
+  const int64_t top = units_of(u[0]);
+  if (units_of(l[0]) != top || units_of(l.back()) != units_of(u.back())) return false;
+  int64_t previous = -1;
+  for (size_t j = 0; j < l.size(); ++j) {
+    const int64_t k = top - units_of(l[j]);
+    if (k <= previous || k >= static_cast<int64_t>(u.size())) return false;
+    const auto& a = l[j];
+    const auto& b = u[k];
+    if (a.model_time_s != b.model_time_s || a.model_energy_j != b.model_energy_j ||
+        a.time_s != b.time_s || a.energy_j != b.energy_j) {
+      return false;
+    }
+    if (longest.PlanAt(j) != unit.PlanAt(static_cast<size_t>(k))) return false;
+    if (previous >= 0) {
+      const int64_t span = k - previous;
+      const int64_t c0 = cost_of(u[previous]), c1 = cost_of(u[k]);
+      for (int64_t m = previous + 1; m < k; ++m) {
+        if (cost_of(u[m]) * span != c0 * (k - m) + c1 * (m - previous)) return false;
+      }
+    }
+    previous = k;
+  }
+  return previous + 1 == static_cast<int64_t>(u.size());
+}
+
 CaseResult RunCase(const std::string& schedule, int stages, int microbatches, int unit_us,
-                   bool reference) {
+                   Mode mode, const planner::SolverOptions& fast_options) {
   CaseResult r;
   planner::Profile base = LoadShippedProfile("gpt3-175b+a100_sxm_bf16.csv");
   job::JobSpec spec;
@@ -64,8 +125,14 @@ CaseResult RunCase(const std::string& schedule, int stages, int microbatches, in
     std::snprintf(r.error, sizeof(r.error), "%s", prepared.status().message().c_str());
     return r;
   }
-  planner::SolverOptions options;
-  options.reference = reference;
+  planner::SolverOptions options = fast_options;
+  if (mode != Mode::kFast) {
+    options = {};
+    options.reference = true;
+  }
+  if (mode == Mode::kCheck) options.pareto_only = false;
+  planner::SolverStats stats;
+  options.stats = &stats;
   auto start = std::chrono::steady_clock::now();
   auto frontier = planner::SolveFrontier(prepared->problem, {}, options);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -77,6 +144,16 @@ CaseResult RunCase(const std::string& schedule, int stages, int microbatches, in
   r.points = frontier->size();
   r.plan_bytes = frontier->PlanStorageBytes();
   r.computations = static_cast<uint64_t>(prepared->problem->dag->num_nodes());
+  r.steps = stats.steps;
+  r.unit_steps = stats.unit_steps;
+  r.max_flows = stats.max_flows;
+  if (mode == Mode::kCheck) {
+    planner::SolverOptions longest_options;
+    longest_options.pareto_only = false;
+    auto longest = planner::SolveFrontier(prepared->problem, {}, longest_options);
+    r.hash = longest.ok() && StepEndsOfTheUnitSweep(*frontier, *longest) ? 1 : 0;
+    return r;
+  }
   uint64_t h = 0;
   for (size_t k = 0; k < frontier->size(); ++k) {
     const auto& p = frontier->points()[k];
@@ -91,14 +168,15 @@ CaseResult RunCase(const std::string& schedule, int stages, int microbatches, in
 
 // Runs a case in a child process; returns its result and peak RSS (KiB).
 CaseResult RunInChild(const std::string& schedule, int stages, int microbatches, int unit_us,
-                      bool reference, int timeout_s, long* peak_kib, bool* timed_out) {
+                      Mode mode, const planner::SolverOptions& options, int timeout_s,
+                      long* peak_kib, bool* timed_out) {
   int fds[2];
   if (pipe(fds) != 0) std::exit(1);
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
     alarm(static_cast<unsigned>(timeout_s));
-    CaseResult r = RunCase(schedule, stages, microbatches, unit_us, reference);
+    CaseResult r = RunCase(schedule, stages, microbatches, unit_us, mode, options);
     ssize_t written = write(fds[1], &r, sizeof(r));
     _exit(written == static_cast<ssize_t>(sizeof(r)) ? 0 : 1);
   }
@@ -132,9 +210,10 @@ int main(int argc, char** argv) {
   using namespace perseus::bench;
   std::vector<int> units = {1000, 100};
   std::vector<std::string> schedules = {"1f1b", "interleaved-1f1b"};
-  long max_size = 64L * 512;
+  long max_size = 64L * 512, min_size = 0;
   int timeout_s = 1800;
   bool reference = false;
+  perseus::planner::SolverOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--units" && i + 1 < argc) {
@@ -152,46 +231,63 @@ int main(int argc, char** argv) {
       max_size = std::atol(argv[++i]);
     } else if (a == "--timeout" && i + 1 < argc) {
       timeout_s = std::atoi(argv[++i]);
+    } else if (a == "--min-gpus-x-mb" && i + 1 < argc) {
+      min_size = std::atol(argv[++i]);
     } else if (a == "--reference") {
       reference = true;
+    } else if (a == "--unit-steps") {
+      options.unit_steps = true;
+    } else if (a == "--every-unit") {
+      options.realize_every_unit = true;
     } else {
       std::fprintf(stderr,
                    "usage: planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b] "
-                   "[--max-gpus-x-mb N] [--timeout SEC] [--reference]\n");
+                   "[--max-gpus-x-mb N] [--min-gpus-x-mb N] [--timeout SEC] [--reference] "
+                   "[--unit-steps] [--every-unit]\n");
       return 2;
     }
   }
   const int ladder[][2] = {{4, 8}, {8, 32}, {8, 96}, {16, 128}, {32, 256}, {64, 512}};
+  // Without per-unit points the reference's frontier differs; its step ends are checked.
+  const bool same_points = options.unit_steps || options.realize_every_unit;
   std::printf(
-      "| schedule | S x M | unit | computations | points | solve (s) | per point (us) | peak RSS "
-      "(MB) | plans (kB) |%s\n|---|---|---|---|---|---|---|---|---|%s\n",
-      reference ? " reference (s) | same frontier |" : "", reference ? "---|---|" : "");
+      "| schedule | S x M | unit | computations | steps | unit steps | max flows | points | solve "
+      "(s) | per point (us) | peak RSS (MB) | plans (kB) |%s\n|---|---|---|---|---|---|---|---|---|"
+      "---|---|---|%s\n",
+      reference
+          ? (same_points ? " reference (s) | same frontier |" : " reference (s) | step ends |")
+          : "",
+      reference ? "---|---|" : "");
   for (const std::string& schedule : schedules) {
     for (int unit : units) {
       for (const auto& sm : ladder) {
-        if (static_cast<long>(sm[0]) * sm[1] > max_size) continue;
+        const long size = static_cast<long>(sm[0]) * sm[1];
+        if (size > max_size || size < min_size) continue;
         long peak = 0;
         bool timed_out = false;
-        CaseResult r =
-            RunInChild(schedule, sm[0], sm[1], unit, false, timeout_s, &peak, &timed_out);
+        CaseResult r = RunInChild(schedule, sm[0], sm[1], unit, Mode::kFast, options, timeout_s,
+                                  &peak, &timed_out);
         std::printf("| %s | %d x %d | %g ms | ", schedule.c_str(), sm[0], sm[1], unit / 1000.0);
         if (!r.ok) {
           std::printf("%s |\n", timed_out ? "timed out" : r.error);
           std::fflush(stdout);
           continue;
         }
-        std::printf("%llu | %llu | %.3f | %.1f | %.1f | %.1f |",
+        std::printf("%llu | %lld | %lld | %lld | %llu | %.3f | %.1f | %.1f | %.1f |",
                     static_cast<unsigned long long>(r.computations),
-                    static_cast<unsigned long long>(r.points), r.seconds,
-                    1e6 * r.seconds / static_cast<double>(r.points),
+                    static_cast<long long>(r.steps), static_cast<long long>(r.unit_steps),
+                    static_cast<long long>(r.max_flows), static_cast<unsigned long long>(r.points),
+                    r.seconds, 1e6 * r.seconds / static_cast<double>(r.points),
                     static_cast<double>(peak) / 1024.0, static_cast<double>(r.plan_bytes) / 1024.0);
         if (reference) {
           long ref_peak = 0;
           bool ref_timeout = false;
-          CaseResult ref =
-              RunInChild(schedule, sm[0], sm[1], unit, true, timeout_s, &ref_peak, &ref_timeout);
+          CaseResult ref = RunInChild(schedule, sm[0], sm[1], unit,
+                                      same_points ? Mode::kReference : Mode::kCheck, options,
+                                      timeout_s, &ref_peak, &ref_timeout);
           if (ref.ok) {
-            std::printf(" %.3f | %s |", ref.seconds, ref.hash == r.hash ? "yes" : "NO");
+            const bool same = same_points ? ref.hash == r.hash : ref.hash == 1;
+            std::printf(" %.3f | %s |", ref.seconds, same ? "yes" : "NO");
           } else {
             std::printf(" %s | - |", ref_timeout ? "timed out" : "failed");
           }
