@@ -5,7 +5,9 @@
 // each stage in two). Every case runs in its own child process, so peak RSS
 // is the case's own; a case past --timeout is reported as such. Steps: cuts
 // applied; unit steps: units of iteration time swept (what the unit-step
-// sweep takes); max flows: minimum cuts computed.
+// sweep takes); max flows: minimum cuts computed. Case CPU: the child's user
+// + system time (loading the profile, building the problem and solving),
+// which a loaded machine inflates less than the wall-clock solve time.
 //
 //   build/bin/planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b]
 //                            [--max-gpus-x-mb N] [--timeout SEC] [--reference]
@@ -169,7 +171,7 @@ CaseResult RunCase(const std::string& schedule, int stages, int microbatches, in
 // Runs a case in a child process; returns its result and peak RSS (KiB).
 CaseResult RunInChild(const std::string& schedule, int stages, int microbatches, int unit_us,
                       Mode mode, const planner::SolverOptions& options, int timeout_s,
-                      long* peak_kib, bool* timed_out) {
+                      long* peak_kib, double* cpu_s, bool* timed_out) {
   int fds[2];
   if (pipe(fds) != 0) std::exit(1);
   pid_t pid = fork();
@@ -188,6 +190,8 @@ CaseResult RunInChild(const std::string& schedule, int stages, int microbatches,
   struct rusage usage {};
   wait4(pid, &status, 0, &usage);
   *peak_kib = usage.ru_maxrss;
+  *cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           1e-6 * static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
   *timed_out = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM;
   if (got != static_cast<ssize_t>(sizeof(r))) r = CaseResult{};
   return r;
@@ -252,8 +256,8 @@ int main(int argc, char** argv) {
   const bool same_points = options.unit_steps || options.realize_every_unit;
   std::printf(
       "| schedule | S x M | unit | computations | steps | unit steps | max flows | points | solve "
-      "(s) | per point (us) | peak RSS (MB) | plans (kB) |%s\n|---|---|---|---|---|---|---|---|---|"
-      "---|---|---|%s\n",
+      "(s) | case CPU (s) | per point (us) | peak RSS (MB) | plans (kB) |%s\n|---|---|---|---|---|"
+      "---|---|---|---|---|---|---|---|%s\n",
       reference
           ? (same_points ? " reference (s) | same frontier |" : " reference (s) | step ends |")
           : "",
@@ -264,27 +268,29 @@ int main(int argc, char** argv) {
         const long size = static_cast<long>(sm[0]) * sm[1];
         if (size > max_size || size < min_size) continue;
         long peak = 0;
+        double cpu = 0;
         bool timed_out = false;
         CaseResult r = RunInChild(schedule, sm[0], sm[1], unit, Mode::kFast, options, timeout_s,
-                                  &peak, &timed_out);
+                                  &peak, &cpu, &timed_out);
         std::printf("| %s | %d x %d | %g ms | ", schedule.c_str(), sm[0], sm[1], unit / 1000.0);
         if (!r.ok) {
           std::printf("%s |\n", timed_out ? "timed out" : r.error);
           std::fflush(stdout);
           continue;
         }
-        std::printf("%llu | %lld | %lld | %lld | %llu | %.3f | %.1f | %.1f | %.1f |",
+        std::printf("%llu | %lld | %lld | %lld | %llu | %.3f | %.2f | %.1f | %.1f | %.1f |",
                     static_cast<unsigned long long>(r.computations),
                     static_cast<long long>(r.steps), static_cast<long long>(r.unit_steps),
                     static_cast<long long>(r.max_flows), static_cast<unsigned long long>(r.points),
-                    r.seconds, 1e6 * r.seconds / static_cast<double>(r.points),
+                    r.seconds, cpu, 1e6 * r.seconds / static_cast<double>(r.points),
                     static_cast<double>(peak) / 1024.0, static_cast<double>(r.plan_bytes) / 1024.0);
         if (reference) {
           long ref_peak = 0;
+          double ref_cpu = 0;
           bool ref_timeout = false;
           CaseResult ref = RunInChild(schedule, sm[0], sm[1], unit,
                                       same_points ? Mode::kReference : Mode::kCheck, options,
-                                      timeout_s, &ref_peak, &ref_timeout);
+                                      timeout_s, &ref_peak, &ref_cpu, &ref_timeout);
           if (ref.ok) {
             const bool same = same_points ? ref.hash == r.hash : ref.hash == 1;
             std::printf(" %.3f | %s |", ref.seconds, same ? "yes" : "NO");

@@ -11,6 +11,22 @@
 namespace perseus::planner {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
+// Adds the time since the last call (or construction) to *into.
+class Lap {
+ public:
+  Lap() : last_(Clock::now()) {}
+  void To(double* into) {
+    const Clock::time_point now = Clock::now();
+    *into += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  Clock::time_point last_;
+};
+
 // Sums of capacities must stay far from int64 overflow (max_flow.h).
 constexpr int64_t kMaxCapacitySum = int64_t{1} << 60;
 
@@ -94,6 +110,12 @@ struct Sweep {
   std::vector<Arc> arcs, previous_arcs;
   std::vector<int> previous_critical;
   std::vector<char> source_side;  // per flow node, of the cut applied
+  // Capacities of the computation arcs of the step's network.
+  struct Caps {
+    int64_t lower, upper;
+    bool infinite;
+  };
+  std::vector<Caps> caps;
   // The step found: the computations it moves and their rate (-1 crossing
   // the cut forwards, +1 backwards below its maximum; 0 for all others).
   std::vector<int> moved;
@@ -103,8 +125,12 @@ struct Sweep {
   // The plan the durations map to, and their model cost, kept up to date.
   Plan plan;
   int64_t cost = 0;
-  // Scratch for the step length.
+  // Scratch for the step length. When the last longest-path pass was at the
+  // step's length, path_start holds the earliest starts after the step and
+  // next_makespan the iteration time (next_ready).
   std::vector<int64_t> path_start, path_slope;
+  bool next_ready = false;
+  int64_t next_makespan = 0;
   SolverStats stats;
 
   int64_t& LastFlow(const ArcKey& key) { return last_flow[key.kind][key.index]; }
@@ -216,7 +242,11 @@ struct Sweep {
     for (;;) {
       int64_t slope = 0;
       const int64_t longest = LongestPathAt(delta, &slope);
-      if (longest <= makespan - delta) return delta;  // < would be caught by the caller's check
+      if (longest <= makespan - delta) {  // < would be caught by the caller's check
+        next_ready = true;
+        next_makespan = longest;
+        return delta;
+      }
       const int64_t start = longest - slope * delta;  // L0 of that path
       if (slope <= -1 || start > makespan) {
         return Status::Infeasible("step length: a path of length " + std::to_string(start) +
@@ -228,7 +258,10 @@ struct Sweep {
         return Status::Infeasible("step length did not fall at iteration time " +
                                   std::to_string(makespan) + " (please report this)");
       }
-      if (next <= 1) return int64_t{1};  // the unit step (checked by the caller)
+      if (next <= 1) {
+        next_ready = false;
+        return int64_t{1};  // the unit step (checked by the caller)
+      }
       delta = next;
     }
   }
@@ -239,8 +272,10 @@ struct Sweep {
   // Nothing moves until Advance().
   Status Step(int64_t makespan, int64_t* delta) {
     *delta = 0;
+    next_ready = false;
     for (int i : moved) rate[i] = 0;
     moved.clear();
+    Lap lap;
     LatestFinishes(dag, duration, makespan, &latest_finish);
     const int n = dag.num_nodes();
     critical_index.assign(n, -1);
@@ -251,6 +286,7 @@ struct Sweep {
         critical_nodes.push_back(i);
       }
     }
+    lap.To(&stats.timing_s);
     // Activity-on-arc nodes: 0 = source, 1 = sink, 2+2k = in(k), 3+2k = out(k).
     const int num_flow_nodes = 2 + 2 * static_cast<int>(critical_nodes.size());
     auto in = [](int k) { return 2 + 2 * k; };
@@ -280,11 +316,7 @@ struct Sweep {
     }
 
     // Capacities of the computation arcs; "infinity" exceeds their sum.
-    struct Caps {
-      int64_t lower, upper;
-      bool infinite;
-    };
-    std::vector<Caps> caps(critical_nodes.size());
+    caps.resize(critical_nodes.size());
     int64_t finite_sum = 0;
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       int i = critical_nodes[k];
@@ -302,42 +334,59 @@ struct Sweep {
     }
     const int64_t infinity = finite_sum + 1;
 
-    arcs.clear();
-    keys.clear();
-    for (size_t k = 0; k < critical_nodes.size(); ++k) {
-      int kk = static_cast<int>(k);
-      int i = critical_nodes[k];
-      arcs.push_back({in(kk), out(kk), caps[k].lower, caps[k].infinite ? infinity : caps[k].upper});
-      keys.push_back({kComputation, i});
-      if (earliest_start[i] == 0) {
-        arcs.push_back({0, in(kk), 0, infinity});
-        keys.push_back({kSource, i});
-      }
-      if (earliest_start[i] + duration[i] == makespan) {
-        arcs.push_back({out(kk), 1, 0, infinity});
-        keys.push_back({kSink, i});
-      }
-      const auto successors = dag.successors(i);
-      for (size_t p = 0; p < successors.size(); ++p) {
-        int j = successors[p];
-        int kj = critical_index[j];
-        if (kj >= 0 && earliest_start[i] + duration[i] == earliest_start[j]) {
-          arcs.push_back({out(kk), in(kj), 0, infinity});
-          keys.push_back({kDependency, dag.successor_edge_begin(i) + static_cast<int>(p)});
+    // The network's arcs, in a fixed order: emit(arc, key) for each.
+    auto for_each_arc = [&](auto&& emit) {
+      for (size_t k = 0; k < critical_nodes.size(); ++k) {
+        int kk = static_cast<int>(k);
+        int i = critical_nodes[k];
+        emit(Arc{in(kk), out(kk), caps[k].lower, caps[k].infinite ? infinity : caps[k].upper},
+             ArcKey{kComputation, i});
+        if (earliest_start[i] == 0) emit(Arc{0, in(kk), 0, infinity}, ArcKey{kSource, i});
+        const int64_t finish = earliest_start[i] + duration[i];
+        if (finish == makespan) emit(Arc{out(kk), 1, 0, infinity}, ArcKey{kSink, i});
+        const auto successors = dag.successors(i);
+        for (size_t p = 0; p < successors.size(); ++p) {
+          int j = successors[p];
+          int kj = critical_index[j];
+          if (kj >= 0 && finish == earliest_start[j]) {
+            emit(Arc{out(kk), in(kj), 0, infinity},
+                 ArcKey{kDependency, dag.successor_edge_begin(i) + static_cast<int>(p)});
+          }
         }
       }
+    };
+    // Unit steps: the same network as the previous max flow's has the same
+    // minimum cut. (A longest step ends where the network changes.)
+    bool reuse = false;
+    keys.clear();
+    if (reuse_cuts && unit_steps) {
+      arcs.clear();
+      for_each_arc([&](const Arc& arc, const ArcKey& key) {
+        arcs.push_back(arc);
+        keys.push_back(key);
+      });
+      reuse = arcs == previous_arcs && critical_nodes == previous_critical;
     }
-    // The same network as the previous step has the same minimum cut.
-    if (reuse_cuts && arcs == previous_arcs && critical_nodes == previous_critical) {
+    if (reuse) {
       ++stats.reused_cuts;
     } else {
       ++stats.max_flows;
+      stats.network_nodes += static_cast<int64_t>(critical_nodes.size());
       flow.Reset(num_flow_nodes);
-      for (size_t a = 0; a < arcs.size(); ++a) {
-        const Arc& arc = arcs[a];
-        const int64_t start = reuse_cuts ? LastFlow(keys[a]) : arc.lower;
-        flow.AddArcWithFlow(arc.from, arc.to, arc.lower, arc.upper, start);
+      // Warm start (fast mode): each arc starts at its flow in the last max flow.
+      auto add = [&](const Arc& arc, const ArcKey& key) {
+        flow.AddArcWithFlow(arc.from, arc.to, arc.lower, arc.upper,
+                            reuse_cuts ? LastFlow(key) : arc.lower);
+      };
+      if (reuse_cuts && unit_steps) {
+        for (size_t a = 0; a < arcs.size(); ++a) add(arcs[a], keys[a]);
+      } else {
+        for_each_arc([&](const Arc& arc, const ArcKey& key) {
+          add(arc, key);
+          keys.push_back(key);
+        });
       }
+      stats.network_arcs += static_cast<int64_t>(keys.size());
       Status status = flow.Solve(0, 1, infinity);
       if (!status.ok()) {
         return Status::Infeasible("minimum cut at iteration time " + std::to_string(makespan) +
@@ -351,8 +400,10 @@ struct Sweep {
         for (const ArcKey& key : previous_keys) LastFlow(key) = 0;
         for (size_t a = 0; a < keys.size(); ++a) LastFlow(keys[a]) = flow.Flow(static_cast<int>(a));
         std::swap(previous_keys, keys);
-        std::swap(previous_arcs, arcs);
-        previous_critical = critical_nodes;
+        if (unit_steps) {
+          std::swap(previous_arcs, arcs);
+          previous_critical = critical_nodes;
+        }
       }
     }
 
@@ -376,21 +427,27 @@ struct Sweep {
       }
     }
     ++stats.steps;
+    lap.To(&stats.cuts_s);
+    Result<int64_t> length = StepLength(makespan, limit);
+    lap.To(&stats.timing_s);
+    if (!length.ok()) return length.status();
+    *delta = *length;
+    return Status::Ok();
+  }
+
+  // The step's length given the limit (a) of its moves: (b) and (c).
+  Result<int64_t> StepLength(int64_t makespan, int64_t limit) {
     if (unit_steps || moved.empty() || limit < 2) {
       if (!unit_steps && limit < 2) ++stats.steps_at_breakpoint;
-      *delta = 1;
-      return Status::Ok();
+      return int64_t{1};
     }
     if (!CriticalPathsFallByOne(makespan)) {
       ++stats.steps_kept_short;
-      *delta = 1;
-      return Status::Ok();
+      return int64_t{1};
     }
     Result<int64_t> longest = LongestStep(makespan, limit);
-    if (!longest.ok()) return longest.status();
-    *delta = *longest;
-    if (*delta < limit) ++stats.steps_shortened;
-    return Status::Ok();
+    if (longest.ok() && *longest < limit) ++stats.steps_shortened;
+    return longest;
   }
 };
 
@@ -447,13 +504,16 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   const int64_t first = makespan;
   int64_t reported = 0;  // progress is reported every 64 units swept
   for (;;) {
+    Lap lap;
     add_point(makespan);
+    lap.To(&sweep.stats.points_s);
     if (progress && first > lowest && (first - makespan) / 64 >= reported) {
       reported = (first - makespan) / 64 + 1;
       progress(static_cast<double>(first - makespan) / static_cast<double>(first - lowest));
     }
     int64_t delta = 0;
     Status status = sweep.Step(makespan, &delta);
+    lap = Lap();
     if (!status.ok()) return status;
     if (delta == 0) break;  // T_min
     if (options.realize_every_unit) {
@@ -464,11 +524,21 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
         add_point(makespan - k);
       }
       sweep.Advance(1);
+      lap.To(&sweep.stats.points_s);
     } else {
       sweep.Advance(delta);
     }
     sweep.stats.unit_steps += delta;
-    const int64_t next = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
+    // The step length's last longest-path pass was at the new durations, or
+    // one more pass.
+    int64_t next = 0;
+    if (sweep.next_ready) {
+      std::swap(sweep.earliest_start, sweep.path_start);
+      next = sweep.next_makespan;
+    } else {
+      next = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
+    }
+    lap.To(&sweep.stats.timing_s);
     if (next != makespan - delta) {
       return Status::Infeasible("a cut changed the iteration time from " +
                                 std::to_string(makespan) + " to " + std::to_string(next) +
@@ -482,8 +552,10 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   // (not in reference-compatible mode, which reports the reference's plans).
   bool polished_last = false;
   if (!problem.options.round_down) {
+    Lap lap;
     Plan polished = PolishPlan(problem, pending_plan, frontier.all_max.time_s);
     Figures realized = EvaluatePlan(problem, polished);
+    lap.To(&sweep.stats.polish_s);
     if (realized.time_s <= pending.time_s || realized.time_s <= frontier.all_max.time_s) {
       pending.time_s = realized.time_s;
       pending.energy_j = realized.energy_j;

@@ -93,11 +93,17 @@ struct SolverStats {
   int64_t steps = 0;                // cuts applied (steps of any length)
   int64_t unit_steps = 0;           // units of iteration time swept: T_max - T_min
   int64_t max_flows = 0;            // minimum cuts computed
+  int64_t network_nodes = 0;        // computations in the networks of those cuts, summed
+  int64_t network_arcs = 0;         // their arcs, summed
   int64_t reused_cuts = 0;          // steps whose network was the last max flow's
   int64_t steps_at_breakpoint = 0;  // one unit only because of (a) above
   int64_t steps_kept_short = 0;     // one unit only because of (b) above
   int64_t steps_shortened = 0;      // shorter than (a) allows because of (c)
   int64_t length_passes = 0;        // longest-path passes finding step lengths
+  // Where the time went (seconds): timing passes and step lengths; building
+  // the critical networks and their minimum cuts; the points' realized
+  // figures; the T_min point's PolishPlan.
+  double timing_s = 0, cuts_s = 0, points_s = 0, polish_s = 0;
 };
 
 struct SolverOptions {
