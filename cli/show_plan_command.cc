@@ -47,6 +47,8 @@ int RunShowPlan(const ShowPlanArgs& args) {
   }
   nlohmann::json out = {{"deadline", args.time_s},
                         {"point", plan->point},
+                        {"improved", plan->improved},
+                        {"moves", plan->moves},
                         {"time", plan->figures.time_s},
                         {"energy", plan->figures.energy_j},
                         {"model_time", plan->figures.model_time_s},
@@ -63,7 +65,10 @@ void RegisterShowPlan(CLI::App* app, int* exit_code) {
   CLI::App* cmd = app->add_subcommand(
       "show-plan",
       "Print (JSON) the per-stage frequency lists of the plan to run for deadline T: the "
-      "lowest-energy frontier point whose realized time is <= T");
+      "lowest-energy frontier point whose realized time is <= T, improved for T by a discrete "
+      "local search over the measured frequencies (\"improved\": true; needs the directory's "
+      "problem.json). \"point\" is the frontier point it started from; \"time\" and "
+      "\"energy\" are the plan's own, \"model_time\" and \"model_energy\" the point's");
   cmd->add_option("dir", args->dir, "Directory written by `perseus plan --out`")->required();
   cmd->add_option("--time", args->time_s, "Iteration time deadline T in seconds")->required();
   cmd->callback([args, exit_code] { *exit_code = RunShowPlan(*args); });

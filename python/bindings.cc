@@ -16,6 +16,7 @@
 #include "perseus/gpu/runtime.h"
 #include "perseus/gpu/sim_gpu.h"
 #include "perseus/job/job.h"
+#include "perseus/planner/improve.h"
 #include "perseus/planner/solver.h"
 
 namespace py = pybind11;
@@ -95,6 +96,24 @@ struct PyFrontier {
   job::PreparedJob job;
   planner::Frontier frontier;
 };
+
+// A plan per pipeline rank: its computations in execution order.
+py::list RankSteps(const PyFrontier& f, const planner::Plan& plan) {
+  const planner::Problem& problem = f.frontier.problem();
+  const planner::Dag& dag = *problem.dag;
+  py::list ranks;
+  for (const auto& order : dag.gpu_order()) {
+    py::list steps;
+    for (int id : order) {
+      const planner::Computation& c = dag.node(id);
+      steps.append(Step(c.instruction, c.microbatch, c.stage,
+                        problem.option(id, plan[static_cast<size_t>(id)]).frequency_mhz,
+                        c.overlapped() ? &c.overlap : nullptr));
+    }
+    ranks.append(steps);
+  }
+  return ranks;
+}
 
 void CheckPlan(const PyFrontier& f, const planner::Plan& plan) {
   const planner::Problem& problem = f.frontier.problem();
@@ -246,22 +265,7 @@ PYBIND11_MODULE(_perseus, m) {
             if (index >= f.frontier.size()) {
               throw StatusError(Status::InvalidInput("no frontier point " + std::to_string(index)));
             }
-            const planner::Plan plan = f.frontier.PlanAt(index);
-            const planner::Problem& problem = f.frontier.problem();
-            const planner::Dag& dag = *problem.dag;
-            // Per pipeline rank, its computations in execution order.
-            py::list ranks;
-            for (const auto& order : dag.gpu_order()) {
-              py::list steps;
-              for (int id : order) {
-                const planner::Computation& c = dag.node(id);
-                steps.append(Step(c.instruction, c.microbatch, c.stage,
-                                  problem.option(id, plan[static_cast<size_t>(id)]).frequency_mhz,
-                                  c.overlapped() ? &c.overlap : nullptr));
-              }
-              ranks.append(steps);
-            }
-            return ranks;
+            return RankSteps(f, f.frontier.PlanAt(index));
           },
           py::arg("index"),
           "The plan of point `index`: for every pipeline rank, its computations in execution "
@@ -333,7 +337,51 @@ PYBIND11_MODULE(_perseus, m) {
           },
           py::arg("options"), py::arg("deadline_s"),
           "PolishPlan: the plan repaired to meet deadline_s with measured times, then slowed "
-          "down greedily where the deadline leaves slack.");
+          "down greedily where the deadline leaves slack.")
+      .def(
+          "plan_for_deadline",
+          [](const PyFrontier& f, double deadline_s, const std::string& objective,
+             std::optional<int64_t> max_work) -> std::optional<py::dict> {
+            planner::ImproveOptions options;
+            if (objective == "at_deadline") {
+              options.objective = planner::DeadlineObjective::kAtDeadline;
+            } else if (objective != "own_time") {
+              throw StatusError(
+                  Status::InvalidInput("objective must be 'own_time' or "
+                                       "'at_deadline', not '" +
+                                       objective + "'"));
+            }
+            if (max_work) {
+              if (*max_work < 0) throw StatusError(Status::InvalidInput("max_work must be >= 0"));
+              options.max_work = *max_work;
+            }
+            std::optional<planner::DeadlinePlan> found;
+            {
+              py::gil_scoped_release release;
+              found = planner::PlanForDeadline(f.frontier, deadline_s, options);
+            }
+            if (!found) return std::nullopt;
+            const planner::ImproveResult& r = found->result;
+            py::dict out;
+            out["time_s"] = r.figures.time_s;
+            out["energy_j"] = r.figures.energy_j;
+            out["objective_j"] = r.objective_j;
+            out["options"] = r.plan;
+            out["plan"] = RankSteps(f, r.plan);
+            out["base_point"] = found->base_point;
+            out["moves"] = r.moves;
+            out["work"] = r.work;
+            out["budget_spent"] = r.budget_spent;
+            return out;
+          },
+          py::arg("deadline_s"), py::kw_only(), py::arg("objective") = "own_time",
+          py::arg("max_work") = py::none(),
+          "The plan to run for deadline_s, improved past the frontier's points by a discrete "
+          "local search (PlanForDeadline): {time_s, energy_j, objective_j, options (one option "
+          "index per node of problem()), plan (per rank, as plan()), base_point, moves, work, "
+          "budget_spent}; None if no point meets the deadline. objective: 'own_time' (the "
+          "iteration ends with the plan) or 'at_deadline' (it lasts deadline_s, waiting at "
+          "blocking power). max_work: the search's budget in computations visited.");
 
   m.def(
       "plan",

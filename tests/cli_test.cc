@@ -117,7 +117,7 @@ TEST_F(CliTest, PaperHeadlineCase) {
   EXPECT_GE(j["t_min"]["saving_pct"].get<double>(), 15.2);
   EXPECT_GE(j["t_star"]["saving_pct"].get<double>(), j["t_min"]["saving_pct"].get<double>());
   EXPECT_LT(j["t_min"]["energy"].get<double>(), j["all_max"]["energy"].get<double>());
-  EXPECT_GT(j["frontier_points"].get<int>(), 1000);
+  EXPECT_GT(j["frontier_points"].get<int>(), 100);  // Pareto points of the sweep's steps
 }
 
 TEST_F(CliTest, DemoPrintsATable) {
@@ -155,11 +155,15 @@ TEST_F(CliTest, OutDirectoryAndShowPlanRoundTrip) {
   EXPECT_EQ(plan["stages"][7]["instructions"][0]["instruction"], "forward");
   EXPECT_EQ(plan["stages"][7]["instructions"][1]["instruction"], "backward");
 
-  // At T_min itself the plan is the T_min point.
+  EXPECT_TRUE(plan["improved"].get<bool>());  // the directory has problem.json
+
+  // At T_min itself: the T_min point, or a plan the local search found from it
+  // (or from the next slower point) that is as fast and costs no more.
   Output fastest = Run("show-plan " + out.string() + " --time " + std::to_string(t_min + 1e-6));
   ASSERT_EQ(fastest.exit_code, 0);
-  EXPECT_NEAR(nlohmann::json::parse(fastest.out)["energy"].get<double>(),
-              summary["t_min"]["energy"].get<double>(), 1e-3);
+  const nlohmann::json at_t_min = nlohmann::json::parse(fastest.out);
+  EXPECT_LE(at_t_min["time"].get<double>(), t_min + 1e-6);
+  EXPECT_LE(at_t_min["energy"].get<double>(), summary["t_min"]["energy"].get<double>() + 1e-6);
 
   // Faster than T_min: no plan, a clear error.
   Output too_fast = Run("show-plan " + out.string() + " --time " + std::to_string(t_min * 0.9));

@@ -70,6 +70,15 @@ TEST(ServerTest, StragglerResponseSurvivesKill9) {
     EXPECT_EQ(straggler_plan["version"], 1);
     EXPECT_NEAR(straggler_plan["target_time"].get<double>(), t_min, 1e-12);
     job_before = api.Call("GET", base).body;
+    // The waiting pipeline's plan is the frontier's point for T' improved by the
+    // discrete local search: never more energy than that point's.
+    const json frontier = api.Call("GET", base + "/frontier").body;
+    const json& waiting = job_before["pipelines"][1];
+    const double point_energy =
+        frontier["points"][waiting["frontier_point"].get<size_t>()][1].get<double>();
+    EXPECT_LE(waiting["energy_j"].get<double>(), point_energy + 1e-9);
+    EXPECT_LE(job_before["pipelines"][0]["energy_j"].get<double>(),
+              frontier["points"][frontier["t_min_index"].get<size_t>()][1].get<double>() + 1e-9);
     server.Kill9();
   }
   ServerProcess restarted(db);

@@ -23,7 +23,7 @@ Needs `highspy` (pinned in python/requirements-dev.txt); imported on first use.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ["MilpResult", "optimal_plan"]
 
@@ -47,8 +47,13 @@ class MilpResult:
 
 def optimal_plan(problem: Dict[str, Any], deadline_s: float, *,
                  time_limit_s: Optional[float] = None, mip_rel_gap: float = 1e-6,
-                 threads: int = 1) -> MilpResult:
-    """The least realized energy plan with iteration time <= deadline_s (see the module)."""
+                 threads: int = 1, start: Optional[Sequence[int]] = None) -> MilpResult:
+    """The least realized energy plan with iteration time <= deadline_s (see the module).
+
+    `start`: a plan (one option index per node) HiGHS starts from as its first incumbent, e.g.
+    the planner's; the answer is then never worse than it. A start that misses the deadline is
+    rejected with ValueError.
+    """
     try:
         import highspy
         import numpy as np
@@ -105,6 +110,13 @@ def optimal_plan(problem: Dict[str, Any], deadline_s: float, *,
             # s[j] - s[i] - d[i] >= 0
             add_row(0.0, inf, [s_base + j, s_base + i] + x_index[i],
                     [1.0, -1.0] + [-t for t in times])
+    if start is not None:
+        values0 = _start_values(nodes, start, len(costs), x_index, s_base, t_col)
+        if values0[t_col] > deadline_s * (1 + 1e-9):
+            raise ValueError(f"the start plan takes {values0[t_col]} s, over the deadline "
+                             f"{deadline_s} s")
+        values0[t_col] = min(values0[t_col], float(deadline_s))
+        h.setSolution(len(values0), np.arange(len(values0), dtype=np.int32), np.array(values0))
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
@@ -117,3 +129,40 @@ def optimal_plan(problem: Dict[str, Any], deadline_s: float, *,
     options = [max(range(len(row)), key=lambda k: values[row[k]]) for row in x_index]
     return MilpResult(status, float(info.objective_function_value), bound, float(values[t_col]),
                       options, gap, seconds)
+
+
+def _start_values(nodes: List[Dict[str, Any]], start: Sequence[int], num_cols: int,
+                  x_index: List[List[int]], s_base: int, t_col: int) -> List[float]:
+    """Column values of a plan: its binaries, earliest start times and longest path."""
+    n = len(nodes)
+    if len(start) != n:
+        raise ValueError(f"a start plan has one option index per node ({n}), got {len(start)}")
+    values = [0.0] * num_cols
+    duration = []
+    for i, node in enumerate(nodes):
+        k = int(start[i])
+        if not 0 <= k < len(node["options"]):
+            raise ValueError(f"node {i} has {len(node['options'])} options, got index {k}")
+        values[x_index[i][k]] = 1.0
+        duration.append(float(node["options"][k]["time_s"]))
+    # Earliest starts in a topological order (Kahn's algorithm on the successor lists).
+    indegree = [0] * n
+    for node in nodes:
+        for j in node["successors"]:
+            indegree[j] += 1
+    ready = [i for i in range(n) if indegree[i] == 0]
+    begin = [0.0] * n
+    makespan = 0.0
+    while ready:
+        i = ready.pop()
+        finish = begin[i] + duration[i]
+        makespan = max(makespan, finish)
+        for j in nodes[i]["successors"]:
+            begin[j] = max(begin[j], finish)
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                ready.append(j)
+    for i in range(n):
+        values[s_base + i] = begin[i]
+    values[t_col] = makespan
+    return values

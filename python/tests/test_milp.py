@@ -51,10 +51,16 @@ def test_the_milp_is_the_brute_force_optimum(tiny, factor):
     t, e = tiny.evaluate(result.options)
     assert t <= deadline * (1 + 1e-12)
     assert e == pytest.approx(result.energy_j, rel=1e-9)
-    # The planner's plan for that deadline meets it and never beats the optimum.
+    # The planner's plan for that deadline meets it and never beats the optimum; the plan the
+    # user gets (the point improved by the local search) is never worse than the point.
     k = tiny.index_for_deadline(deadline)
     assert k is not None and tiny.points[k].time_s <= deadline
     assert tiny.points[k].energy_j >= exact[0] * (1 - 1e-12)
+    improved = tiny.plan_for_deadline(deadline)
+    assert improved is not None and improved["time_s"] <= deadline * (1 + 1e-9)
+    assert exact[0] * (1 - 1e-12) <= improved["energy_j"] <= tiny.points[k].energy_j * (1 + 1e-12)
+    assert tiny.evaluate(improved["options"]) == pytest.approx(
+        (improved["time_s"], improved["energy_j"]), rel=1e-12)
 
 
 def test_no_plan_is_infeasible_below_the_fastest(tiny):
@@ -65,9 +71,9 @@ def test_no_plan_is_infeasible_below_the_fastest(tiny):
 
 
 # GPT-3, 8 stages x 2 microbatches, four clocks: solved exactly in seconds. The planner's
-# frontier plans, at several deadlines, against the optimum: never better, and the gap is
-# measured (printed; the target of 0.1 points is not met everywhere yet, see
-# bench/RESULTS.md).
+# plans for several deadlines against the optimum: never better; the plan the user gets
+# (plan_for_deadline) within 0.1 percentage points of it (the target; the frontier's
+# point alone is printed beside it).
 def test_the_planner_against_the_optimum(tmp_path, gpt3_profile):
     path = thinned_profile(gpt3_profile, tmp_path / "four_clocks.csv", {1410, 1200, 1005, 900})
     f = perseus.plan(path, stages=8, microbatches=2, blocking_power_w=83.64)
@@ -79,10 +85,38 @@ def test_the_planner_against_the_optimum(tmp_path, gpt3_profile):
         assert result.optimal, result.status
         k = f.index_for_deadline(deadline)
         assert k is not None
-        ours = f.points[k].energy_j
-        assert ours >= result.energy_j * (1 - 1e-12)
-        print(f"D={factor:.2f}: planner {100 * (1 - ours / e_max):.3f}%, optimum "
-              f"{100 * (1 - result.energy_j / e_max):.3f}%")
+        point = f.points[k].energy_j
+        assert point >= result.energy_j * (1 - 1e-12)
+        improved = f.plan_for_deadline(deadline)
+        assert improved is not None
+        ours = improved["energy_j"]
+        assert result.energy_j * (1 - 1e-12) <= ours <= point * (1 + 1e-12)
+        saving = 100 * (1 - ours / e_max)
+        optimum = 100 * (1 - result.energy_j / e_max)
+        print(f"D={factor:.2f}: frontier point {100 * (1 - point / e_max):.3f}%, planner "
+              f"{saving:.3f}%, optimum {optimum:.3f}%")
+        assert optimum - saving <= 0.1
+
+
+def test_plan_for_deadline_objectives_and_errors(tiny):
+    t_max, _ = tiny.all_max
+    own = tiny.plan_for_deadline(t_max * 1.1)
+    wait = tiny.plan_for_deadline(t_max * 1.1, objective="at_deadline")
+    assert own is not None and wait is not None
+    # Waiting at blocking power until the deadline is counted in the second objective only.
+    p = tiny.problem()
+    idle = p["blocking_power_w"] * p["num_gpus"]
+    assert wait["objective_j"] == pytest.approx(
+        wait["energy_j"] + idle * (t_max * 1.1 - wait["time_s"]), rel=1e-12)
+    assert own["objective_j"] == own["energy_j"]
+    assert len(own["plan"]) == 8 and not own["budget_spent"]
+    stopped = tiny.plan_for_deadline(t_max * 1.1, max_work=0)
+    assert stopped is not None and stopped["budget_spent"] and stopped["moves"] == 0
+    assert tiny.plan_for_deadline(min(q.time_s for q in tiny.points) * 0.5) is None
+    with pytest.raises(perseus.InvalidInputError, match="objective"):
+        tiny.plan_for_deadline(t_max, objective="fastest")
+    with pytest.raises(perseus.InvalidInputError, match="max_work"):
+        tiny.plan_for_deadline(t_max, max_work=-1)
 
 
 def test_bad_plans_are_refused(tiny):

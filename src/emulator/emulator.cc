@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <functional>
 
+#include "perseus/planner/improve.h"
+
 namespace perseus::emulator {
 
 std::string_view MethodName(Method method) {
@@ -111,8 +113,17 @@ MethodModel ModelOf(Method method, const planner::Frontier& frontier) {
   }
   planner::Figures fastest = Fastest(candidates);
   if (method == Method::kPerseus) {
+    // What Perseus runs: the frontier's plan for a deadline improved by the
+    // discrete local search (planner/improve.h), as the coordinator serves it.
     const auto& p = frontier.points()[frontier.TMinIndex()];
     fastest = {p.time_s, p.energy_j};
+    if (auto own = planner::PlanForDeadline(frontier, p.time_s)) fastest = own->result.figures;
+    return {fastest, [&frontier, candidates, idle](double deadline_s) {
+              planner::ImproveOptions options;
+              options.objective = planner::DeadlineObjective::kAtDeadline;
+              auto plan = planner::PlanForDeadline(frontier, deadline_s, options);
+              return plan ? plan->result.figures : BestFor(candidates, idle, deadline_s);
+            }};
   }
   return {fastest,
           [candidates, idle](double deadline_s) { return BestFor(candidates, idle, deadline_s); }};

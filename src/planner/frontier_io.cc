@@ -1,5 +1,6 @@
 #include "perseus/planner/frontier_io.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <sstream>
 
 #include "perseus/common/files.h"
+#include "perseus/planner/problem_io.h"
 
 namespace perseus::planner {
 namespace {
@@ -138,6 +140,7 @@ FrontierFiles FrontierToFiles(const Frontier& frontier) {
     }
     previous = std::move(plan);
   }
+  files.problem_json = ProblemToJson(problem);
   return files;
 }
 
@@ -150,6 +153,8 @@ Status WriteFrontierDir(const Frontier& frontier, const std::string& dir) {
   Status s = WriteFileAtomically(base / "frontier.csv", files.frontier_csv);
   if (!s.ok()) return s;
   s = WriteFileAtomically(base / "computations.csv", files.computations_csv);
+  if (!s.ok()) return s;
+  s = WriteFileAtomically(base / "problem.json", files.problem_json);
   if (!s.ok()) return s;
   return WriteFileAtomically(base / "plans.csv", files.plans_csv);
 }
@@ -236,6 +241,37 @@ Result<StoredFrontier> StoredFrontier::Parse(const FrontierFiles& files,
           plans_csv->path + ": point 0 gives no frequency for computation " + std::to_string(i));
     }
   }
+  if (!files.problem_json.empty()) {
+    std::vector<Computation> computations;
+    for (const StoredComputation& c : out.computations_) {
+      computations.emplace_back(c.gpu, c.stage, c.instruction, c.microbatch, c.overlap);
+    }
+    const std::string path = prefix + "problem.json";
+    auto problem = ParseProblemJson(files.problem_json, path, computations);
+    if (!problem.ok()) return problem.status();
+    const Dag& dag = *(*problem)->dag;
+    for (const auto& order : dag.gpu_order()) {
+      for (size_t k = 0; k < order.size(); ++k) {
+        if (out.computations_[static_cast<size_t>(order[k])].order != static_cast<int>(k)) {
+          return Status::InvalidInput(comps_csv->path + ": computation " +
+                                      std::to_string(order[k]) +
+                                      "'s order does not match the ids' order on its GPU "
+                                      "(problem.json needs it)");
+        }
+      }
+    }
+    for (size_t r = 0; r < out.changes_.size(); ++r) {
+      const auto [comp, freq] = out.changes_[r];
+      const auto& options = (*problem)->set(comp).options;
+      if (std::none_of(options.begin(), options.end(),
+                       [f = freq](const Option& o) { return o.frequency_mhz == f; })) {
+        return bad(*plans_csv, r,
+                   std::to_string(freq) + " MHz is not one of computation " + std::to_string(comp) +
+                       "'s options in " + path);
+      }
+    }
+    out.problem_ = std::move(problem).value();
+  }
   return out;
 }
 
@@ -250,6 +286,12 @@ Result<StoredFrontier> StoredFrontier::ReadDir(const std::string& dir) {
     auto read = ReadText((base / name).string());
     if (!read.ok()) return read.status();
     *text = std::move(read).value();
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(base / "problem.json", ec)) {  // optional: older directories
+    auto read = ReadText((base / "problem.json").string());
+    if (!read.ok()) return read.status();
+    files.problem_json = std::move(read).value();
   }
   return Parse(files, dir);
 }
@@ -283,21 +325,56 @@ std::vector<int> StoredFrontier::FrequenciesAt(size_t point) const {
   return frequency;
 }
 
+std::optional<StoredPlan> StoredFrontier::PlanForDeadline(double deadline_s,
+                                                          const ImproveOptions& options) const {
+  StoredPlan plan;
+  if (problem_ == nullptr) {
+    const auto best = IndexForDeadline(deadline_s);
+    if (!best) return std::nullopt;
+    plan.point = *best;
+    plan.figures = points_[*best];
+    plan.frequency_mhz = FrequenciesAt(*best);
+    return plan;
+  }
+  const Problem& problem = *problem_;
+  auto options_at = [&](size_t k) {
+    const std::vector<int> frequency = FrequenciesAt(k);
+    Plan p(frequency.size(), 0);
+    for (size_t i = 0; i < p.size(); ++i) {
+      const auto& set = problem.set(static_cast<int>(i)).options;
+      for (size_t o = 0; o < set.size(); ++o) {
+        if (set[o].frequency_mhz == frequency[i]) p[i] = static_cast<int>(o);
+      }
+    }
+    return p;
+  };
+  auto found = planner::PlanForDeadline(problem, points_, options_at, deadline_s, options);
+  if (!found) return std::nullopt;
+  plan.point = found->base_point;
+  plan.figures = points_[found->base_point];
+  plan.figures.time_s = found->result.figures.time_s;
+  plan.figures.energy_j = found->result.figures.energy_j;
+  plan.improved = true;
+  plan.moves = found->result.moves;
+  plan.frequency_mhz.resize(found->result.plan.size());
+  for (size_t i = 0; i < found->result.plan.size(); ++i) {
+    plan.frequency_mhz[i] =
+        problem.option(static_cast<int>(i), found->result.plan[i]).frequency_mhz;
+  }
+  return plan;
+}
+
 Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s) {
   auto frontier = StoredFrontier::ReadDir(dir);
   if (!frontier.ok()) return frontier.status();
-  const auto best = frontier->IndexForDeadline(deadline_s);
-  if (!best) {
+  auto plan = frontier->PlanForDeadline(deadline_s);
+  if (!plan) {
     return Status::NotFound("no plan finishes by " + Format(deadline_s) +
                             " s; the fastest frontier point takes " +
                             Format(frontier->points()[frontier->TMinIndex()].time_s) + " s");
   }
-  StoredPlan plan;
-  plan.point = *best;
-  plan.figures = frontier->points()[*best];
-  plan.computations = frontier->computations();
-  plan.frequency_mhz = frontier->FrequenciesAt(*best);
-  return plan;
+  plan->computations = frontier->computations();
+  return std::move(plan).value();
 }
 
 }  // namespace perseus::planner

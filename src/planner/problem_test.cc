@@ -124,7 +124,7 @@ TEST(ProblemTest, MissingRowsOfAnOverlapHalfAreNamed) {
 TEST(ProblemTest, OldComputationsFilesStillParse) {
   FrontierFiles files{"time,energy,model_time,model_energy\n1,2,3,4\n",
                       "id,gpu,stage,instruction,microbatch,order\n0,0,0,forward,0,0\n",
-                      "point,computation,frequency\n0,0,1410\n"};
+                      "point,computation,frequency\n0,0,1410\n", ""};
   auto stored = StoredFrontier::Parse(files, "job");
   ASSERT_TRUE(stored.ok()) << stored.status().message();
   EXPECT_FALSE(stored->computations()[0].overlapped());

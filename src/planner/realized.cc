@@ -76,9 +76,10 @@ Plan FillSlack(const Problem& problem, Plan plan, double deadline_s) {
   return plan;
 }
 
-Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s) {
+Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work) {
   const Dag& dag = *problem.dag;
   const int n = dag.num_nodes();
+  int64_t passes = 0;
   std::vector<double> es, lf;
   const double eps = kRelativeTimeTolerance * std::max(1.0, deadline_s);
 
@@ -86,8 +87,10 @@ Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s) {
   for (;;) {
     std::vector<double> t = Durations(problem, plan);
     double makespan = EarliestStarts(dag, t, &es);
+    ++passes;
     if (makespan <= deadline_s + eps) break;
     LatestFinishes(dag, t, makespan, &lf);
+    ++passes;
     int best = -1;
     double best_rate = std::numeric_limits<double>::infinity();
     for (int i = 0; i < n; ++i) {
@@ -108,12 +111,17 @@ Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s) {
   {
     std::vector<double> t = Durations(problem, plan);
     double makespan = EarliestStarts(dag, t, &es);
-    if (makespan > deadline_s + eps) return plan;
+    ++passes;
+    if (makespan > deadline_s + eps) {
+      if (work != nullptr) *work += passes * n;
+      return plan;
+    }
   }
   for (;;) {
     std::vector<double> t = Durations(problem, plan);
     EarliestStarts(dag, t, &es);
     LatestFinishes(dag, t, deadline_s, &lf);
+    passes += 2;
     int best = -1, best_option = -1;
     double best_gain = 0;
     for (int i = 0; i < n; ++i) {
@@ -132,6 +140,7 @@ Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s) {
     if (best < 0) break;
     plan[best] = best_option;
   }
+  if (work != nullptr) *work += (passes + 2) * n;  // + FillSlack's two passes
   return FillSlack(problem, std::move(plan), deadline_s);
 }
 

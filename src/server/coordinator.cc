@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS measurements(
   blocking_power REAL NOT NULL DEFAULT -1, PRIMARY KEY(job_id, stage, tp_rank));
 CREATE TABLE IF NOT EXISTS frontiers(
   job_id INTEGER PRIMARY KEY, frontier_csv TEXT NOT NULL, computations_csv TEXT NOT NULL,
-  plans_csv TEXT NOT NULL);
+  plans_csv TEXT NOT NULL, problem_json TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS pipelines(
   job_id INTEGER NOT NULL, pipeline INTEGER NOT NULL, version INTEGER NOT NULL,
   point INTEGER NOT NULL, target_time REAL NOT NULL, PRIMARY KEY(job_id, pipeline));
@@ -171,7 +171,8 @@ Status Coordinator::Migrate() {
   // iteration reports (older reports had none), the source and reference time of stragglers
   // (those stored before straggler detection are manual ones), the phase, pipeline and plan
   // version of iteration reports (unknown before measured savings: left out of them), the
-  // blocking power measured with a rank's profile (-1: none).
+  // blocking power measured with a rank's profile (-1: none), the planning problem stored with
+  // a frontier (none: plans are the frontier's points as stored).
   struct Added {
     const char* table;
     const char* column;
@@ -185,6 +186,7 @@ Status Coordinator::Migrate() {
       {"iterations", "pipeline", "INTEGER NOT NULL DEFAULT -1"},
       {"iterations", "plan_version", "INTEGER NOT NULL DEFAULT -1"},
       {"measurements", "blocking_power", "REAL NOT NULL DEFAULT -1"},
+      {"frontiers", "problem_json", "TEXT NOT NULL DEFAULT ''"},
   };
   for (const Added& added : kAdded) {
     Statement columns(db_->handle(),
@@ -251,11 +253,13 @@ Status Coordinator::Load() {
     }
   }
   Statement frontiers(db_->handle(),
-                      "SELECT job_id, frontier_csv, computations_csv, plans_csv FROM frontiers");
+                      "SELECT job_id, frontier_csv, computations_csv, plans_csv, problem_json "
+                      "FROM frontiers");
   while (frontiers.Step()) {
     Job* job = Find(frontiers.Int(0));
     if (job == nullptr) continue;
-    planner::FrontierFiles files{frontiers.Text(1), frontiers.Text(2), frontiers.Text(3)};
+    planner::FrontierFiles files{frontiers.Text(1), frontiers.Text(2), frontiers.Text(3),
+                                 frontiers.Text(4)};
     auto stored = planner::StoredFrontier::Parse(files, "job " + std::to_string(job->id));
     if (!stored.ok()) return stored.status();
     job->frontier = std::make_shared<planner::StoredFrontier>(std::move(stored).value());
@@ -267,8 +271,12 @@ Status Coordinator::Load() {
     if (job == nullptr) continue;
     const auto p = static_cast<size_t>(pipelines.Int(1));
     if (job->pipelines.size() <= p) job->pipelines.resize(p + 1);
-    job->pipelines[p] = {pipelines.Int(2), static_cast<size_t>(pipelines.Int(3)),
-                         pipelines.Double(4)};
+    job->pipelines[p].version = pipelines.Int(2);
+    job->pipelines[p].point = static_cast<size_t>(pipelines.Int(3));
+    job->pipelines[p].target_time_s = pipelines.Double(4);
+  }
+  for (auto& [id, job] : jobs_) {
+    if (job.frontier != nullptr) RefreshPlans(job);  // the plans the stored targets give
   }
   Statement stragglers(db_->handle(),
                        "SELECT job_id, pipeline, slowdown, iteration_time, source, reference_time "
@@ -388,6 +396,8 @@ json Coordinator::JobJson(const Job* job) const {
       pipelines.push_back({{"pipeline", p},
                            {"version", job->pipelines[p].version},
                            {"target_time_s", job->pipelines[p].target_time_s},
+                           {"frontier_point", job->pipelines[p].point},
+                           {"energy_j", job->pipelines[p].energy_j},
                            {"straggler", job->stragglers.count(static_cast<int>(p)) > 0}});
     }
     body["pipelines"] = pipelines;
@@ -697,11 +707,12 @@ Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> file
   } else {
     Status s = Statement(db_->handle(),
                          "INSERT OR REPLACE INTO frontiers(job_id, frontier_csv, computations_csv, "
-                         "plans_csv) VALUES(?,?,?,?)")
+                         "plans_csv, problem_json) VALUES(?,?,?,?,?)")
                    .Bind(1, id)
                    .Bind(2, files->frontier_csv)
                    .Bind(3, files->computations_csv)
                    .Bind(4, files->plans_csv)
+                   .Bind(5, files->problem_json)
                    .Run();
     if (!s.ok()) return s;
     job->frontier = stored;
@@ -721,6 +732,43 @@ Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> file
   return tx.Commit();
 }
 
+PipelineState Coordinator::PlanFor(const Job& job, double target_time_s) {
+  const planner::StoredFrontier& f = *job.frontier;
+  const size_t fastest = f.TMinIndex();
+  PipelineState state;
+  state.target_time_s = target_time_s;
+  if (target_time_s > f.points()[fastest].time_s) {
+    // Waiting for a straggler: the plan for T' improved by the discrete local
+    // search, for the energy over all of T' (planner/improve.h), within a
+    // budget that keeps this call well under a second.
+    planner::ImproveOptions options;
+    options.objective = planner::DeadlineObjective::kAtDeadline;
+    options.max_work = kImproveWork;
+    if (auto plan = f.PlanForDeadline(target_time_s, options)) {
+      state.point = plan->point;
+      state.energy_j = plan->figures.energy_j;
+      state.frequencies = std::make_shared<const std::vector<int>>(std::move(plan->frequency_mhz));
+      return state;
+    }
+  }
+  state.point = fastest;
+  state.energy_j = f.points()[fastest].energy_j;
+  state.frequencies = std::make_shared<const std::vector<int>>(f.FrequenciesAt(fastest));
+  return state;
+}
+
+void Coordinator::RefreshPlans(Job& job) {
+  std::map<double, PipelineState> by_target;  // pipelines with one target share its plan
+  for (PipelineState& p : job.pipelines) {
+    auto it = by_target.find(p.target_time_s);
+    if (it == by_target.end())
+      it = by_target.emplace(p.target_time_s, PlanFor(job, p.target_time_s)).first;
+    const int64_t version = p.version;
+    p = it->second;
+    p.version = version;
+  }
+}
+
 Status Coordinator::Retarget(Job& job) {
   const planner::StoredFrontier& f = *job.frontier;
   const size_t fastest = f.TMinIndex();
@@ -728,18 +776,21 @@ Status Coordinator::Retarget(Job& job) {
   double t_prime = 0;
   for (const auto& [p, s] : job.stragglers) t_prime = std::max(t_prime, TPrime(s, t_min));
   job.pipelines.resize(static_cast<size_t>(job.config.dp));
+  std::optional<PipelineState> slow, fast;  // each computed once, for every pipeline
   for (int p = 0; p < job.config.dp; ++p) {
     PipelineState next;
     if (t_prime <= t_min || job.stragglers.count(p) > 0) {
-      next.point = fastest;  // no straggler, or this is one: as fast as possible
-      next.target_time_s = t_min;
+      // No straggler, or this is one: as fast as possible.
+      if (!fast) fast = PlanFor(job, t_min);
+      next = *fast;
     } else {
-      next.point = f.IndexForDeadline(t_prime).value_or(fastest);
-      next.target_time_s = t_prime;
+      if (!slow) slow = PlanFor(job, t_prime);
+      next = *slow;
     }
     PipelineState& current = job.pipelines[static_cast<size_t>(p)];
     if (current.version > 0 && current.point == next.point &&
-        current.target_time_s == next.target_time_s) {
+        current.target_time_s == next.target_time_s && current.frequencies != nullptr &&
+        *current.frequencies == *next.frequencies) {
       continue;
     }
     next.version = current.version + 1;
@@ -815,10 +866,10 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
     return r;
   }
   const int pp = info->second.pp_rank;
-  auto key = std::make_pair(state.point, pp);
+  auto key = std::make_tuple(pipeline, state.version, pp);
   auto cached = job->plan_cache.find(key);
   if (cached == job->plan_cache.end()) {
-    const std::vector<int> freq = job->frontier->FrequenciesAt(state.point);
+    const std::vector<int>& freq = *state.frequencies;
     std::vector<const planner::StoredComputation*> mine;
     for (const auto& c : job->frontier->computations()) {
       if (c.gpu == pp) mine.push_back(&c);
@@ -1106,9 +1157,7 @@ Reply Coordinator::GetReport(int64_t id) {
   if (job->frontier != nullptr && !job->pipelines.empty()) {
     // The plan's own figures: every pipeline at its current point against all at maximum clock.
     double planned = 0;
-    for (const PipelineState& p : job->pipelines) {
-      planned += job->frontier->points()[p.point].energy_j;
-    }
+    for (const PipelineState& p : job->pipelines) planned += p.energy_j;
     const double all_max = job->all_max_energy_j * job->config.dp;
     body["planned_energy_per_iteration_j"] = planned;
     body["all_max_energy_per_iteration_j"] = all_max;
@@ -1190,7 +1239,7 @@ Result<json> Coordinator::MeasuredSavings(const Job& job) {
       complete = false;
     }
     if (job.frontier != nullptr && p < job.pipelines.size()) {
-      const double model = job.frontier->points()[job.pipelines[p].point].energy_j;
+      const double model = job.pipelines[p].energy_j;
       entry["model"] = {{"baseline_j_per_iteration", job.all_max_energy_j},
                         {"perseus_j_per_iteration", model},
                         {"saving_pct", saving(job.all_max_energy_j, model)}};
@@ -1215,7 +1264,7 @@ Result<json> Coordinator::MeasuredSavings(const Job& job) {
   }
   if (job.frontier != nullptr && !job.pipelines.empty()) {
     double model = 0;
-    for (const PipelineState& p : job.pipelines) model += job.frontier->points()[p.point].energy_j;
+    for (const PipelineState& p : job.pipelines) model += p.energy_j;
     const double all_max = job.all_max_energy_j * c.dp;
     out["model"] = {{"baseline_j_per_iteration", all_max},
                     {"perseus_j_per_iteration", model},

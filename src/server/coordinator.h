@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "nlohmann/json.hpp"
@@ -54,10 +55,14 @@ struct BlockingPowerUsed {
   std::string source;  // "config" | "measured"
 };
 
+// A pipeline's current plan: the frontier point it comes from, and (for a
+// pipeline waiting for a straggler) that point improved for the target time.
 struct PipelineState {
   int64_t version = 0;
   size_t point = 0;
   double target_time_s = 0;
+  double energy_j = 0;  // the plan's realized energy per iteration (until its own end)
+  std::shared_ptr<const std::vector<int>> frequencies;  // per computation id
 };
 
 struct Job {
@@ -81,8 +86,8 @@ struct Job {
   double reported_energy_j = 0, reported_time_s = 0;
   // Plan mismatches the ranks reported (the sum), and the iteration reports with any.
   int64_t mismatches = 0, iterations_with_mismatches = 0;
-  // (point, pipeline rank) -> the instruction list, built on first use.
-  std::map<std::pair<size_t, int>, nlohmann::json> plan_cache;
+  // (pipeline, plan version, pipeline rank) -> the instruction list, built on first use.
+  std::map<std::tuple<int, int64_t, int>, nlohmann::json> plan_cache;
   // Straggler detection (in memory only): iteration -> rank -> reported time_s,
   // for iterations not yet complete; the last iteration fed to the policy.
   std::map<int64_t, std::map<int, double>> pending_times;
@@ -148,6 +153,12 @@ class Coordinator {
   void Enqueue(int64_t job);  // REQUIRES: mu_ held
   // Straggler set -> every pipeline's point and target; bumps versions that changed.
   Status Retarget(Job& job);  // REQUIRES: mu_ held; writes pipelines in the open transaction
+  // The plan for a target time (T_min or a straggler's T'). REQUIRES: mu_ held, a frontier.
+  static PipelineState PlanFor(const Job& job, double target_time_s);
+  // Recomputes every pipeline's plan from its stored point and target (after a restart).
+  static void RefreshPlans(Job& job);
+  // The discrete local search's budget for a straggler's plan (computations visited).
+  static constexpr int64_t kImproveWork = 100'000'000;
   // Sets (or, with nullopt, clears) a pipeline's straggler entry, retargets
   // every pipeline, and commits both; the in-memory state is undone on failure.
   Reply ChangeStraggler(Job* job, int pipeline, std::optional<Straggler> straggler);  // mu_ held

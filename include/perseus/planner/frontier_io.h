@@ -11,6 +11,10 @@
 //   plans.csv         point,computation,frequency   point 0 lists every computation;
 //                     point k > 0 lists only the computations whose frequency differs
 //                     from point k-1, so large frontiers stay small on disk.
+//   problem.json      each computation's measured options and dependencies, and the
+//                     blocking power (problem_io.h): with it, plans for deadlines between
+//                     the points are improved by the discrete local search (improve.h).
+//                     Optional when reading (directories written before it existed).
 #pragma once
 
 #include <optional>
@@ -19,12 +23,14 @@
 
 #include "perseus/common/status.h"
 #include "perseus/planner/frontier.h"
+#include "perseus/planner/improve.h"
 
 namespace perseus::planner {
 
 // The three files' contents.
 struct FrontierFiles {
   std::string frontier_csv, computations_csv, plans_csv;
+  std::string problem_json;  // may be empty: no improvement past the points
 };
 FrontierFiles FrontierToFiles(const Frontier& frontier);
 Status WriteFrontierDir(const Frontier& frontier, const std::string& dir);
@@ -38,8 +44,11 @@ struct StoredComputation {
 
 // A plan read back from a frontier directory.
 struct StoredPlan {
-  size_t point = 0;
+  size_t point = 0;  // the frontier point (improved plans: the one the search started from)
+  // Realized time and energy of the plan; model figures: the point's.
   FrontierPoint figures;
+  bool improved = false;  // by the discrete local search (needs problem.json)
+  int64_t moves = 0;      // the search's accepted moves
   std::vector<StoredComputation> computations;
   std::vector<int> frequency_mhz;  // per computation id
 };
@@ -60,6 +69,14 @@ class StoredFrontier {
   size_t TMinIndex() const;
   // Frequency of every computation (by id) at point k: O(changes up to k).
   std::vector<int> FrequenciesAt(size_t point) const;
+  // The problem read from problem.json; null without one.
+  const std::shared_ptr<const Problem>& problem() const { return problem_; }
+  // The plan for deadline_s: with a problem, the lowest-objective point for
+  // it improved by PlanForDeadline (improve.h); without one, the point as
+  // stored. nullopt if no point meets the deadline. `computations` is left
+  // empty (see computations()).
+  std::optional<StoredPlan> PlanForDeadline(double deadline_s,
+                                            const ImproveOptions& options = {}) const;
 
  private:
   std::vector<FrontierPoint> points_;
@@ -67,11 +84,12 @@ class StoredFrontier {
   // Plan changes in point order: point k's are [change_begin_[k], change_begin_[k+1]).
   std::vector<size_t> change_begin_;
   std::vector<std::pair<int, int>> changes_;  // (computation, frequency)
+  std::shared_ptr<const Problem> problem_;
 };
 
-// Reads DIR and returns the plan for deadline_s: the lowest-energy point whose
-// realized time is <= deadline_s. kInvalidInput (file:line: problem) for a
-// malformed directory; kNotFound if no point meets the deadline.
+// Reads DIR and returns the plan for deadline_s: StoredFrontier::PlanForDeadline
+// (own-time objective). kInvalidInput (file:line: problem) for a malformed
+// directory; kNotFound if no point meets the deadline.
 Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s);
 
 }  // namespace perseus::planner

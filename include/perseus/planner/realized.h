@@ -7,6 +7,7 @@
 // power P (the paper's accounting).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "perseus/planner/problem.h"
@@ -46,6 +47,8 @@ Plan FillSlack(const Problem& problem, Plan plan, double deadline_s);
 //     deadline) buys the largest energy saving, until none fits.
 // Returns the polished plan. If even the fastest options miss the deadline the
 // result is the repair's best effort (callers check the realized time).
-Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s);
+// If `work` is given, adds to it the computations visited (n per longest-path
+// pass; ImprovePlan's budget).
+Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work = nullptr);
 
 }  // namespace perseus::planner

@@ -1,0 +1,130 @@
+#include "perseus/planner/improve.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace perseus::planner {
+namespace {
+
+// A plan meets a deadline if its realized time is within this (relative) of
+// it: the same tolerance as PolishPlan's.
+constexpr double kRelativeTimeTolerance = 1e-9;
+// A move must lower the energy by more than this (relative), so that float
+// noise never makes the search cycle.
+constexpr double kRelativeGain = 1e-10;
+
+bool Meets(const Figures& f, double deadline_s) {
+  return f.time_s <= deadline_s + kRelativeTimeTolerance * std::max(1.0, deadline_s);
+}
+
+}  // namespace
+
+double ObjectiveEnergy(const Problem& problem, const Figures& figures, double deadline_s,
+                       DeadlineObjective objective) {
+  if (objective == DeadlineObjective::kOwnTime) return figures.energy_j;
+  const double idle_w = problem.options.blocking_power_w * problem.num_gpus;
+  return figures.energy_j + idle_w * std::max(0.0, deadline_s - figures.time_s);
+}
+
+ImproveResult ImprovePlan(const Problem& problem, Plan plan, double deadline_s,
+                          const ImproveOptions& options) {
+  const int n = problem.dag->num_nodes();
+  ImproveResult r;
+  auto evaluate = [&](const Plan& p) {
+    r.work += n;
+    return EvaluatePlan(problem, p);
+  };
+  auto objective = [&](const Figures& f) {
+    return ObjectiveEnergy(problem, f, deadline_s, options.objective);
+  };
+  // Polishing fills slack up to D, which may cost more than it saves when the
+  // iteration ends at its own time: then the plan as given is the start.
+  const Figures given = evaluate(plan);
+  r.plan = PolishPlan(problem, plan, deadline_s, &r.work);
+  r.figures = evaluate(r.plan);
+  r.objective_j = objective(r.figures);
+  if (Meets(given, deadline_s) &&
+      (!Meets(r.figures, deadline_s) || objective(given) < r.objective_j)) {
+    r.plan = std::move(plan);
+    r.figures = given;
+    r.objective_j = objective(given);
+  }
+  if (!Meets(r.figures, deadline_s)) return r;
+
+  Plan candidate;
+  for (bool improved = true; improved;) {
+    improved = false;
+    for (int i = 0; i < n; ++i) {
+      const int options_of_i = static_cast<int>(problem.set(i).options.size());
+      for (int step : {-1, +1, -2, +2}) {  // faster (options are fastest first) or slower
+        const int k = r.plan[i] + step;
+        if (k < 0 || k >= options_of_i) continue;
+        if (r.work >= options.max_work) {
+          r.budget_spent = true;
+          return r;
+        }
+        candidate = r.plan;
+        candidate[i] = k;
+        candidate = PolishPlan(problem, std::move(candidate), deadline_s, &r.work);
+        const Figures f = evaluate(candidate);
+        if (!Meets(f, deadline_s)) continue;
+        const double e = objective(f);
+        if (e < r.objective_j - kRelativeGain * std::abs(r.objective_j)) {
+          r.plan = candidate;
+          r.figures = f;
+          r.objective_j = e;
+          ++r.moves;
+          improved = true;
+        }
+      }
+    }
+  }
+  return r;
+}
+
+std::optional<DeadlinePlan> PlanForDeadline(const Frontier& frontier, double deadline_s,
+                                            const ImproveOptions& options) {
+  return PlanForDeadline(
+      frontier.problem(), frontier.points(), [&](size_t k) { return frontier.PlanAt(k); },
+      deadline_s, options);
+}
+
+std::optional<DeadlinePlan> PlanForDeadline(const Problem& problem,
+                                            const std::vector<FrontierPoint>& points,
+                                            const std::function<Plan(size_t)>& plan_at,
+                                            double deadline_s, const ImproveOptions& options) {
+  const double tolerance = kRelativeTimeTolerance * std::max(1.0, deadline_s);
+  // The best point that meets D, and the fastest one that does not.
+  std::optional<size_t> best, slower;
+  double best_objective = 0;
+  for (size_t k = 0; k < points.size(); ++k) {
+    const Figures f{points[k].time_s, points[k].energy_j};
+    if (f.time_s <= deadline_s + tolerance) {
+      const double e = ObjectiveEnergy(problem, f, deadline_s, options.objective);
+      if (!best || e < best_objective) {
+        best = k;
+        best_objective = e;
+      }
+    } else if (!slower || f.time_s < points[*slower].time_s) {
+      slower = k;
+    }
+  }
+  if (!best) return std::nullopt;
+  DeadlinePlan out{ImprovePlan(problem, plan_at(*best), deadline_s, options), *best};
+  if (slower) {
+    ImproveOptions rest = options;
+    rest.max_work = std::max<int64_t>(0, options.max_work - out.result.work);
+    ImproveResult other = ImprovePlan(problem, plan_at(*slower), deadline_s, rest);
+    if (Meets(other.figures, deadline_s) && other.objective_j < out.result.objective_j) {
+      other.work += out.result.work;
+      out = {std::move(other), *slower};
+    } else {
+      out.result.work += other.work;
+      out.result.budget_spent = out.result.budget_spent || other.budget_spent;
+    }
+  }
+  return out;
+}
+
+}  // namespace perseus::planner
