@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <optional>
 #include <string>
 
+#include "src/planner/cut_network.h"
 #include "src/planner/max_flow.h"
 #include "src/planner/timing.h"
 
@@ -85,31 +87,16 @@ struct Sweep {
   std::vector<int64_t> earliest_start, latest_finish;
   std::vector<int> critical_index;  // node -> index among critical nodes, or -1
   std::vector<int> critical_nodes;
-  LowerBoundedMaxFlow flow;
   std::vector<int> queue;
   std::vector<char> seen;
-  // The step's network, and the previous one with its cut (fast mode).
-  struct Arc {
-    int from, to;
-    int64_t lower, upper;
-    bool operator==(const Arc&) const = default;
-  };
-  bool reuse_cuts = true;
+  // The minimum cuts: the reference builds every network afresh in a
+  // textbook max flow (nodes: 0 = source, 1 = sink, 2+2k = in(k), 3+2k =
+  // out(k) for critical node k); the fast solver keeps one network over the
+  // whole DAG and its flow from step to step (cut_network.h).
+  bool reference = false;
   bool unit_steps = false;
-  // Warm start (fast mode): every arc's flow in the last max flow, by what
-  // the arc stands for: a computation (node id), a source or sink link (node
-  // id) or a dependency (DAG edge id); 0 for arcs not in that network.
-  enum ArcKind : uint8_t { kComputation, kSource, kSink, kDependency };
-  struct ArcKey {
-    ArcKind kind;
-    int index;
-    bool operator==(const ArcKey&) const = default;
-  };
-  std::vector<int64_t> last_flow[4];
-  std::vector<ArcKey> keys, previous_keys;
-  std::vector<Arc> arcs, previous_arcs;
-  std::vector<int> previous_critical;
-  std::vector<char> source_side;  // per flow node, of the cut applied
+  LowerBoundedMaxFlow reference_flow;
+  std::optional<CutNetwork> network;
   // Capacities of the computation arcs of the step's network.
   struct Caps {
     int64_t lower, upper;
@@ -133,17 +120,16 @@ struct Sweep {
   int64_t next_makespan = 0;
   SolverStats stats;
 
-  int64_t& LastFlow(const ArcKey& key) { return last_flow[key.kind][key.index]; }
-
   Sweep(const Problem& p, const SolverOptions& options)
       : problem(p),
         dag(*p.dag),
-        reuse_cuts(!options.reference),
+        reference(options.reference),
         unit_steps(options.reference || options.unit_steps || p.options.round_down) {
-    for (ArcKind kind : {kComputation, kSource, kSink}) last_flow[kind].assign(dag.num_nodes(), 0);
-    last_flow[kDependency].assign(dag.num_edges(), 0);
-    flow.set_algorithm(options.reference ? LowerBoundedMaxFlow::Algorithm::kSimple
-                                         : LowerBoundedMaxFlow::Algorithm::kFast);
+    if (reference) {
+      reference_flow.set_algorithm(LowerBoundedMaxFlow::Algorithm::kSimple);
+    } else {
+      network.emplace(dag);
+    }
     rate.assign(dag.num_nodes(), 0);
     runs.reserve(problem.option_sets.size());
     for (const OptionSet& set : problem.option_sets) runs.emplace_back(set.cost);
@@ -287,10 +273,6 @@ struct Sweep {
       }
     }
     lap.To(&stats.timing_s);
-    // Activity-on-arc nodes: 0 = source, 1 = sink, 2+2k = in(k), 3+2k = out(k).
-    const int num_flow_nodes = 2 + 2 * static_cast<int>(critical_nodes.size());
-    auto in = [](int k) { return 2 + 2 * k; };
-    auto out = [](int k) { return 3 + 2 * k; };
 
     // First, is there a source-sink path made only of infinite arcs (every
     // computation on it at its minimum duration)? Then T_min is reached.
@@ -334,78 +316,74 @@ struct Sweep {
     }
     const int64_t infinity = finite_sum + 1;
 
-    // The network's arcs, in a fixed order: emit(arc, key) for each.
+    // The network's arcs: emit(network arc, from, to, lower, upper) for each,
+    // with the reference's node numbers; upper may be CutNetwork::kInfinite.
+    auto in = [](int k) { return 2 + 2 * k; };
+    auto out = [](int k) { return 3 + 2 * k; };
     auto for_each_arc = [&](auto&& emit) {
+      constexpr int64_t kInfinite = CutNetwork::kInfinite;
       for (size_t k = 0; k < critical_nodes.size(); ++k) {
-        int kk = static_cast<int>(k);
-        int i = critical_nodes[k];
-        emit(Arc{in(kk), out(kk), caps[k].lower, caps[k].infinite ? infinity : caps[k].upper},
-             ArcKey{kComputation, i});
-        if (earliest_start[i] == 0) emit(Arc{0, in(kk), 0, infinity}, ArcKey{kSource, i});
+        const int kk = static_cast<int>(k);
+        const int i = critical_nodes[k];
+        emit(network ? network->ComputationArc(i) : -1, in(kk), out(kk), caps[k].lower,
+             caps[k].infinite ? kInfinite : caps[k].upper);
+        if (earliest_start[i] == 0) {
+          emit(network ? network->SourceArc(i) : -1, 0, in(kk), int64_t{0}, kInfinite);
+        }
         const int64_t finish = earliest_start[i] + duration[i];
-        if (finish == makespan) emit(Arc{out(kk), 1, 0, infinity}, ArcKey{kSink, i});
+        if (finish == makespan) {
+          emit(network ? network->SinkArc(i) : -1, out(kk), 1, int64_t{0}, kInfinite);
+        }
         const auto successors = dag.successors(i);
         for (size_t p = 0; p < successors.size(); ++p) {
-          int j = successors[p];
-          int kj = critical_index[j];
+          const int j = successors[p];
+          const int kj = critical_index[j];
           if (kj >= 0 && finish == earliest_start[j]) {
-            emit(Arc{out(kk), in(kj), 0, infinity},
-                 ArcKey{kDependency, dag.successor_edge_begin(i) + static_cast<int>(p)});
+            const int edge = dag.successor_edge_begin(i) + static_cast<int>(p);
+            emit(network ? network->DependencyArc(edge) : -1, out(kk), in(kj), int64_t{0},
+                 kInfinite);
           }
         }
       }
     };
-    // Unit steps: the same network as the previous max flow's has the same
-    // minimum cut. (A longest step ends where the network changes.)
-    bool reuse = false;
-    keys.clear();
-    if (reuse_cuts && unit_steps) {
-      arcs.clear();
-      for_each_arc([&](const Arc& arc, const ArcKey& key) {
-        arcs.push_back(arc);
-        keys.push_back(key);
-      });
-      reuse = arcs == previous_arcs && critical_nodes == previous_critical;
-    }
-    if (reuse) {
-      ++stats.reused_cuts;
-    } else {
+    Status status;
+    if (reference) {
       ++stats.max_flows;
       stats.network_nodes += static_cast<int64_t>(critical_nodes.size());
-      flow.Reset(num_flow_nodes);
-      // Warm start (fast mode): each arc starts at its flow in the last max flow.
-      auto add = [&](const Arc& arc, const ArcKey& key) {
-        flow.AddArcWithFlow(arc.from, arc.to, arc.lower, arc.upper,
-                            reuse_cuts ? LastFlow(key) : arc.lower);
-      };
-      if (reuse_cuts && unit_steps) {
-        for (size_t a = 0; a < arcs.size(); ++a) add(arcs[a], keys[a]);
+      reference_flow.Reset(2 + 2 * static_cast<int>(critical_nodes.size()));
+      for_each_arc([&](int, int from, int to, int64_t lower, int64_t upper) {
+        reference_flow.AddArc(from, to, lower, upper == CutNetwork::kInfinite ? infinity : upper);
+        ++stats.network_arcs;
+      });
+      status = reference_flow.Solve(0, 1, infinity);
+    } else {
+      network->Begin();
+      for_each_arc([&](int arc, int, int, int64_t lower, int64_t upper) {
+        network->Set(arc, lower, upper);
+      });
+      // The same network as the last one solved has the same minimum cut.
+      if (!network->Finish()) {
+        ++stats.reused_cuts;
       } else {
-        for_each_arc([&](const Arc& arc, const ArcKey& key) {
-          add(arc, key);
-          keys.push_back(key);
-        });
-      }
-      stats.network_arcs += static_cast<int64_t>(keys.size());
-      Status status = flow.Solve(0, 1, infinity);
-      if (!status.ok()) {
-        return Status::Infeasible("minimum cut at iteration time " + std::to_string(makespan) +
-                                  " units: " + status.message() +
-                                  " (the cost model is not convex; please report this)");
-      }
-      if (flow.value() >= infinity) return Status::Ok();  // cannot be cut: T_min
-      source_side.resize(num_flow_nodes);
-      for (int v = 0; v < num_flow_nodes; ++v) source_side[v] = flow.OnSourceSide(v) ? 1 : 0;
-      if (reuse_cuts) {
-        for (const ArcKey& key : previous_keys) LastFlow(key) = 0;
-        for (size_t a = 0; a < keys.size(); ++a) LastFlow(keys[a]) = flow.Flow(static_cast<int>(a));
-        std::swap(previous_keys, keys);
-        if (unit_steps) {
-          std::swap(previous_arcs, arcs);
-          previous_critical = critical_nodes;
-        }
+        ++stats.max_flows;
+        stats.network_nodes += static_cast<int64_t>(critical_nodes.size());
+        stats.network_arcs += network->num_active_arcs();
+        status = network->Solve();
       }
     }
+    if (!status.ok()) {
+      return Status::Infeasible("minimum cut at iteration time " + std::to_string(makespan) +
+                                " units: " + status.message() +
+                                " (the cost model is not convex; please report this)");
+    }
+    // Cannot be cut: T_min (found above; the flow would be at least infinity).
+    if ((reference ? reference_flow.value() : network->value()) >= infinity) return Status::Ok();
+    // Which side of the cut in(k) and out(k) are on.
+    auto source_side = [&](int k, bool out_node) {
+      if (reference) return reference_flow.OnSourceSide(out_node ? out(k) : in(k));
+      const int i = critical_nodes[k];
+      return network->OnSourceSide(out_node ? CutNetwork::Out(i) : CutNetwork::In(i));
+    };
 
     // The cut's moves: all decisions are made before anything changes. Each
     // move limits the step to the run of unit steps that keeps its
@@ -414,7 +392,7 @@ struct Sweep {
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       int kk = static_cast<int>(k);
       int i = critical_nodes[k];
-      bool in_s = source_side[in(kk)] != 0, out_s = source_side[out(kk)] != 0;
+      const bool in_s = source_side(kk, false), out_s = source_side(kk, true);
       const StepRuns& run = runs[problem.set_of_node[i]];
       if (in_s && !out_s) {
         rate[i] = -1;

@@ -1,0 +1,222 @@
+#include "src/planner/cut_network.h"
+
+#include <algorithm>
+#include <cassert>
+#include <string>
+
+namespace perseus::planner {
+
+CutNetwork::CutNetwork(const Dag& dag)
+    : num_computations_(dag.num_nodes()), num_nodes_(2 + 2 * dag.num_nodes()) {
+  const int n = num_computations_;
+  for (int i = 0; i < n; ++i) AddArc(In(i), Out(i));
+  for (int u = 0; u < n; ++u) {
+    const auto successors = dag.successors(u);
+    for (size_t p = 0; p < successors.size(); ++p) {
+      [[maybe_unused]] const int id = AddArc(Out(u), In(successors[p]));
+      assert(id == DependencyArc(dag.successor_edge_begin(u) + static_cast<int>(p)));
+    }
+  }
+  source_arc_.assign(n, -1);
+  sink_arc_.assign(n, -1);
+  for (int i = 0; i < n; ++i) {
+    if (dag.predecessors(i).empty()) source_arc_[i] = AddArc(kSource, In(i));
+    if (dag.successors(i).empty()) sink_arc_[i] = AddArc(Out(i), kSink);
+  }
+  back_arc_ = AddArc(kSink, kSource);
+
+  const int num_arcs = static_cast<int>(from_.size());
+  lower_.assign(num_arcs, 0);
+  upper_.assign(num_arcs, 0);
+  active_.assign(num_arcs, 0);
+  set_in_.assign(num_arcs, 0);
+  residual_.assign(2 * static_cast<size_t>(num_arcs), 0);
+  // Half-arc 2a leaves from_[a], 2a+1 leaves to_[a].
+  adjacency_begin_.assign(num_nodes_ + 1, 0);
+  for (int a = 0; a < num_arcs; ++a) {
+    ++adjacency_begin_[from_[a] + 1];
+    ++adjacency_begin_[to_[a] + 1];
+  }
+  for (int v = 0; v < num_nodes_; ++v) adjacency_begin_[v + 1] += adjacency_begin_[v];
+  adjacency_.resize(2 * static_cast<size_t>(num_arcs));
+  head_.resize(2 * static_cast<size_t>(num_arcs));
+  std::vector<int> fill(adjacency_begin_.begin(), adjacency_begin_.end() - 1);
+  for (int a = 0; a < num_arcs; ++a) {
+    adjacency_[fill[from_[a]]++] = 2 * a;
+    adjacency_[fill[to_[a]]++] = 2 * a + 1;
+    head_[2 * a] = to_[a];
+    head_[2 * a + 1] = from_[a];
+  }
+  excess_.assign(num_nodes_, 0);
+  level_.assign(num_nodes_, -1);
+  current_.assign(num_nodes_, 0);
+}
+
+int CutNetwork::AddArc(int from, int to) {
+  from_.push_back(from);
+  to_.push_back(to);
+  return static_cast<int>(from_.size()) - 1;
+}
+
+void CutNetwork::Begin() {
+  ++round_;
+  next_arcs_.clear();
+  changed_ = false;
+}
+
+void CutNetwork::SetFlowBounds(int arc, int64_t lower, int64_t upper) {
+  const int64_t old_flow = active_[arc] ? Flow(arc) : 0;
+  const int64_t flow = std::clamp(old_flow, lower, upper);
+  excess_[to_[arc]] += flow - old_flow;
+  excess_[from_[arc]] -= flow - old_flow;
+  lower_[arc] = lower;
+  upper_[arc] = upper;
+  residual_[2 * static_cast<size_t>(arc)] = upper - flow;
+  residual_[2 * static_cast<size_t>(arc) + 1] = flow - lower;
+  active_[arc] = 1;
+}
+
+void CutNetwork::Set(int arc, int64_t lower, int64_t upper) {
+  assert(0 <= lower && lower <= upper && set_in_[arc] != round_);
+  set_in_[arc] = round_;
+  next_arcs_.push_back(arc);
+  if (!active_[arc] || lower_[arc] != lower || upper_[arc] != upper) {
+    changed_ = true;
+    SetFlowBounds(arc, lower, upper);
+  }
+}
+
+bool CutNetwork::Finish() {
+  for (int arc : active_arcs_) {
+    if (set_in_[arc] == round_) continue;
+    const int64_t flow = Flow(arc);
+    excess_[to_[arc]] -= flow;
+    excess_[from_[arc]] += flow;
+    residual_[2 * static_cast<size_t>(arc)] = 0;
+    residual_[2 * static_cast<size_t>(arc) + 1] = 0;
+    lower_[arc] = upper_[arc] = 0;
+    active_[arc] = 0;
+    changed_ = true;
+  }
+  std::swap(active_arcs_, next_arcs_);
+  return changed_;
+}
+
+bool CutNetwork::BuildLevels(bool feasibility) {
+  std::fill(level_.begin(), level_.end(), -1);
+  queue_.clear();
+  sink_level_ = -1;
+  if (feasibility) {
+    for (int v : excess_nodes_) {
+      if (excess_[v] > 0) {
+        level_[v] = 0;
+        queue_.push_back(v);
+      }
+    }
+  } else {
+    level_[kSource] = 0;
+    queue_.push_back(kSource);
+  }
+  for (size_t q = 0; q < queue_.size(); ++q) {
+    const int u = queue_[q];
+    // Past the level before the sink's, nothing lies on a shortest path.
+    if (sink_level_ >= 0 && level_[u] >= sink_level_ - 1) break;
+    for (int k = adjacency_begin_[u]; k < adjacency_begin_[u + 1]; ++k) {
+      const int h = adjacency_[k];
+      const int v = head_[h];
+      if (residual_[h] <= 0 || level_[v] >= 0) continue;
+      level_[v] = level_[u] + 1;
+      queue_.push_back(v);
+      if (sink_level_ < 0) {
+        // The sink: the real one, or (feasibility) the virtual super sink one
+        // past any node with a deficit.
+        if (!feasibility && v == kSink) sink_level_ = level_[v];
+        if (feasibility && excess_[v] < 0) sink_level_ = level_[v] + 1;
+      }
+    }
+  }
+  return sink_level_ >= 0;
+}
+
+int64_t CutNetwork::Push(int u, int64_t limit, bool feasibility) {
+  if (!feasibility && u == kSink) return limit;
+  int64_t sent = 0;
+  if (feasibility && excess_[u] < 0 && level_[u] + 1 == sink_level_) {
+    // Into the super sink.
+    sent = std::min(limit, -excess_[u]);
+    excess_[u] += sent;
+    if (sent == limit) return sent;
+  }
+  for (int& k = current_[u]; k < adjacency_begin_[u + 1]; ++k) {
+    const int h = adjacency_[k];
+    const int v = head_[h];
+    if (residual_[h] <= 0 || level_[v] != level_[u] + 1) continue;
+    const int64_t pushed = Push(v, std::min(limit - sent, residual_[h]), feasibility);
+    if (pushed > 0) {
+      residual_[h] -= pushed;
+      residual_[h ^ 1] += pushed;
+      sent += pushed;
+      if (sent == limit) return sent;  // keep the arc: it may have room left
+    }
+  }
+  level_[u] = -1;  // nothing more gets through u in this phase
+  return sent;
+}
+
+int64_t CutNetwork::Dinic(bool feasibility) {
+  int64_t total = 0;
+  while (BuildLevels(feasibility)) {
+    std::copy(adjacency_begin_.begin(), adjacency_begin_.end() - 1, current_.begin());
+    if (feasibility) {
+      for (int v : excess_nodes_) {
+        if (excess_[v] <= 0 || level_[v] != 0) continue;
+        const int64_t pushed = Push(v, excess_[v], true);
+        excess_[v] -= pushed;
+        total += pushed;
+      }
+    } else {
+      const int64_t pushed = Push(kSource, INT64_MAX, false);
+      excess_[kSource] -= pushed;
+      excess_[kSink] += pushed;
+      total += pushed;
+    }
+  }
+  return total;
+}
+
+Status CutNetwork::Solve() {
+  // 1. Feasibility: route every excess to a deficit, through the network
+  // and an infinite arc sink -> source.
+  excess_nodes_.clear();
+  int64_t need = 0;
+  for (int v = 0; v < num_nodes_; ++v) {
+    if (excess_[v] > 0) {
+      excess_nodes_.push_back(v);
+      need += excess_[v];
+    }
+  }
+  if (need > 0) {
+    residual_[2 * static_cast<size_t>(back_arc_)] = kInfinite;
+    residual_[2 * static_cast<size_t>(back_arc_) + 1] = 0;
+    const int64_t routed = Dinic(true);
+    // What circulated through sink -> source stays as source -> sink flow
+    // on the network's arcs.
+    const int64_t back = residual_[2 * static_cast<size_t>(back_arc_) + 1];
+    residual_[2 * static_cast<size_t>(back_arc_)] = 0;
+    residual_[2 * static_cast<size_t>(back_arc_) + 1] = 0;
+    excess_[kSink] += back;
+    excess_[kSource] -= back;
+    if (routed != need) {
+      return Status::Infeasible("no flow meets the lower bounds (" + std::to_string(routed) +
+                                " of " + std::to_string(need) + " routed)");
+    }
+  }
+  // 2. Augment source -> sink. The last breadth-first search, which does not
+  // reach the sink, leaves level_ >= 0 on exactly the nodes reachable from
+  // the source in the residual network.
+  Dinic(false);
+  value_ = -excess_[kSource];
+  return Status::Ok();
+}
+
+}  // namespace perseus::planner

@@ -1,0 +1,110 @@
+// The frontier sweep's critical networks as one flow network over the whole
+// DAG, kept from step to step (the fast solver's; the reference builds each
+// network afresh in a LowerBoundedMaxFlow, max_flow.h).
+//
+// Every computation i is an arc In(i) -> Out(i), every dependency u -> v an
+// arc Out(u) -> In(v), every computation without predecessors has an arc
+// from the source and every one without successors an arc to the sink: the
+// activity-on-arc form of the whole DAG, built once. A step's network is the
+// subset of those arcs the sweep makes active (Begin, Set for each, Finish),
+// with their bounds; all others carry no flow. Flows stay on the arcs from
+// one Solve to the next, clamped into the new bounds (0 on arcs that left),
+// so each Solve only routes what the changes unbalanced (the warm start of
+// max_flow.h, without rebuilding the network).
+//
+// Solve is max_flow.h's reduction and Dinic's algorithm (its fast variant):
+// route the imbalances from nodes with excess to nodes with a deficit (a
+// virtual super source and sink, and an arc sink -> source of infinite
+// capacity), then augment source -> sink; the source side of the minimum
+// cut is the set of nodes the last, failing, breadth-first search reached.
+// That set is the same for every maximum flow (the minimum cut with the
+// smallest source side), so this network and a fresh LowerBoundedMaxFlow of
+// the same arcs give the same cut (tested).
+//
+// Capacities are integers; kInfinite stands for an infinite upper bound and
+// must exceed every finite cut (callers keep the sum of finite capacities
+// below 2^60), and no source-sink path may be all infinite (the solver
+// detects T_min before).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "perseus/common/status.h"
+#include "perseus/planner/dag.h"
+
+namespace perseus::planner {
+
+class CutNetwork {
+ public:
+  static constexpr int64_t kInfinite = int64_t{1} << 61;
+  static constexpr int kSource = 0, kSink = 1;
+  static int In(int computation) { return 2 + 2 * computation; }
+  static int Out(int computation) { return 3 + 2 * computation; }
+
+  explicit CutNetwork(const Dag& dag);
+
+  // Arc ids. SourceArc / SinkArc: -1 for computations with predecessors /
+  // successors (which have none).
+  int ComputationArc(int i) const { return i; }
+  int DependencyArc(int edge) const { return num_computations_ + edge; }
+  int SourceArc(int i) const { return source_arc_[i]; }
+  int SinkArc(int i) const { return sink_arc_[i]; }
+
+  // A new network: the arcs Set before Finish, with their bounds.
+  void Begin();
+  // REQUIRES: 0 <= lower <= upper (upper may be kInfinite); once per arc
+  // between Begin and Finish.
+  void Set(int arc, int64_t lower, int64_t upper);
+  // Takes the arcs not Set out of the network. Returns whether the network
+  // differs from the previous one (the same arcs with the same bounds).
+  bool Finish();
+
+  // Maximum flow from the source to the sink. kInfeasible if no flow meets
+  // the lower bounds.
+  Status Solve();
+  // After Solve: whether `node` is on the source side of the minimum cut.
+  bool OnSourceSide(int node) const { return level_[node] >= 0; }
+  // After Solve: the flow's value.
+  int64_t value() const { return value_; }
+  // Arcs in the network (after Finish).
+  int64_t num_active_arcs() const { return static_cast<int64_t>(active_arcs_.size()); }
+  // After Solve: flow on an active arc.
+  int64_t Flow(int arc) const { return lower_[arc] + residual_[2 * arc + 1]; }
+
+ private:
+  int AddArc(int from, int to);
+  void SetFlowBounds(int arc, int64_t lower, int64_t upper);
+  bool BuildLevels(bool feasibility);
+  int64_t Push(int u, int64_t limit, bool feasibility);
+  int64_t Dinic(bool feasibility);
+
+  int num_computations_ = 0;
+  int num_nodes_ = 0;
+  std::vector<int> source_arc_, sink_arc_;
+  int back_arc_ = -1;  // sink -> source, during the feasibility phase only
+  // Per arc: endpoints, bounds, and whether it is in the network.
+  std::vector<int> from_, to_;
+  std::vector<int64_t> lower_, upper_;
+  std::vector<char> active_;
+  // Per half-arc h (2a forward, 2a+1 backward): residual capacity, 0 when
+  // the arc is not in the network.
+  std::vector<int64_t> residual_;
+  // Half-arcs leaving each node: adjacency_[adjacency_begin_[v] ..
+  // adjacency_begin_[v+1]); head_[h]: the node half-arc h enters.
+  std::vector<int> adjacency_begin_, adjacency_, head_;
+  // Inflow minus outflow per node; the nodes with excess when Solve began.
+  std::vector<int64_t> excess_;
+  std::vector<int> excess_nodes_;
+  // The arcs of the current network, and of the one being Set.
+  std::vector<int> active_arcs_, next_arcs_;
+  std::vector<uint32_t> set_in_;  // per arc: the Begin() round it was last Set in
+  uint32_t round_ = 0;
+  bool changed_ = false;
+  // Dinic's state.
+  std::vector<int> level_, current_, queue_;
+  int sink_level_ = -1;
+  int64_t value_ = 0;
+};
+
+}  // namespace perseus::planner
