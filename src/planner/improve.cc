@@ -41,7 +41,7 @@ ImproveResult ImprovePlan(const Problem& problem, Plan plan, double deadline_s,
   // Polishing fills slack up to D, which may cost more than it saves when the
   // iteration ends at its own time: then the plan as given is the start.
   const Figures given = evaluate(plan);
-  r.plan = PolishPlan(problem, plan, deadline_s, &r.work);
+  r.plan = PolishPlan(problem, plan, deadline_s, &r.work, options.max_work);
   r.figures = evaluate(r.plan);
   r.objective_j = objective(r.figures);
   if (Meets(given, deadline_s) &&
@@ -66,7 +66,8 @@ ImproveResult ImprovePlan(const Problem& problem, Plan plan, double deadline_s,
         }
         candidate = r.plan;
         candidate[i] = k;
-        candidate = PolishPlan(problem, std::move(candidate), deadline_s, &r.work);
+        candidate =
+            PolishPlan(problem, std::move(candidate), deadline_s, &r.work, options.max_work);
         const Figures f = evaluate(candidate);
         if (!Meets(f, deadline_s)) continue;
         const double e = objective(f);

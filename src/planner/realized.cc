@@ -76,7 +76,8 @@ Plan FillSlack(const Problem& problem, Plan plan, double deadline_s) {
   return plan;
 }
 
-Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work) {
+Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work,
+                int64_t max_work) {
   const Dag& dag = *problem.dag;
   const int n = dag.num_nodes();
   int64_t passes = 0;
@@ -117,7 +118,9 @@ Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* w
       return plan;
     }
   }
+  const int64_t spent_before = work != nullptr ? *work : 0;
   for (;;) {
+    if (work != nullptr && spent_before + passes * n >= max_work) break;
     std::vector<double> t = Durations(problem, plan);
     EarliestStarts(dag, t, &es);
     LatestFinishes(dag, t, deadline_s, &lf);

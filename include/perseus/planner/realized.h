@@ -48,7 +48,9 @@ Plan FillSlack(const Problem& problem, Plan plan, double deadline_s);
 // Returns the polished plan. If even the fastest options miss the deadline the
 // result is the repair's best effort (callers check the realized time).
 // If `work` is given, adds to it the computations visited (n per longest-path
-// pass; ImprovePlan's budget).
-Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work = nullptr);
+// pass; ImprovePlan's budget), and the refinement stops once *work reaches
+// `max_work` (the repair always finishes).
+Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work = nullptr,
+                int64_t max_work = INT64_MAX);
 
 }  // namespace perseus::planner
