@@ -128,4 +128,30 @@ std::optional<DeadlinePlan> PlanForDeadline(const Problem& problem,
   return out;
 }
 
+Frontier WithImprovedEnds(const Frontier& frontier, const ImproveOptions& options) {
+  ImproveOptions own = options;
+  own.objective = DeadlineObjective::kOwnTime;
+  Frontier out = frontier;
+  const double t_min = frontier.points()[frontier.TMinIndex()].time_s;
+  const double t_star = frontier.points()[frontier.TStarIndex()].time_s;
+  bool added = false;
+  for (double deadline : {std::max(t_min, frontier.all_max.time_s), t_star}) {
+    auto found = PlanForDeadline(frontier, deadline, own);
+    if (!found) continue;
+    FrontierPoint point = frontier.points()[found->base_point];
+    if (found->result.figures.energy_j >= point.energy_j &&
+        found->result.figures.time_s >= point.time_s) {
+      continue;  // nothing gained over the point it started from
+    }
+    point.time_s = found->result.figures.time_s;
+    point.energy_j = found->result.figures.energy_j;
+    out.Append(point, found->result.plan);
+    added = true;
+  }
+  if (added) out = out.ParetoOnly();
+  out.solve_seconds = frontier.solve_seconds;
+  (void)out.IndexForDeadline(0);
+  return out;
+}
+
 }  // namespace perseus::planner

@@ -173,5 +173,39 @@ TEST(ImproveTest, ShippedProfilesNeverWorseThanTheFrontier) {
   }
 }
 
+// The frontier's ends improved: T_min no slower than all-max and no costlier,
+// T* no costlier, still only Pareto points, every plan evaluating to its point.
+TEST(ImproveTest, ImprovedEndsStayAParetoFrontier) {
+  for (const char* name : {"gpt3-175b+a100_sxm_bf16.csv", "bloom+a100_sxm_bf16.csv"}) {
+    auto profile = ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/" + name);
+    ASSERT_TRUE(profile.ok()) << profile.status().message();
+    PlannerOptions opt;
+    opt.unit_time_s = 0.001;
+    opt.blocking_power_w = 83.64;
+    auto problem = testing::MakeProblem(*profile, 8, 6, opt);
+    ASSERT_NE(problem, nullptr);
+    auto frontier = SolveFrontier(problem);
+    ASSERT_TRUE(frontier.ok());
+    const Frontier improved = WithImprovedEnds(*frontier);
+    const FrontierPoint& old_min = frontier->points()[frontier->TMinIndex()];
+    const FrontierPoint& new_min = improved.points()[improved.TMinIndex()];
+    EXPECT_LE(new_min.time_s, frontier->all_max.time_s * (1 + 1e-9)) << name;
+    EXPECT_LT(new_min.energy_j, old_min.energy_j) << name;  // measured: the search finds moves
+    EXPECT_LE(improved.points()[improved.TStarIndex()].energy_j,
+              frontier->points()[frontier->TStarIndex()].energy_j)
+        << name;
+    const auto& points = improved.points();
+    for (size_t k = 0; k < points.size(); ++k) {
+      if (k > 0) {
+        EXPECT_LT(points[k].time_s, points[k - 1].time_s) << name << " point " << k;
+        EXPECT_GT(points[k].energy_j, points[k - 1].energy_j) << name << " point " << k;
+      }
+      const Figures f = EvaluatePlan(*problem, improved.PlanAt(k));
+      EXPECT_DOUBLE_EQ(f.time_s, points[k].time_s) << name << " point " << k;
+      EXPECT_DOUBLE_EQ(f.energy_j, points[k].energy_j) << name << " point " << k;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace perseus::planner

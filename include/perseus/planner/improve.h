@@ -93,4 +93,12 @@ std::optional<DeadlinePlan> PlanForDeadline(const Problem& problem,
                                             const std::function<Plan(size_t)>& plan_at,
                                             double deadline_s, const ImproveOptions& options = {});
 
+// The frontier with its two ends improved by PlanForDeadline (own time):
+// T_min at the all-max time (the plan "as fast as all-max") and T* at its own
+// time; the improved plans are added as points (model figures: their base
+// point's) and the result is Pareto-filtered again (Frontier::ParetoOnly), so
+// an end point that the search made better replaces the old one. Its deadline
+// index is built (safe for concurrent readers). REQUIRES: a non-empty frontier.
+Frontier WithImprovedEnds(const Frontier& frontier, const ImproveOptions& options = {});
+
 }  // namespace perseus::planner
