@@ -318,6 +318,31 @@ TEST(SolverTest, OneStageOneMicrobatchWalksTheConvexHull) {
   EXPECT_EQ(frontier->TMinIndex(), 2u);
 }
 
+// Reference-compatible mode reports a point per unit, as the Python
+// reference planner does (bench/compare_reference matches times exactly):
+// round_down implies unit steps.
+TEST(SolverTest, RoundDownModeHasAPointPerUnit) {
+  std::mt19937 rng(5);
+  PlannerOptions opt;
+  opt.unit_time_s = 0.05;
+  opt.blocking_power_w = 2.0;
+  opt.round_down = true;
+  auto problem = MakeProblem(RandomProfile(rng, 3, 4, 1.0), 3, 4, opt);
+  ASSERT_NE(problem, nullptr);
+  SolverStats stats;
+  SolverOptions options;
+  options.stats = &stats;
+  auto frontier = SolveFrontier(problem, {}, options);
+  ASSERT_TRUE(frontier.ok()) << frontier.status().message();
+  ASSERT_GT(frontier->size(), 10u);
+  EXPECT_EQ(stats.steps, stats.unit_steps);
+  for (size_t k = 1; k < frontier->size(); ++k) {
+    EXPECT_EQ(std::llround(frontier->points()[k - 1].model_time_s / opt.unit_time_s) -
+                  std::llround(frontier->points()[k].model_time_s / opt.unit_time_s),
+              1);
+  }
+}
+
 // Invariants on the shipped GPT-3 profile (unscaled, 1 ms, A100 blocking power).
 TEST(SolverTest, ShippedProfileInvariants) {
   auto profile =

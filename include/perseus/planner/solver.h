@@ -60,19 +60,27 @@
 // "infinity" is one more than the sum of all finite capacities of the step, so
 // no energy value can exceed it.
 //
-// Frontier points. By default one per step end (the frontier's realized
-// points are those of the model frontier's breakpoints); with
-// SolverOptions::realize_every_unit (or unit_steps) one per unit of time, the
-// same points as the unit-step sweep, plan for plan.
+// Frontier points. By default one per step end: the model frontier's
+// vertices (and the step ends between collinear pieces), each a point of the
+// unit-step sweep with its plan; model energy is linear between them. A
+// deadline between two points gets the faster one's plan from the frontier
+// (IndexForDeadline); PlanForDeadline (improve.h) improves on it. With
+// SolverOptions::realize_every_unit (or unit_steps) the frontier has one
+// point per unit of time, the unit-step sweep's, plan for plan, for the cost
+// of realizing every unit (at 0.1 ms units several times the solve).
 // Each frontier point also gets its realized figures (realized.h): each
 // computation runs the slowest measured option whose quantised time fits its
 // duration; durations are rounded up, so the realized time is never above the
 // model's. The T_min point is then polished against the all-max time
 // (PolishPlan), so realized T_min <= all-max time.
 //
-// Cost per step: O(V + E) for timing, a max-flow on the critical sub-DAG
-// (unless the network is the same as the previous max flow's) and O(V + E)
-// per Newton iteration; per point O(V + E) for its realized figures.
+// Cost per step: O(V + E) for timing and for the critical network, a max
+// flow warm-started from the previous step's (cut_network.h: it routes what
+// the network's changes unbalanced, then searches the residual network from
+// the source, which is the cut), O(V + E) per Newton iteration; per point
+// O(V + E) for its realized figures. A step ends where the network
+// changes: a moved computation reaching a breakpoint of its cost table (or
+// its bound), a path becoming critical, or (b) a path leaving.
 #pragma once
 
 #include <cstdint>
@@ -95,7 +103,7 @@ struct SolverStats {
   int64_t max_flows = 0;            // minimum cuts computed
   int64_t network_nodes = 0;        // computations in the networks of those cuts, summed
   int64_t network_arcs = 0;         // their arcs, summed
-  int64_t reused_cuts = 0;          // steps whose network was the last max flow's
+  int64_t reused_cuts = 0;          // steps whose network was the last max flow's (unit steps)
   int64_t steps_at_breakpoint = 0;  // one unit only because of (a) above
   int64_t steps_kept_short = 0;     // one unit only because of (b) above
   int64_t steps_shortened = 0;      // shorter than (a) allows because of (c)
@@ -109,8 +117,9 @@ struct SolverStats {
 struct SolverOptions {
   // The reference implementation: textbook Dinic, a fresh max flow every
   // step and unit steps (the textbook Phillips–Dessouky sweep). The default
-  // (fast) one uses a pruning Dinic, reuses the previous step's cut when the
-  // step's network is identical and applies every cut for its longest step.
+  // (fast) one keeps one flow network over the DAG, warm-started from step
+  // to step (cut_network.h), reuses the previous step's cut when the step's
+  // network is identical and applies every cut for its longest step.
   // Both compute the same minimum cut (the one with the smallest source
   // side) on the same network, so the fast sweep's points are the
   // reference's at its step ends, plan for plan, and the reference's points
