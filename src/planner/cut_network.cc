@@ -9,19 +9,21 @@ namespace perseus::planner {
 CutNetwork::CutNetwork(const Dag& dag)
     : num_computations_(dag.num_nodes()), num_nodes_(2 + 2 * dag.num_nodes()) {
   const int n = num_computations_;
-  for (int i = 0; i < n; ++i) AddArc(In(i), Out(i));
-  for (int u = 0; u < n; ++u) {
-    const auto successors = dag.successors(u);
-    for (size_t p = 0; p < successors.size(); ++p) {
-      [[maybe_unused]] const int id = AddArc(Out(u), In(successors[p]));
-      assert(id == DependencyArc(dag.successor_edge_begin(u) + static_cast<int>(p)));
-    }
-  }
+  const std::vector<int>& topo = dag.topological_order();
+  position_.assign(n, 0);
+  for (int k = 0; k < n; ++k) position_[topo[k]] = k;
+  for (int u : topo) AddArc(In(u), Out(u));  // arc id = position
+  dependency_arc_.assign(dag.num_edges(), -1);
   source_arc_.assign(n, -1);
   sink_arc_.assign(n, -1);
-  for (int i = 0; i < n; ++i) {
-    if (dag.predecessors(i).empty()) source_arc_[i] = AddArc(kSource, In(i));
-    if (dag.successors(i).empty()) sink_arc_[i] = AddArc(Out(i), kSink);
+  for (int u : topo) {
+    if (dag.predecessors(u).empty()) source_arc_[u] = AddArc(kSource, In(u));
+    const auto successors = dag.successors(u);
+    for (size_t p = 0; p < successors.size(); ++p) {
+      dependency_arc_[dag.successor_edge_begin(u) + static_cast<int>(p)] =
+          AddArc(Out(u), In(successors[p]));
+    }
+    if (successors.empty()) sink_arc_[u] = AddArc(Out(u), kSink);
   }
   back_arc_ = AddArc(kSink, kSource);
 

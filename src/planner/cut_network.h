@@ -39,15 +39,17 @@ class CutNetwork {
  public:
   static constexpr int64_t kInfinite = int64_t{1} << 61;
   static constexpr int kSource = 0, kSink = 1;
-  static int In(int computation) { return 2 + 2 * computation; }
-  static int Out(int computation) { return 3 + 2 * computation; }
 
   explicit CutNetwork(const Dag& dag);
 
+  // Node ids of a computation's arc (numbered in topological order, which
+  // the searches mostly follow, for locality).
+  int In(int computation) const { return 2 + 2 * position_[computation]; }
+  int Out(int computation) const { return 3 + 2 * position_[computation]; }
   // Arc ids. SourceArc / SinkArc: -1 for computations with predecessors /
   // successors (which have none).
-  int ComputationArc(int i) const { return i; }
-  int DependencyArc(int edge) const { return num_computations_ + edge; }
+  int ComputationArc(int i) const { return position_[i]; }
+  int DependencyArc(int edge) const { return dependency_arc_[edge]; }
   int SourceArc(int i) const { return source_arc_[i]; }
   int SinkArc(int i) const { return sink_arc_[i]; }
 
@@ -81,7 +83,8 @@ class CutNetwork {
 
   int num_computations_ = 0;
   int num_nodes_ = 0;
-  std::vector<int> source_arc_, sink_arc_;
+  std::vector<int> position_;  // per computation: its place in the topological order
+  std::vector<int> dependency_arc_, source_arc_, sink_arc_;
   int back_arc_ = -1;  // sink -> source, during the feasibility phase only
   // Per arc: endpoints, bounds, and whether it is in the network.
   std::vector<int> from_, to_;

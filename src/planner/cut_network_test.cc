@@ -50,18 +50,17 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
     };
     std::vector<ArcInfo> arcs;
     for (int i = 0; i < n; ++i) {
-      arcs.push_back({network.ComputationArc(i), CutNetwork::In(i), CutNetwork::Out(i), false});
+      arcs.push_back({network.ComputationArc(i), network.In(i), network.Out(i), false});
       if (network.SourceArc(i) >= 0) {
-        arcs.push_back({network.SourceArc(i), CutNetwork::kSource, CutNetwork::In(i), true});
+        arcs.push_back({network.SourceArc(i), CutNetwork::kSource, network.In(i), true});
       }
       if (network.SinkArc(i) >= 0) {
-        arcs.push_back({network.SinkArc(i), CutNetwork::Out(i), CutNetwork::kSink, true});
+        arcs.push_back({network.SinkArc(i), network.Out(i), CutNetwork::kSink, true});
       }
       const auto successors = dag.successors(i);
       for (size_t p = 0; p < successors.size(); ++p) {
         const int e = dag.successor_edge_begin(i) + static_cast<int>(p);
-        arcs.push_back(
-            {network.DependencyArc(e), CutNetwork::Out(i), CutNetwork::In(successors[p]), true});
+        arcs.push_back({network.DependencyArc(e), network.Out(i), network.In(successors[p]), true});
       }
     }
     for (int round = 0; round < 12; ++round) {

@@ -382,7 +382,7 @@ struct Sweep {
     auto source_side = [&](int k, bool out_node) {
       if (reference) return reference_flow.OnSourceSide(out_node ? out(k) : in(k));
       const int i = critical_nodes[k];
-      return network->OnSourceSide(out_node ? CutNetwork::Out(i) : CutNetwork::In(i));
+      return network->OnSourceSide(out_node ? network->Out(i) : network->In(i));
     };
 
     // The cut's moves: all decisions are made before anything changes. Each
