@@ -531,7 +531,9 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   bool polished_last = false;
   if (!problem.options.round_down) {
     Lap lap;
-    Plan polished = PolishPlan(problem, pending_plan, frontier.all_max.time_s);
+    int64_t work = 0;
+    Plan polished = PolishPlan(problem, pending_plan, frontier.all_max.time_s, &work);
+    sweep.stats.polish_passes = work / n;
     Figures realized = EvaluatePlan(problem, polished);
     lap.To(&sweep.stats.polish_s);
     if (realized.time_s <= pending.time_s || realized.time_s <= frontier.all_max.time_s) {
