@@ -5,9 +5,11 @@
 // each stage in two). Every case runs in its own child process, so peak RSS
 // is the case's own; a case past --timeout is reported as such. Steps: cuts
 // applied; unit steps: units of iteration time swept (what the unit-step
-// sweep takes); max flows: minimum cuts computed. Case CPU: the child's user
-// + system time (loading the profile, building the problem and solving),
-// which a loaded machine inflates less than the wall-clock solve time.
+// sweep takes); max flows: minimum cuts computed; T_min polish: the part of
+// the solve time spent in the T_min point's PolishPlan. Case CPU: the
+// child's user + system time (loading the profile, building the problem and
+// solving), which a loaded machine inflates less than the wall-clock solve
+// time.
 //
 //   build/bin/planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b]
 //                            [--max-gpus-x-mb N] [--timeout SEC] [--reference]
@@ -48,6 +50,7 @@ struct CaseResult {
   double seconds = 0;
   uint64_t points = 0, plan_bytes = 0, computations = 0, hash = 0;
   int64_t steps = 0, unit_steps = 0, max_flows = 0;
+  double polish_seconds = 0;
   char error[200] = {};
 };
 
@@ -149,6 +152,7 @@ CaseResult RunCase(const std::string& schedule, int stages, int microbatches, in
   r.steps = stats.steps;
   r.unit_steps = stats.unit_steps;
   r.max_flows = stats.max_flows;
+  r.polish_seconds = stats.polish_s;
   if (mode == Mode::kCheck) {
     planner::SolverOptions longest_options;
     longest_options.pareto_only = false;
@@ -256,8 +260,9 @@ int main(int argc, char** argv) {
   const bool same_points = options.unit_steps || options.realize_every_unit;
   std::printf(
       "| schedule | S x M | unit | computations | steps | unit steps | max flows | points | solve "
-      "(s) | case CPU (s) | per point (us) | peak RSS (MB) | plans (kB) |%s\n|---|---|---|---|---|"
-      "---|---|---|---|---|---|---|---|%s\n",
+      "(s) | of which T_min polish (s) | case CPU (s) | per point (us) | peak RSS (MB) | plans "
+      "(kB) "
+      "|%s\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|%s\n",
       reference
           ? (same_points ? " reference (s) | same frontier |" : " reference (s) | step ends |")
           : "",
@@ -278,11 +283,12 @@ int main(int argc, char** argv) {
           std::fflush(stdout);
           continue;
         }
-        std::printf("%llu | %lld | %lld | %lld | %llu | %.3f | %.2f | %.1f | %.1f | %.1f |",
+        std::printf("%llu | %lld | %lld | %lld | %llu | %.3f | %.3f | %.2f | %.1f | %.1f | %.1f |",
                     static_cast<unsigned long long>(r.computations),
                     static_cast<long long>(r.steps), static_cast<long long>(r.unit_steps),
                     static_cast<long long>(r.max_flows), static_cast<unsigned long long>(r.points),
-                    r.seconds, cpu, 1e6 * r.seconds / static_cast<double>(r.points),
+                    r.seconds, r.polish_seconds, cpu,
+                    1e6 * r.seconds / static_cast<double>(r.points),
                     static_cast<double>(peak) / 1024.0, static_cast<double>(r.plan_bytes) / 1024.0);
         if (reference) {
           long ref_peak = 0;
