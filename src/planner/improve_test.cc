@@ -184,9 +184,18 @@ TEST(ImproveTest, ImprovedEndsStayAParetoFrontier) {
     opt.blocking_power_w = 83.64;
     auto problem = testing::MakeProblem(*profile, 8, 6, opt);
     ASSERT_NE(problem, nullptr);
-    auto frontier = SolveFrontier(problem);
+    SolverOptions sweep_only;
+    sweep_only.improve_ends = false;
+    auto frontier = SolveFrontier(problem, {}, sweep_only);
     ASSERT_TRUE(frontier.ok());
     const Frontier improved = WithImprovedEnds(*frontier);
+    // What SolveFrontier gives by default.
+    auto solved = SolveFrontier(problem);
+    ASSERT_TRUE(solved.ok());
+    ASSERT_EQ(solved->size(), improved.size());
+    for (size_t k = 0; k < improved.size(); ++k) {
+      EXPECT_EQ(solved->points()[k].energy_j, improved.points()[k].energy_j);
+    }
     const FrontierPoint& old_min = frontier->points()[frontier->TMinIndex()];
     const FrontierPoint& new_min = improved.points()[improved.TMinIndex()];
     EXPECT_LE(new_min.time_s, frontier->all_max.time_s * (1 + 1e-9)) << name;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "perseus/planner/improve.h"
 #include "src/planner/cut_network.h"
 #include "src/planner/max_flow.h"
 #include "src/planner/timing.h"
@@ -551,7 +552,10 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   // Only Pareto points of realized (time, energy): several points may
   // realize the same plan, or a plan no better than a faster one's. (Not in
   // reference-compatible mode, which reports the reference's points.)
-  if (options.pareto_only && !problem.options.round_down) frontier = frontier.ParetoOnly();
+  if (options.pareto_only && !problem.options.round_down) {
+    frontier = frontier.ParetoOnly();
+    if (options.improve_ends) frontier = WithImprovedEnds(frontier);
+  }
   // Build the deadline index now, so that later concurrent readers of the
   // frontier never build it (IndexForDeadline is then read-only).
   (void)frontier.IndexForDeadline(0);

@@ -139,6 +139,12 @@ struct SolverOptions {
   // ParetoOnly). Off: every point of the sweep (one per step end, or per
   // unit; the solver's own sweep, which the model-optimality tests check).
   bool pareto_only = true;
+  // With pareto_only (and not round_down): improve the frontier's ends for
+  // the real, discrete frequencies (WithImprovedEnds, improve.h): T_min at the
+  // all-max time and T* at its own, by the deadline plans' local search. Off:
+  // only the sweep's own points (the tests that compare it with the unit
+  // sweep).
+  bool improve_ends = true;
   // If set, receives what the solve did.
   SolverStats* stats = nullptr;
 };
