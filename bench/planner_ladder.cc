@@ -12,8 +12,11 @@
 // time.
 //
 //   build/bin/planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b]
-//                            [--max-gpus-x-mb N] [--timeout SEC] [--reference]
-//                            [--unit-steps] [--every-unit] [--min-gpus-x-mb N]
+//                            [--max-gpus-x-mb N] [--min-gpus-x-mb N]
+//                            [--timeout SEC | --cpu-timeout SEC] [--reference]
+//                            [--unit-steps] [--every-unit]
+//
+// --timeout limits each case's wall-clock time, --cpu-timeout its CPU time.
 //
 // --unit-steps: the unit-step sweep (SolverOptions::unit_steps); --every-unit:
 // longest steps, a point per unit (SolverOptions::realize_every_unit).
@@ -181,7 +184,14 @@ CaseResult RunInChild(const std::string& schedule, int stages, int microbatches,
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    alarm(static_cast<unsigned>(timeout_s));
+    if (timeout_s > 0) {
+      alarm(static_cast<unsigned>(timeout_s));
+    } else {  // a limit on CPU time (a loaded machine does not stretch it)
+      struct rlimit limit {};
+      limit.rlim_cur = static_cast<rlim_t>(-timeout_s);
+      limit.rlim_max = static_cast<rlim_t>(-timeout_s) + 5;
+      setrlimit(RLIMIT_CPU, &limit);
+    }
     CaseResult r = RunCase(schedule, stages, microbatches, unit_us, mode, options);
     ssize_t written = write(fds[1], &r, sizeof(r));
     _exit(written == static_cast<ssize_t>(sizeof(r)) ? 0 : 1);
@@ -196,7 +206,8 @@ CaseResult RunInChild(const std::string& schedule, int stages, int microbatches,
   *peak_kib = usage.ru_maxrss;
   *cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
            1e-6 * static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-  *timed_out = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM;
+  *timed_out = WIFSIGNALED(status) && (WTERMSIG(status) == SIGALRM || WTERMSIG(status) == SIGXCPU ||
+                                       WTERMSIG(status) == SIGKILL);
   if (got != static_cast<ssize_t>(sizeof(r))) r = CaseResult{};
   return r;
 }
@@ -239,6 +250,8 @@ int main(int argc, char** argv) {
       max_size = std::atol(argv[++i]);
     } else if (a == "--timeout" && i + 1 < argc) {
       timeout_s = std::atoi(argv[++i]);
+    } else if (a == "--cpu-timeout" && i + 1 < argc) {
+      timeout_s = -std::atoi(argv[++i]);
     } else if (a == "--min-gpus-x-mb" && i + 1 < argc) {
       min_size = std::atol(argv[++i]);
     } else if (a == "--reference") {
@@ -250,7 +263,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b] "
-                   "[--max-gpus-x-mb N] [--min-gpus-x-mb N] [--timeout SEC] [--reference] "
+                   "[--max-gpus-x-mb N] [--min-gpus-x-mb N] [--timeout SEC | --cpu-timeout SEC] "
+                   "[--reference] "
                    "[--unit-steps] [--every-unit]\n");
       return 2;
     }
