@@ -59,14 +59,11 @@ TEST(FrontierIoTest, MalformedFilesNameFileAndLine) {
 // With problem.json, a stored frontier improves a deadline's plan exactly as
 // the solved one does (same plan, same figures); without it, the point as is.
 TEST(FrontierIoTest, StoredProblemGivesTheSameDeadlinePlans) {
-  std::mt19937 rng(11);
-  PlannerOptions options;
-  options.unit_time_s = 0.1;
-  options.blocking_power_w = 4;
-  auto problem = testing::MakeProblem(testing::RandomProfile(rng, 3, 5), 3, 5, options);
-  ASSERT_NE(problem, nullptr);
-  auto frontier = SolveFrontier(problem);
-  ASSERT_TRUE(frontier.ok());
+  const testing::SolvedCase c = testing::SolveRandomCase(11, 3, 5, 5, 4);
+  ASSERT_NE(c.problem, nullptr);
+  ASSERT_GT(c.frontier.size(), 0u);
+  const Problem* problem = c.problem.get();
+  const Frontier* frontier = &c.frontier;
   FrontierFiles files = FrontierToFiles(*frontier);
   auto stored = StoredFrontier::Parse(files, "mem");
   ASSERT_TRUE(stored.ok()) << stored.status().message();

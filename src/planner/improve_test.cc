@@ -96,14 +96,11 @@ TEST(ImproveTest, AgainstBruteForceOnTinyInstances) {
 // a plan that already is the optimum stays, and a budget of 0 returns the
 // (polished) start without a move.
 TEST(ImproveTest, BudgetAndDeterminism) {
-  std::mt19937 rng(7);
-  PlannerOptions opt;
-  opt.unit_time_s = 0.1;
-  opt.blocking_power_w = 3;
-  auto problem = testing::MakeProblem(testing::RandomProfile(rng, 3, 4), 3, 4, opt);
-  ASSERT_NE(problem, nullptr);
-  auto frontier = SolveFrontier(problem);
-  ASSERT_TRUE(frontier.ok());
+  const testing::SolvedCase c = testing::SolveRandomCase(7, 3, 4, 4, 3);
+  ASSERT_NE(c.problem, nullptr);
+  ASSERT_GT(c.frontier.size(), 0u);
+  const Problem* problem = c.problem.get();
+  const Frontier* frontier = &c.frontier;
   const double deadline = frontier->points()[frontier->TMinIndex()].time_s * 1.05;
   ImproveOptions none;
   none.max_work = 0;
@@ -125,14 +122,9 @@ TEST(ImproveTest, BudgetAndDeterminism) {
 }
 
 TEST(ImproveTest, NoPlanBelowTheFastestPoint) {
-  std::mt19937 rng(3);
-  PlannerOptions opt;
-  opt.unit_time_s = 0.1;
-  opt.blocking_power_w = 3;
-  auto problem = testing::MakeProblem(testing::RandomProfile(rng, 2, 3), 2, 3, opt);
-  ASSERT_NE(problem, nullptr);
-  auto frontier = SolveFrontier(problem);
-  ASSERT_TRUE(frontier.ok());
+  const testing::SolvedCase c = testing::SolveRandomCase(3, 2, 3, 3, 3);
+  ASSERT_GT(c.frontier.size(), 0u);
+  const Frontier* frontier = &c.frontier;
   const double fastest = frontier->points()[frontier->TMinIndex()].time_s;
   EXPECT_FALSE(PlanForDeadline(*frontier, fastest * 0.9).has_value());
   EXPECT_TRUE(PlanForDeadline(*frontier, fastest).has_value());

@@ -6,6 +6,7 @@
 
 #include "perseus/planner/problem.h"
 #include "perseus/planner/profile.h"
+#include "perseus/planner/solver.h"
 #include "perseus/schedules/one_f_one_b.h"
 
 namespace perseus::planner::testing {
@@ -41,6 +42,25 @@ inline std::shared_ptr<const Problem> MakeProblem(const Profile& profile, int st
   auto problem = BuildProblem(std::make_shared<Dag>(std::move(dag).value()), profile, opt);
   if (!problem.ok()) return nullptr;
   return std::make_shared<Problem>(std::move(problem).value());
+}
+
+// A random profile's 1F1B problem (unit 0.1 s) and its solved frontier.
+struct SolvedCase {
+  std::shared_ptr<const Problem> problem;
+  Frontier frontier;
+};
+inline SolvedCase SolveRandomCase(unsigned seed, int stages, int microbatches, int options,
+                                  double blocking_power_w) {
+  std::mt19937 rng(seed);
+  PlannerOptions opt;
+  opt.unit_time_s = 0.1;
+  opt.blocking_power_w = blocking_power_w;
+  SolvedCase out;
+  out.problem = MakeProblem(RandomProfile(rng, stages, options), stages, microbatches, opt);
+  if (out.problem == nullptr) return out;
+  auto frontier = SolveFrontier(out.problem);
+  if (frontier.ok()) out.frontier = std::move(frontier).value();
+  return out;
 }
 
 }  // namespace perseus::planner::testing
