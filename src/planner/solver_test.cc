@@ -320,6 +320,28 @@ TEST(SolverTest, OneStageOneMicrobatchWalksTheConvexHull) {
   EXPECT_EQ(frontier->TMinIndex(), 2u);
 }
 
+// Progress is reported as the sweep goes (every 64 units swept, steps
+// being longer than one unit), never backwards, ending at 1.
+TEST(SolverTest, ProgressRisesToOne) {
+  auto profile =
+      ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/gpt3-175b+a100_sxm_bf16.csv");
+  ASSERT_TRUE(profile.ok());
+  PlannerOptions opt;
+  opt.unit_time_s = 0.0001;
+  opt.blocking_power_w = 83.64;
+  std::vector<double> reported;
+  auto frontier = SolveFrontier(testing::MakeProblem(*profile, 8, 8, opt),
+                                [&](double f) { reported.push_back(f); });
+  ASSERT_TRUE(frontier.ok());
+  ASSERT_GT(reported.size(), 10u);
+  EXPECT_EQ(reported.front(), 0.0);
+  EXPECT_EQ(reported.back(), 1.0);
+  for (size_t k = 1; k < reported.size(); ++k) {
+    EXPECT_GE(reported[k], reported[k - 1]);
+    EXPECT_LE(reported[k], 1.0);
+  }
+}
+
 // Reference-compatible mode reports a point per unit, as the Python
 // reference planner does (bench/compare_reference matches times exactly):
 // round_down implies unit steps.
