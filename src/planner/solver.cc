@@ -554,7 +554,11 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   // reference-compatible mode, which reports the reference's points.)
   if (options.pareto_only && !problem.options.round_down) {
     frontier = frontier.ParetoOnly();
-    if (options.improve_ends) frontier = WithImprovedEnds(frontier);
+    if (options.improve_ends) {
+      ImproveOptions ends;
+      ends.max_work = options.improve_ends_work;
+      frontier = WithImprovedEnds(frontier, ends);
+    }
   }
   // Build the deadline index now, so that later concurrent readers of the
   // frontier never build it (IndexForDeadline is then read-only).
