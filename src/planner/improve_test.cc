@@ -24,6 +24,16 @@ double Slowest(const Problem& problem) {
   return EvaluatePlan(problem, slowest).time_s;
 }
 
+// A shipped profile's 1F1B problem: 8 stages, 1 ms, A100 blocking power.
+std::shared_ptr<const Problem> ShippedProblem(const std::string& name, int microbatches) {
+  auto profile = ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/" + name);
+  if (!profile.ok()) return nullptr;
+  PlannerOptions opt;
+  opt.unit_time_s = 0.001;
+  opt.blocking_power_w = 83.64;
+  return testing::MakeProblem(*profile, 8, microbatches, opt);
+}
+
 // The frontier's own best point for D under an objective (what PlanForDeadline
 // must never be worse than).
 double FrontierBest(const Frontier& f, double deadline_s, DeadlineObjective objective) {
@@ -136,13 +146,8 @@ TEST(ImproveTest, NoPlanBelowTheFastestPoint) {
 // energy that single-option moves recover).
 TEST(ImproveTest, ShippedProfilesNeverWorseThanTheFrontier) {
   for (const char* name : {"gpt3-175b+a100_sxm_bf16.csv", "bloom+a100_sxm_bf16.csv"}) {
-    auto profile = ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/" + name);
-    ASSERT_TRUE(profile.ok()) << profile.status().message();
-    PlannerOptions opt;
-    opt.unit_time_s = 0.001;
-    opt.blocking_power_w = 83.64;
-    auto problem = testing::MakeProblem(*profile, 8, 4, opt);
-    ASSERT_NE(problem, nullptr);
+    auto problem = ShippedProblem(name, 4);
+    ASSERT_NE(problem, nullptr) << name;
     auto frontier = SolveFrontier(problem);
     ASSERT_TRUE(frontier.ok());
     int better = 0, cases = 0;
@@ -169,13 +174,8 @@ TEST(ImproveTest, ShippedProfilesNeverWorseThanTheFrontier) {
 // T* no costlier, still only Pareto points, every plan evaluating to its point.
 TEST(ImproveTest, ImprovedEndsStayAParetoFrontier) {
   for (const char* name : {"gpt3-175b+a100_sxm_bf16.csv", "bloom+a100_sxm_bf16.csv"}) {
-    auto profile = ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/" + name);
-    ASSERT_TRUE(profile.ok()) << profile.status().message();
-    PlannerOptions opt;
-    opt.unit_time_s = 0.001;
-    opt.blocking_power_w = 83.64;
-    auto problem = testing::MakeProblem(*profile, 8, 6, opt);
-    ASSERT_NE(problem, nullptr);
+    auto problem = ShippedProblem(name, 6);
+    ASSERT_NE(problem, nullptr) << name;
     SolverOptions sweep_only;
     sweep_only.improve_ends = false;
     auto frontier = SolveFrontier(problem, {}, sweep_only);
