@@ -6,7 +6,10 @@
 // is the case's own; a case past --timeout is reported as such. Steps: cuts
 // applied; unit steps: units of iteration time swept (what the unit-step
 // sweep takes); max flows: minimum cuts computed; T_min polish: the part of
-// the solve time spent in the T_min point's PolishPlan. Case CPU: the
+// the solve time spent in the T_min point's PolishPlan; the solve time split
+// (SolverStats): timing passes and step lengths / critical networks and
+// their cuts / the points' realized figures / the T_min polish / the
+// frontier ends' improvement. Case CPU: the
 // child's user + system time (loading the profile, building the problem and
 // solving), which a loaded machine inflates less than the wall-clock solve
 // time.
@@ -53,7 +56,7 @@ struct CaseResult {
   double seconds = 0;
   uint64_t points = 0, plan_bytes = 0, computations = 0, hash = 0;
   int64_t steps = 0, unit_steps = 0, max_flows = 0;
-  double polish_seconds = 0;
+  double timing_s = 0, cuts_s = 0, points_s = 0, polish_s = 0, ends_s = 0;
   char error[200] = {};
 };
 
@@ -155,7 +158,11 @@ CaseResult RunCase(const std::string& schedule, int stages, int microbatches, in
   r.steps = stats.steps;
   r.unit_steps = stats.unit_steps;
   r.max_flows = stats.max_flows;
-  r.polish_seconds = stats.polish_s;
+  r.timing_s = stats.timing_s;
+  r.cuts_s = stats.cuts_s;
+  r.points_s = stats.points_s;
+  r.polish_s = stats.polish_s;
+  r.ends_s = stats.ends_s;
   if (mode == Mode::kCheck) {
     planner::SolverOptions longest_options;
     longest_options.pareto_only = false;
@@ -274,7 +281,8 @@ int main(int argc, char** argv) {
   const bool same_points = options.unit_steps || options.realize_every_unit;
   std::printf(
       "| schedule | S x M | unit | computations | steps | unit steps | max flows | points | solve "
-      "(s) | of which T_min polish (s) | case CPU (s) | per point (us) | peak RSS (MB) | plans "
+      "(s) | timing / cuts / points / T_min polish / ends (s) | case CPU (s) | per point (us) | "
+      "peak RSS (MB) | plans "
       "(kB) "
       "|%s\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|%s\n",
       reference
@@ -297,13 +305,15 @@ int main(int argc, char** argv) {
           std::fflush(stdout);
           continue;
         }
-        std::printf("%llu | %lld | %lld | %lld | %llu | %.3f | %.3f | %.2f | %.1f | %.1f | %.1f |",
-                    static_cast<unsigned long long>(r.computations),
-                    static_cast<long long>(r.steps), static_cast<long long>(r.unit_steps),
-                    static_cast<long long>(r.max_flows), static_cast<unsigned long long>(r.points),
-                    r.seconds, r.polish_seconds, cpu,
-                    1e6 * r.seconds / static_cast<double>(r.points),
-                    static_cast<double>(peak) / 1024.0, static_cast<double>(r.plan_bytes) / 1024.0);
+        std::printf(
+            "%llu | %lld | %lld | %lld | %llu | %.3f | %.2f / %.2f / %.2f / %.2f / %.2f | %.2f | "
+            "%.1f "
+            "| %.1f | %.1f |",
+            static_cast<unsigned long long>(r.computations), static_cast<long long>(r.steps),
+            static_cast<long long>(r.unit_steps), static_cast<long long>(r.max_flows),
+            static_cast<unsigned long long>(r.points), r.seconds, r.timing_s, r.cuts_s, r.points_s,
+            r.polish_s, r.ends_s, cpu, 1e6 * r.seconds / static_cast<double>(r.points),
+            static_cast<double>(peak) / 1024.0, static_cast<double>(r.plan_bytes) / 1024.0);
         if (reference) {
           long ref_peak = 0;
           double ref_cpu = 0;

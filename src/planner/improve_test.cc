@@ -9,6 +9,7 @@
 #include "perseus/planner/solver.h"
 #include "src/planner/testing/brute_force.h"
 #include "src/planner/testing/random_profile.h"
+#include "src/planner/testing/shipped_problem.h"
 
 namespace perseus::planner {
 namespace {
@@ -22,16 +23,6 @@ double Slowest(const Problem& problem) {
     slowest[i] = static_cast<int>(problem.set(i).options.size()) - 1;
   }
   return EvaluatePlan(problem, slowest).time_s;
-}
-
-// A shipped profile's 1F1B problem: 8 stages, 1 ms, A100 blocking power.
-std::shared_ptr<const Problem> ShippedProblem(const std::string& name, int microbatches) {
-  auto profile = ReadProfileCsv(std::string(PERSEUS_DATA_DIR) + "/profiles/" + name);
-  if (!profile.ok()) return nullptr;
-  PlannerOptions opt;
-  opt.unit_time_s = 0.001;
-  opt.blocking_power_w = 83.64;
-  return testing::MakeProblem(*profile, 8, microbatches, opt);
 }
 
 // The frontier's own best point for D under an objective (what PlanForDeadline
@@ -146,7 +137,7 @@ TEST(ImproveTest, NoPlanBelowTheFastestPoint) {
 // energy that single-option moves recover).
 TEST(ImproveTest, ShippedProfilesNeverWorseThanTheFrontier) {
   for (const char* name : {"gpt3-175b+a100_sxm_bf16.csv", "bloom+a100_sxm_bf16.csv"}) {
-    auto problem = ShippedProblem(name, 4);
+    auto problem = testing::ShippedProblem(name, 4);
     ASSERT_NE(problem, nullptr) << name;
     auto frontier = SolveFrontier(problem);
     ASSERT_TRUE(frontier.ok());
@@ -174,7 +165,7 @@ TEST(ImproveTest, ShippedProfilesNeverWorseThanTheFrontier) {
 // T* no costlier, still only Pareto points, every plan evaluating to its point.
 TEST(ImproveTest, ImprovedEndsStayAParetoFrontier) {
   for (const char* name : {"gpt3-175b+a100_sxm_bf16.csv", "bloom+a100_sxm_bf16.csv"}) {
-    auto problem = ShippedProblem(name, 6);
+    auto problem = testing::ShippedProblem(name, 6);
     ASSERT_NE(problem, nullptr) << name;
     SolverOptions sweep_only;
     sweep_only.improve_ends = false;

@@ -5,7 +5,9 @@
 #include <random>
 
 #include "perseus/planner/problem.h"
+#include "src/planner/testing/polish_reference.h"
 #include "src/planner/testing/random_profile.h"
+#include "src/planner/testing/shipped_problem.h"
 
 namespace perseus::planner {
 namespace {
@@ -131,6 +133,56 @@ TEST(RealizedTest, FillSlackAndPolishMeetTheDeadlineAndNeverRaiseComputeCost) {
     for (int i = 0; i < n; ++i) slowest[i] = static_cast<int>(problem->set(i).options.size()) - 1;
     Plan polished = PolishPlan(*problem, slowest, deadline);
     EXPECT_LE(EvaluatePlan(*problem, polished).time_s, deadline * (1 + 1e-9)) << "trial " << trial;
+  }
+}
+
+// The incremental refinement makes the textbook one's moves: the same plan
+// from the slowest, the fastest and random plans, on random pipelines and
+// on the shipped profiles (768 computations).
+TEST(RealizedTest, PolishIsTheTextbookPolishMoveForMove) {
+  std::mt19937 rng(23);
+  int compared = 0, refined = 0;
+  for (int trial = 0; trial < 80; ++trial) {
+    const int stages = 1 + static_cast<int>(rng() % 5);
+    const int microbatches = 1 + static_cast<int>(rng() % 8);
+    Profile profile = testing::RandomProfile(rng, stages, 2 + static_cast<int>(rng() % 6));
+    PlannerOptions opt;
+    opt.blocking_power_w = 0.5 * static_cast<double>(rng() % 3);
+    auto problem = testing::MakeProblem(profile, stages, microbatches, opt);
+    ASSERT_NE(problem, nullptr);
+    const int n = problem->dag->num_nodes();
+    const double t_fast = EvaluatePlan(*problem, FastestPlan(*problem)).time_s;
+    std::uniform_real_distribution<double> stretch(1.0, 1.5);
+    const double deadline = t_fast * stretch(rng);
+    Plan slowest(n), random(n);
+    for (int i = 0; i < n; ++i) {
+      const int options = static_cast<int>(problem->set(i).options.size());
+      slowest[i] = options - 1;
+      random[i] = static_cast<int>(rng() % options);
+    }
+    for (const Plan& start : {FastestPlan(*problem), slowest, random}) {
+      const Plan fast = PolishPlan(*problem, start, deadline);
+      EXPECT_EQ(fast, testing::PolishPlanReference(*problem, start, deadline)) << "trial " << trial;
+      ++compared;
+      if (fast != start) ++refined;
+    }
+  }
+  EXPECT_EQ(compared, 240);
+  EXPECT_GT(refined, 200);  // the cases do move plans
+  for (const char* name : {"gpt3-175b+a100_sxm_bf16.csv", "bloom+a100_sxm_bf16.csv"}) {
+    auto problem = testing::ShippedProblem(name, 48);
+    ASSERT_NE(problem, nullptr) << name;
+    const double all_max = EvaluateAllMax(*problem).time_s;
+    const int n = problem->dag->num_nodes();
+    Plan slowest(n);
+    for (int i = 0; i < n; ++i) slowest[i] = static_cast<int>(problem->set(i).options.size()) - 1;
+    for (double factor : {1.0, 1.05}) {
+      for (const Plan& start : {FastestPlan(*problem), slowest}) {  // refine; repair, refine
+        const Plan fast = PolishPlan(*problem, start, all_max * factor);
+        EXPECT_EQ(fast, testing::PolishPlanReference(*problem, start, all_max * factor)) << name;
+        EXPECT_NE(fast, start) << name;
+      }
+    }
   }
 }
 

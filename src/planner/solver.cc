@@ -557,7 +557,9 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     if (options.improve_ends) {
       ImproveOptions ends;
       ends.max_work = options.improve_ends_work;
+      Lap lap;
       frontier = WithImprovedEnds(frontier, ends);
+      lap.To(&sweep.stats.ends_s);
     }
   }
   // Build the deadline index now, so that later concurrent readers of the

@@ -42,4 +42,17 @@ void LatestFinishes(const Dag& dag, const std::vector<T>& duration, T makespan,
   }
 }
 
+// Fills tail[i]: the longest path after i finishes (0 for a computation
+// nobody waits for): i lies on a longest path iff earliest_start[i] +
+// duration[i] + tail[i] is the makespan.
+template <typename T>
+void LongestTails(const Dag& dag, const std::vector<T>& duration, std::vector<T>* tail) {
+  tail->assign(dag.num_nodes(), T{0});
+  const std::vector<int>& topo = dag.topological_order();
+  for (auto it = topo.rbegin(); it != topo.rend(); ++it) {
+    const int u = *it;
+    for (int v : dag.successors(u)) (*tail)[u] = std::max((*tail)[u], duration[v] + (*tail)[v]);
+  }
+}
+
 }  // namespace perseus::planner

@@ -111,8 +111,9 @@ struct SolverStats {
   int64_t polish_passes = 0;        // longest-path passes of the T_min point's PolishPlan
   // Where the time went (seconds): timing passes and step lengths; building
   // the critical networks and their minimum cuts; the points' realized
-  // figures; the T_min point's PolishPlan.
-  double timing_s = 0, cuts_s = 0, points_s = 0, polish_s = 0;
+  // figures; the T_min point's PolishPlan; improving the frontier's ends
+  // (SolverOptions::improve_ends).
+  double timing_s = 0, cuts_s = 0, points_s = 0, polish_s = 0, ends_s = 0;
 };
 
 struct SolverOptions {
