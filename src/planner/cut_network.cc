@@ -50,6 +50,7 @@ CutNetwork::CutNetwork(const Dag& dag)
     head_[2 * a + 1] = from_[a];
   }
   excess_.assign(num_nodes_, 0);
+  is_touched_.assign(num_nodes_, 0);
   level_.assign(num_nodes_, -1);
   current_.assign(num_nodes_, 0);
 }
@@ -69,8 +70,12 @@ void CutNetwork::Begin() {
 void CutNetwork::SetFlowBounds(int arc, int64_t lower, int64_t upper) {
   const int64_t old_flow = active_[arc] ? Flow(arc) : 0;
   const int64_t flow = std::clamp(old_flow, lower, upper);
-  excess_[to_[arc]] += flow - old_flow;
-  excess_[from_[arc]] -= flow - old_flow;
+  if (flow != old_flow) {
+    excess_[to_[arc]] += flow - old_flow;
+    excess_[from_[arc]] -= flow - old_flow;
+    Touch(to_[arc]);
+    Touch(from_[arc]);
+  }
   lower_[arc] = lower;
   upper_[arc] = upper;
   residual_[2 * static_cast<size_t>(arc)] = upper - flow;
@@ -92,8 +97,12 @@ bool CutNetwork::Finish() {
   for (int arc : active_arcs_) {
     if (set_in_[arc] == round_) continue;
     const int64_t flow = Flow(arc);
-    excess_[to_[arc]] -= flow;
-    excess_[from_[arc]] += flow;
+    if (flow != 0) {
+      excess_[to_[arc]] -= flow;
+      excess_[from_[arc]] += flow;
+      Touch(to_[arc]);
+      Touch(from_[arc]);
+    }
     residual_[2 * static_cast<size_t>(arc)] = 0;
     residual_[2 * static_cast<size_t>(arc) + 1] = 0;
     lower_[arc] = upper_[arc] = 0;
@@ -105,7 +114,9 @@ bool CutNetwork::Finish() {
 }
 
 bool CutNetwork::BuildLevels(bool feasibility) {
-  std::fill(level_.begin(), level_.end(), -1);
+  // Only the last search's nodes have levels (every node with a level was
+  // queued).
+  for (int v : queue_) level_[v] = -1;
   queue_.clear();
   sink_level_ = -1;
   if (feasibility) {
@@ -168,7 +179,7 @@ int64_t CutNetwork::Push(int u, int64_t limit, bool feasibility) {
 int64_t CutNetwork::Dinic(bool feasibility) {
   int64_t total = 0;
   while (BuildLevels(feasibility)) {
-    std::copy(adjacency_begin_.begin(), adjacency_begin_.end() - 1, current_.begin());
+    for (int v : queue_) current_[v] = adjacency_begin_[v];  // Push visits levelled nodes only
     if (feasibility) {
       for (int v : excess_nodes_) {
         if (excess_[v] <= 0 || level_[v] != 0) continue;
@@ -189,14 +200,21 @@ int64_t CutNetwork::Dinic(bool feasibility) {
 Status CutNetwork::Solve() {
   // 1. Feasibility: route every excess to a deficit, through the network
   // and an infinite arc sink -> source.
+  // Only the source, the sink and nodes whose flow balance changed since the
+  // last Solve can have an excess (a Solve leaves every other node balanced).
+  Touch(kSource);
+  Touch(kSink);
+  std::sort(touched_.begin(), touched_.end());
   excess_nodes_.clear();
   int64_t need = 0;
-  for (int v = 0; v < num_nodes_; ++v) {
+  for (int v : touched_) {
+    is_touched_[v] = 0;
     if (excess_[v] > 0) {
       excess_nodes_.push_back(v);
       need += excess_[v];
     }
   }
+  touched_.clear();
   if (need > 0) {
     residual_[2 * static_cast<size_t>(back_arc_)] = kInfinite;
     residual_[2 * static_cast<size_t>(back_arc_) + 1] = 0;

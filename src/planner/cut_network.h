@@ -80,6 +80,9 @@ class CutNetwork {
   bool BuildLevels(bool feasibility);
   int64_t Push(int u, int64_t limit, bool feasibility);
   int64_t Dinic(bool feasibility);
+  void Touch(int node) {
+    if (!is_touched_[node]) is_touched_[node] = 1, touched_.push_back(node);
+  }
 
   int num_computations_ = 0;
   int num_nodes_ = 0;
@@ -99,6 +102,9 @@ class CutNetwork {
   // Inflow minus outflow per node; the nodes with excess when Solve began.
   std::vector<int64_t> excess_;
   std::vector<int> excess_nodes_;
+  // Nodes whose balance changed since the last Solve (Touch).
+  std::vector<int> touched_;
+  std::vector<char> is_touched_;
   // The arcs of the current network, and of the one being Set.
   std::vector<int> active_arcs_, next_arcs_;
   std::vector<uint32_t> set_in_;  // per arc: the Begin() round it was last Set in
