@@ -4,6 +4,8 @@
 #include <cmath>
 #include <utility>
 
+#include "src/planner/plan_state.h"
+
 namespace perseus::planner {
 namespace {
 
@@ -44,44 +46,67 @@ ImproveResult ImprovePlan(const Problem& problem, Plan plan, double deadline_s,
   r.plan = PolishPlan(problem, plan, deadline_s, &r.work, options.max_work);
   r.figures = evaluate(r.plan);
   r.objective_j = objective(r.figures);
+  bool kept_given = false;
   if (Meets(given, deadline_s) &&
       (!Meets(r.figures, deadline_s) || objective(given) < r.objective_j)) {
+    kept_given = true;
     r.plan = std::move(plan);
     r.figures = given;
     r.objective_j = objective(given);
   }
   if (!Meets(r.figures, deadline_s)) return r;
 
-  Plan candidate;
+  // The moves, in a PlanState: a candidate changes the state, is repaired
+  // and refined there, and is undone unless it lowers the objective. A
+  // polished plan has no refine move left, so a candidate's refine only
+  // looks at what the candidate changed; a plan kept as given (not filled
+  // up to D) is refined from every computation, as a fresh polish would.
+  const double eps = kRelativeTimeTolerance * std::max(1.0, deadline_s);
+  bool settled = !kept_given;
+  PlanState state(problem, std::move(r.plan));
+  const int64_t visits_before = state.visits();
+  auto spent = [&] { return r.work + state.visits() - visits_before; };
+  auto finish = [&](bool budget_spent) {
+    r.work = spent();
+    r.budget_spent = budget_spent;
+    r.plan = state.plan();
+    return r;
+  };
   for (bool improved = true; improved;) {
     improved = false;
     for (int i = 0; i < n; ++i) {
       const int options_of_i = static_cast<int>(problem.set(i).options.size());
       for (int step : {-1, +1, -2, +2}) {  // faster (options are fastest first) or slower
-        const int k = r.plan[i] + step;
+        const int k = state.plan()[i] + step;
         if (k < 0 || k >= options_of_i) continue;
-        if (r.work >= options.max_work) {
-          r.budget_spent = true;
-          return r;
+        if (spent() >= options.max_work) return finish(true);
+        state.Mark();
+        state.SetOption(i, k);
+        if (!state.Repair(deadline_s, eps)) {
+          state.Undo();
+          continue;
         }
-        candidate = r.plan;
-        candidate[i] = k;
-        candidate =
-            PolishPlan(problem, std::move(candidate), deadline_s, &r.work, options.max_work);
-        const Figures f = evaluate(candidate);
-        if (!Meets(f, deadline_s)) continue;
+        if (!state.Refine(deadline_s, /*all=*/!settled,
+                          state.visits() + options.max_work - spent())) {
+          state.Undo();
+          return finish(true);
+        }
+        const Figures f = state.figures();
         const double e = objective(f);
-        if (e < r.objective_j - kRelativeGain * std::abs(r.objective_j)) {
-          r.plan = candidate;
-          r.figures = f;
-          r.objective_j = e;
+        if (Meets(f, deadline_s) && e < r.objective_j - kRelativeGain * std::abs(r.objective_j)) {
+          state.Commit();
+          r.figures = state.figures();  // summed afresh by Commit
+          r.objective_j = objective(r.figures);
           ++r.moves;
           improved = true;
+          settled = true;
+        } else {
+          state.Undo();
         }
       }
     }
   }
-  return r;
+  return finish(false);
 }
 
 std::optional<DeadlinePlan> PlanForDeadline(const Frontier& frontier, double deadline_s,

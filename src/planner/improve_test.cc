@@ -8,6 +8,7 @@
 
 #include "perseus/planner/solver.h"
 #include "src/planner/testing/brute_force.h"
+#include "src/planner/testing/improve_reference.h"
 #include "src/planner/testing/random_profile.h"
 #include "src/planner/testing/shipped_problem.h"
 
@@ -86,11 +87,71 @@ TEST(ImproveTest, AgainstBruteForceOnTinyInstances) {
       "deadline plans: %d cases, %d optimal, %d better than the frontier's point, "
       "worst gap %.4f%% of energy\n",
       cases, optimal, beat_frontier, worst_gap_pct);
-  // Measured: 200 cases, 183 optimal, worst gap 1.37% (random tiny profiles
+  // Measured: 200 cases, 179 optimal, worst gap 1.37% (random tiny profiles
   // have 2-4 options with large steps; the shipped ones have ~20 small ones).
   ASSERT_EQ(cases, 200);
   EXPECT_GE(optimal, cases * 85 / 100);
   EXPECT_LE(worst_gap_pct, 2.0);
+}
+
+// The incremental search (moves in a PlanState, undone when rejected) makes
+// the textbook search's moves: a fresh copy polished from scratch and
+// evaluated afresh for every candidate. From frontier points and from the
+// fastest plan, on random pipelines and the shipped profiles, both
+// objectives.
+TEST(ImproveTest, IsTheTextbookSearchMoveForMove) {
+  std::mt19937 rng(41);
+  int cases = 0, moved = 0;
+  auto check = [&](const Problem& problem, const Plan& start, double deadline,
+                   const std::string& what) {
+    for (DeadlineObjective objective : kObjectives) {
+      ImproveOptions io;
+      io.objective = objective;
+      const ImproveResult fast = ImprovePlan(problem, start, deadline, io);
+      const ImproveResult textbook =
+          testing::ImprovePlanReference(problem, start, deadline, objective);
+      EXPECT_EQ(fast.plan, textbook.plan) << what;
+      EXPECT_EQ(fast.moves, textbook.moves) << what;
+      EXPECT_EQ(fast.objective_j, textbook.objective_j) << what;
+      EXPECT_FALSE(fast.budget_spent) << what;
+      ++cases;
+      if (fast.moves > 0) ++moved;
+    }
+  };
+  for (int trial = 0; trial < 40; ++trial) {
+    const int stages = 1 + static_cast<int>(rng() % 4);
+    const int microbatches = 1 + static_cast<int>(rng() % 6);
+    PlannerOptions opt;
+    opt.unit_time_s = 0.1;
+    opt.blocking_power_w = 1 + static_cast<double>(rng() % 5);
+    auto problem =
+        testing::MakeProblem(testing::RandomProfile(rng, stages, 2 + static_cast<int>(rng() % 5)),
+                             stages, microbatches, opt);
+    ASSERT_NE(problem, nullptr);
+    auto frontier = SolveFrontier(problem);
+    ASSERT_TRUE(frontier.ok()) << frontier.status().message();
+    const double fastest = frontier->points()[frontier->TMinIndex()].time_s;
+    const double slowest = Slowest(*problem);
+    for (double x : {0.0, 0.2, 0.5}) {
+      const double deadline = fastest + x * (slowest - fastest);
+      const size_t k = frontier->IndexForDeadline(deadline).value_or(frontier->TMinIndex());
+      check(*problem, frontier->PlanAt(k), deadline, "trial " + std::to_string(trial));
+      check(*problem, FastestPlan(*problem), deadline, "trial " + std::to_string(trial));
+    }
+  }
+  for (const char* name : {"gpt3-175b+a100_sxm_bf16.csv", "bloom+a100_sxm_bf16.csv"}) {
+    auto problem = testing::ShippedProblem(name, 4);
+    ASSERT_NE(problem, nullptr) << name;
+    auto frontier = SolveFrontier(problem);
+    ASSERT_TRUE(frontier.ok());
+    for (double factor : {1.0, 1.05}) {
+      const double deadline = frontier->all_max.time_s * factor;
+      const size_t k = frontier->IndexForDeadline(deadline).value_or(frontier->TMinIndex());
+      check(*problem, frontier->PlanAt(k), deadline, name);
+    }
+  }
+  EXPECT_EQ(cases, 40 * 3 * 2 * 2 + 2 * 2 * 2);
+  EXPECT_GT(moved, cases / 4);  // the cases do search
 }
 
 // The search only accepts moves that meet the deadline and lower the energy:

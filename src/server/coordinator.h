@@ -158,7 +158,7 @@ class Coordinator {
   // Recomputes every pipeline's plan from its stored point and target (after a restart).
   static void RefreshPlans(Job& job);
   // The discrete local search's budget for a straggler's plan (computations visited).
-  static constexpr int64_t kImproveWork = 100'000'000;
+  static constexpr int64_t kImproveWork = 30'000'000;
   // Sets (or, with nullopt, clears) a pipeline's straggler entry, retargets
   // every pipeline, and commits both; the in-memory state is undone on failure.
   Reply ChangeStraggler(Job* job, int pipeline, std::optional<Straggler> straggler);  // mu_ held

@@ -17,7 +17,10 @@
 //          a whole round of moves gives nothing (a local optimum) or the work
 //          budget is spent.
 //
-// The work budget counts computations visited by longest-path passes, so the
+// The search runs in a PlanState (src/planner/plan_state.h): a candidate
+// move changes the plan's times incrementally and is undone unless it is
+// kept, with the same moves as polishing a fresh copy of the plan for every
+// candidate (tested). The work budget counts computations visited, so the
 // result is the same on every machine and every run (no wall-clock limit).
 // bench/discrete_gap.py measures the result against the exact optimum (a MILP
 // solved by HiGHS); the tests check it against brute force on tiny instances.
@@ -46,12 +49,13 @@ enum class DeadlineObjective {
 
 struct ImproveOptions {
   DeadlineObjective objective = DeadlineObjective::kOwnTime;
-  // Work budget in computations visited (one longest-path pass over the DAG
-  // visits every computation once). The default is ~0.3 s of one core on the
-  // shipped 8 x 12 profiles' searches, which finish far below it; on DAGs of
-  // tens of thousands of computations the search stops early with what it
-  // has.
-  int64_t max_work = 400'000'000;
+  // Work budget in computations visited (a time recomputed, a move
+  // considered; a full longest-path pass visits every computation once),
+  // about 10-20 ns each on one core. The shipped 8 x 12 and 8 x 24
+  // profiles' searches finish at 1-6 and 7-52 million; the default caps a
+  // search at ~1-2 s, so on DAGs of thousands of computations the search
+  // stops early with what it has.
+  int64_t max_work = 100'000'000;
 };
 
 struct ImproveResult {

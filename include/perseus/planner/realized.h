@@ -45,11 +45,12 @@ Plan FillSlack(const Problem& problem, Plan plan, double deadline_s);
 //     critical computation with the lowest energy cost per second saved;
 //  2. refine: repeatedly slow down the computation whose slack (against the
 //     deadline) buys the largest energy saving, until none fits.
-// Returns the polished plan. If even the fastest options miss the deadline the
-// result is the repair's best effort (callers check the realized time).
-// If `work` is given, adds to it the computations visited (n per longest-path
-// pass; ImprovePlan's budget), and the refinement stops once *work reaches
-// `max_work` (the repair always finishes).
+// Ties go to the lowest index. Returns the polished plan. If even the
+// fastest options miss the deadline the result is the repair's best effort
+// (callers check the realized time). Each move recomputes only the times it
+// changes (src/planner/plan_state.h). If `work` is given, adds to it the
+// computations visited (ImprovePlan's budget), and the refinement stops once
+// *work reaches `max_work` (the repair always finishes).
 Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work = nullptr,
                 int64_t max_work = INT64_MAX);
 

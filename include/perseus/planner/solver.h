@@ -147,9 +147,9 @@ struct SolverOptions {
   // sweep).
   bool improve_ends = true;
   // Work budget of each end's search (computations visited, ImproveOptions::
-  // max_work): the demo's searches finish far below it; on DAGs of thousands
-  // of computations it caps the added time at a few tenths of a second.
-  int64_t improve_ends_work = 50'000'000;
+  // max_work): the demo's searches finish below it; on DAGs of thousands of
+  // computations it caps the added time at a few tenths of a second.
+  int64_t improve_ends_work = 15'000'000;
   // If set, receives what the solve did.
   SolverStats* stats = nullptr;
 };

@@ -1,5 +1,5 @@
 // The textbook PolishPlan (realized.h): after every move it recomputes
-// every earliest start and latest finish (or longest tail) from scratch and
+// every earliest start and tail (timing.h) from scratch and
 // scans every computation for the next move, O(moves * (V + E)). The oracle
 // the incremental one (polish.cc) is tested against: the same plan, move
 // for move.
@@ -17,7 +17,7 @@ namespace perseus::planner::testing {
 inline Plan PolishPlanReference(const Problem& problem, Plan plan, double deadline_s) {
   const Dag& dag = *problem.dag;
   const int n = dag.num_nodes();
-  std::vector<double> es, lf, tail, t(n);
+  std::vector<double> es, tail, t(n);
   const double eps = 1e-9 * std::max(1.0, deadline_s);
   auto durations = [&] {
     for (int i = 0; i < n; ++i) t[i] = problem.option(i, plan[i]).time_s;
@@ -48,12 +48,12 @@ inline Plan PolishPlanReference(const Problem& problem, Plan plan, double deadli
   for (;;) {
     durations();
     EarliestStarts(dag, t, &es);
-    LatestFinishes(dag, t, deadline_s, &lf);
+    LongestTails(dag, t, &tail);
     int best = -1, best_option = -1;
     double best_gain = 0;
     for (int i = 0; i < n; ++i) {
       const std::vector<Option>& options = problem.set(i).options;
-      const double room = lf[i] - es[i];
+      const double room = (deadline_s - tail[i]) - es[i] + eps;  // latest finish - start
       int k = plan[i];
       while (k + 1 < static_cast<int>(options.size()) && options[k + 1].time_s <= room) ++k;
       if (k == plan[i]) continue;
