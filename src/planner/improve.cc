@@ -82,8 +82,9 @@ ImproveResult ImprovePlan(const Problem& problem, Plan plan, double deadline_s,
         if (spent() >= options.max_work) return finish(true);
         state.Mark();
         state.SetOption(i, k);
-        if (!state.Repair(deadline_s, eps)) {
+        if (!state.Repair(deadline_s, eps, state.visits() + options.max_work - spent())) {
           state.Undo();
+          if (spent() >= options.max_work) return finish(true);
           continue;
         }
         if (!state.Refine(deadline_s, /*all=*/!settled,

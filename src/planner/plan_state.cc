@@ -98,10 +98,11 @@ void PlanState::Backward(int b) {
   }
 }
 
-bool PlanState::Repair(double deadline_s, double eps) {
+bool PlanState::Repair(double deadline_s, double eps, int64_t max_visits) {
   double m = makespan();
   visits_ += static_cast<int64_t>(sinks_.size());
   while (m > deadline_s + eps) {
+    if (visits_ >= max_visits) return false;
     auto critical = [&](int i) { return es_[i] + t_[i] + tail_[i] >= m - eps; };
     ++round_;
     int best = -1;

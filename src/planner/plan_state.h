@@ -54,9 +54,11 @@ class PlanState {
 
   // Gives computation i option k (times and sums updated).
   void SetOption(int i, int k);
-  // Repair against D (see above). Returns whether the iteration now meets
-  // D + eps (false: every critical computation is at its fastest).
-  bool Repair(double deadline_s, double eps);
+  // Repair against D (see above), until it meets D + eps or visits()
+  // reaches max_visits. Returns whether the iteration now meets D + eps
+  // (false: every critical computation is at its fastest, or the budget
+  // ran out).
+  bool Repair(double deadline_s, double eps, int64_t max_visits = INT64_MAX);
   // Refine against D from the moves of `seeds` (all computations if
   // `all`), until no move fits or visits() reaches max_visits. Returns
   // whether it finished (no move left).

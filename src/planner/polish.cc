@@ -16,12 +16,13 @@ Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* w
   // Two real times closer than this (relative to the iteration time) are equal.
   const double eps = 1e-9 * std::max(1.0, deadline_s);
   const int64_t spent_before = work != nullptr ? *work : 0;
+  const int64_t budget = work != nullptr ? max_work - spent_before : INT64_MAX;
   PlanState state(problem, std::move(plan));
-  if (!state.Repair(deadline_s, eps)) {
+  if (!state.Repair(deadline_s, eps, budget)) {
     if (work != nullptr) *work += state.visits();
     return std::move(state).TakePlan();
   }
-  state.Refine(deadline_s, /*all=*/true, work != nullptr ? max_work - spent_before : INT64_MAX);
+  state.Refine(deadline_s, /*all=*/true, budget);
   if (work != nullptr) *work += state.visits() + 2 * n;  // + FillSlack's two passes
   return FillSlack(problem, std::move(state).TakePlan(), deadline_s);
 }

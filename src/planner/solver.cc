@@ -533,7 +533,23 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   if (!problem.options.round_down) {
     Lap lap;
     int64_t work = 0;
-    Plan polished = PolishPlan(problem, pending_plan, frontier.all_max.time_s, &work);
+    // Start no slower than all-max anywhere: each computation at the faster
+    // of its T_min option and the slowest option as fast as its highest
+    // frequency (durations rounded up to units may map to a slower option
+    // than the highest frequency's, which the all-max time does not
+    // allow). The start then meets the all-max time, and the polish only
+    // fills slack: no repair of thousands of computations one at a time.
+    Plan fast_start = pending_plan;
+    for (int i = 0; i < n; ++i) {
+      const OptionSet& set = problem.set(i);
+      int k = 0;
+      while (k + 1 < static_cast<int>(set.options.size()) &&
+             set.options[k + 1].time_s <= set.highest_frequency.time_s) {
+        ++k;
+      }
+      fast_start[i] = std::min(fast_start[i], k);
+    }
+    Plan polished = PolishPlan(problem, std::move(fast_start), frontier.all_max.time_s, &work);
     sweep.stats.polish_passes = work / n;
     Figures realized = EvaluatePlan(problem, polished);
     lap.To(&sweep.stats.polish_s);

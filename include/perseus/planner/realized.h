@@ -49,8 +49,9 @@ Plan FillSlack(const Problem& problem, Plan plan, double deadline_s);
 // fastest options miss the deadline the result is the repair's best effort
 // (callers check the realized time). Each move recomputes only the times it
 // changes (src/planner/plan_state.h). If `work` is given, adds to it the
-// computations visited (ImprovePlan's budget), and the refinement stops once
-// *work reaches `max_work` (the repair always finishes).
+// computations visited (ImprovePlan's budget), and the polish stops once
+// *work reaches `max_work` (a repair stopped so may leave the plan slower
+// than the deadline).
 Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work = nullptr,
                 int64_t max_work = INT64_MAX);
 

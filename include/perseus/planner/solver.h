@@ -72,7 +72,8 @@
 // computation runs the slowest measured option whose quantised time fits its
 // duration; durations are rounded up, so the realized time is never above the
 // model's. The T_min point is then polished against the all-max time
-// (PolishPlan), so realized T_min <= all-max time.
+// (PolishPlan, from its plan with every computation no slower than at its
+// highest frequency), so realized T_min <= all-max time.
 //
 // Cost per step: O(V + E) for timing and for the critical network, a max
 // flow warm-started from the previous step's (cut_network.h: it routes what
