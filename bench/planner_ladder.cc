@@ -17,12 +17,16 @@
 //   build/bin/planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b]
 //                            [--max-gpus-x-mb N] [--min-gpus-x-mb N]
 //                            [--timeout SEC | --cpu-timeout SEC] [--reference]
-//                            [--unit-steps] [--every-unit]
+//                            [--unit-steps] [--every-unit] [--all-points] [--hash]
 //
 // --timeout limits each case's wall-clock time, --cpu-timeout its CPU time.
 //
 // --unit-steps: the unit-step sweep (SolverOptions::unit_steps); --every-unit:
-// longest steps, a point per unit (SolverOptions::realize_every_unit).
+// longest steps, a point per unit (SolverOptions::realize_every_unit);
+// --all-points: every point of the sweep (SolverOptions::pareto_only off, so
+// no ends' improvement either). --hash: an extra column with the fast
+// frontier's hash (every point's figures and every 97th plan), to check that
+// a change to the solver leaves its frontier bit for bit the same.
 // --reference also runs the reference solver (unit steps, textbook max flow)
 // on every case: with --unit-steps or --every-unit its frontier (every
 // point's figures and every 97th plan) must hash equal to the fast one's;
@@ -238,7 +242,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> schedules = {"1f1b", "interleaved-1f1b"};
   long max_size = 64L * 512, min_size = 0;
   int timeout_s = 1800;
-  bool reference = false;
+  bool reference = false, print_hash = false;
   perseus::planner::SolverOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -267,12 +271,16 @@ int main(int argc, char** argv) {
       options.unit_steps = true;
     } else if (a == "--every-unit") {
       options.realize_every_unit = true;
+    } else if (a == "--all-points") {
+      options.pareto_only = false;
+    } else if (a == "--hash") {
+      print_hash = true;
     } else {
       std::fprintf(stderr,
                    "usage: planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b] "
                    "[--max-gpus-x-mb N] [--min-gpus-x-mb N] [--timeout SEC | --cpu-timeout SEC] "
                    "[--reference] "
-                   "[--unit-steps] [--every-unit]\n");
+                   "[--unit-steps] [--every-unit] [--all-points] [--hash]\n");
       return 2;
     }
   }
@@ -284,11 +292,12 @@ int main(int argc, char** argv) {
       "(s) | timing / cuts / points / T_min polish / ends (s) | case CPU (s) | per point (us) | "
       "peak RSS (MB) | plans "
       "(kB) "
-      "|%s\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|%s\n",
+      "|%s%s\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|%s%s\n",
+      print_hash ? " hash |" : "",
       reference
           ? (same_points ? " reference (s) | same frontier |" : " reference (s) | step ends |")
           : "",
-      reference ? "---|---|" : "");
+      print_hash ? "---|" : "", reference ? "---|---|" : "");
   for (const std::string& schedule : schedules) {
     for (int unit : units) {
       for (const auto& sm : ladder) {
@@ -314,6 +323,7 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(r.points), r.seconds, r.timing_s, r.cuts_s, r.points_s,
             r.polish_s, r.ends_s, cpu, 1e6 * r.seconds / static_cast<double>(r.points),
             static_cast<double>(peak) / 1024.0, static_cast<double>(r.plan_bytes) / 1024.0);
+        if (print_hash) std::printf(" %016llx |", static_cast<unsigned long long>(r.hash));
         if (reference) {
           long ref_peak = 0;
           double ref_cpu = 0;
