@@ -12,6 +12,7 @@ CutNetwork::CutNetwork(const Dag& dag)
   const std::vector<int>& topo = dag.topological_order();
   position_.assign(n, 0);
   for (int k = 0; k < n; ++k) position_[topo[k]] = k;
+  computation_ = topo;
   for (int u : topo) AddArc(In(u), Out(u));  // arc id = position
   dependency_arc_.assign(dag.num_edges(), -1);
   source_arc_.assign(n, -1);
@@ -80,7 +81,34 @@ void CutNetwork::SetFlowBounds(int arc, int64_t lower, int64_t upper) {
   upper_[arc] = upper;
   residual_[2 * static_cast<size_t>(arc)] = upper - flow;
   residual_[2 * static_cast<size_t>(arc) + 1] = flow - lower;
+  if (!active_[arc]) ++num_active_;
   active_[arc] = 1;
+}
+
+void CutNetwork::Deactivate(int arc) {
+  const int64_t flow = Flow(arc);
+  if (flow != 0) {
+    excess_[to_[arc]] -= flow;
+    excess_[from_[arc]] += flow;
+    Touch(to_[arc]);
+    Touch(from_[arc]);
+  }
+  residual_[2 * static_cast<size_t>(arc)] = 0;
+  residual_[2 * static_cast<size_t>(arc) + 1] = 0;
+  lower_[arc] = upper_[arc] = 0;
+  active_[arc] = 0;
+  --num_active_;
+}
+
+bool CutNetwork::Update(int arc, int64_t lower, int64_t upper) {
+  assert(0 <= lower && lower <= upper);
+  if (active_[arc] && lower_[arc] == lower && upper_[arc] == upper) return false;
+  SetFlowBounds(arc, lower, upper);
+  return true;
+}
+
+void CutNetwork::Remove(int arc) {
+  if (active_[arc]) Deactivate(arc);
 }
 
 void CutNetwork::Set(int arc, int64_t lower, int64_t upper) {
@@ -96,17 +124,7 @@ void CutNetwork::Set(int arc, int64_t lower, int64_t upper) {
 bool CutNetwork::Finish() {
   for (int arc : active_arcs_) {
     if (set_in_[arc] == round_) continue;
-    const int64_t flow = Flow(arc);
-    if (flow != 0) {
-      excess_[to_[arc]] -= flow;
-      excess_[from_[arc]] += flow;
-      Touch(to_[arc]);
-      Touch(from_[arc]);
-    }
-    residual_[2 * static_cast<size_t>(arc)] = 0;
-    residual_[2 * static_cast<size_t>(arc) + 1] = 0;
-    lower_[arc] = upper_[arc] = 0;
-    active_[arc] = 0;
+    Deactivate(arc);
     changed_ = true;
   }
   std::swap(active_arcs_, next_arcs_);

@@ -62,6 +62,14 @@ class CutNetwork {
   // differs from the previous one (the same arcs with the same bounds).
   bool Finish();
 
+  // Arc by arc instead (not mixed with Begin / Set / Finish on one
+  // network): puts `arc` into the network with these bounds, or changes
+  // them; returns whether anything changed. Remove takes it out (nothing if
+  // it is not in the network). A network reached either way is the same,
+  // flows included, so Solve finds the same cut.
+  bool Update(int arc, int64_t lower, int64_t upper);
+  void Remove(int arc);
+
   // Maximum flow from the source to the sink. kInfeasible if no flow meets
   // the lower bounds.
   Status Solve();
@@ -69,14 +77,21 @@ class CutNetwork {
   bool OnSourceSide(int node) const { return level_[node] >= 0; }
   // After Solve: the flow's value.
   int64_t value() const { return value_; }
-  // Arcs in the network (after Finish).
-  int64_t num_active_arcs() const { return static_cast<int64_t>(active_arcs_.size()); }
+  // Arcs in the network (after Finish, or Update / Remove).
+  int64_t num_active_arcs() const { return num_active_; }
+  // After Solve: the nodes on the source side of the minimum cut (the last
+  // search's, in no particular order), and the computation a node's arc
+  // belongs to (for nodes other than the source and the sink).
+  const std::vector<int>& source_side() const { return queue_; }
+  int ComputationOf(int node) const { return computation_[(node - 2) / 2]; }
+  static bool IsOut(int node) { return node % 2 == 1; }
   // After Solve: flow on an active arc.
   int64_t Flow(int arc) const { return lower_[arc] + residual_[2 * arc + 1]; }
 
  private:
   int AddArc(int from, int to);
   void SetFlowBounds(int arc, int64_t lower, int64_t upper);
+  void Deactivate(int arc);
   bool BuildLevels(bool feasibility);
   int64_t Push(int u, int64_t limit, bool feasibility);
   int64_t Dinic(bool feasibility);
@@ -86,7 +101,9 @@ class CutNetwork {
 
   int num_computations_ = 0;
   int num_nodes_ = 0;
-  std::vector<int> position_;  // per computation: its place in the topological order
+  std::vector<int> position_;     // per computation: its place in the topological order
+  std::vector<int> computation_;  // per place: the computation
+  int64_t num_active_ = 0;        // arcs in the network
   std::vector<int> dependency_arc_, source_arc_, sink_arc_;
   int back_arc_ = -1;  // sink -> source, during the feasibility phase only
   // Per arc: endpoints, bounds, and whether it is in the network.

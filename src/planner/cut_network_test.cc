@@ -43,6 +43,9 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
     const Dag dag = RandomDag(rng, 2 + static_cast<int>(rng() % 10));
     const int n = dag.num_nodes();
     CutNetwork network(dag);
+    // The same networks reached arc by arc (Update / Remove): the same cut.
+    CutNetwork incremental(dag);
+    std::vector<char> in_incremental;
     // Every arc of the network with its endpoints.
     struct ArcInfo {
       int id, from, to;
@@ -110,8 +113,33 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
       for (size_t a = 0; a < arcs.size(); ++a) {
         if (bounds[a].active) network.Set(arcs[a].id, bounds[a].lower, bounds[a].upper);
       }
-      network.Finish();
+      const bool changed = network.Finish();
       ASSERT_TRUE(network.Solve().ok()) << "trial " << trial << " round " << round;
+      in_incremental.resize(arcs.size(), 0);
+      bool incremental_changed = false;
+      for (size_t a = 0; a < arcs.size(); ++a) {
+        if (bounds[a].active) {
+          incremental_changed |= incremental.Update(arcs[a].id, bounds[a].lower, bounds[a].upper);
+        } else if (in_incremental[a]) {
+          incremental.Remove(arcs[a].id);
+          incremental_changed = true;
+        }
+        in_incremental[a] = bounds[a].active ? 1 : 0;
+      }
+      EXPECT_EQ(incremental_changed, changed) << "trial " << trial << " round " << round;
+      ASSERT_TRUE(incremental.Solve().ok()) << "trial " << trial << " round " << round;
+      EXPECT_EQ(incremental.value(), network.value());
+      EXPECT_EQ(incremental.num_active_arcs(), network.num_active_arcs());
+      std::vector<char> on_source_side(2 + 2 * n, 0);
+      for (int v : incremental.source_side()) on_source_side[v] = 1;
+      for (int v = 0; v < 2 + 2 * n; ++v) {
+        EXPECT_EQ(incremental.OnSourceSide(v), network.OnSourceSide(v)) << "node " << v;
+        EXPECT_EQ(on_source_side[v] != 0, network.OnSourceSide(v)) << "node " << v;
+        if (v >= 2) {
+          const int i = incremental.ComputationOf(v);
+          EXPECT_EQ(CutNetwork::IsOut(v) ? incremental.Out(i) : incremental.In(i), v);
+        }
+      }
 
       LowerBoundedMaxFlow fresh;
       fresh.Reset(2 + 2 * n);

@@ -103,7 +103,17 @@ struct Sweep {
     int64_t lower, upper;
     bool infinite;
   };
-  std::vector<Caps> caps;
+  std::vector<Caps> caps;  // the reference's, per critical node
+  // The fast network's arcs as last set (UpdateNetwork), per computation and
+  // per dependency, and the sum of its finite capacities.
+  struct NetworkState {
+    char computation = 0, source = 0, sink = 0;
+    int64_t duration = 0;
+    Caps caps{0, 0, false};
+  };
+  std::vector<NetworkState> network_state;
+  std::vector<char> dependency_in_network;
+  int64_t network_finite_sum = 0;
   // The step found: the computations it moves and their rate (-1 crossing
   // the cut forwards, +1 backwards below its maximum; 0 for all others).
   std::vector<int> moved;
@@ -130,6 +140,8 @@ struct Sweep {
       reference_flow.set_algorithm(LowerBoundedMaxFlow::Algorithm::kSimple);
     } else {
       network.emplace(dag);
+      network_state.assign(dag.num_nodes(), NetworkState{});
+      dependency_in_network.assign(dag.num_edges(), 0);
     }
     rate.assign(dag.num_nodes(), 0);
     runs.reserve(problem.option_sets.size());
@@ -253,6 +265,98 @@ struct Sweep {
     }
   }
 
+  // The capacities of computation i's arc at its duration.
+  Caps CapsAt(int i) const {
+    const CostTable& table = problem.set(i).cost;
+    const int64_t d = duration[i];
+    Caps c{0, 0, d == table.min_units};
+    if (!c.infinite) c.upper = table.At(d - 1) - table.At(d);
+    if (d < table.max_units) c.lower = table.At(d) - table.At(d + 1);
+    return c;
+  }
+  static int64_t CapSum(const Caps& c) { return (c.infinite ? 0 : c.upper) + c.lower; }
+  static Status TooLarge() {
+    return Status::InvalidInput("energy values are too large for the solver's integer capacities");
+  }
+
+  // The reference's network: emit(from, to, lower, upper) for each arc
+  // (nodes: 0 = source, 1 = sink, 2+2k = in(k), 3+2k = out(k) for critical
+  // node k); upper may be CutNetwork::kInfinite.
+  template <typename Emit>
+  void ForEachReferenceArc(int64_t makespan, Emit&& emit) const {
+    constexpr int64_t kInfinite = CutNetwork::kInfinite;
+    for (size_t k = 0; k < critical_nodes.size(); ++k) {
+      const int kk = static_cast<int>(k);
+      const int i = critical_nodes[k];
+      emit(2 + 2 * kk, 3 + 2 * kk, caps[k].lower, caps[k].infinite ? kInfinite : caps[k].upper);
+      if (earliest_start[i] == 0) emit(0, 2 + 2 * kk, int64_t{0}, kInfinite);
+      const int64_t finish = earliest_start[i] + duration[i];
+      if (finish == makespan) emit(3 + 2 * kk, 1, int64_t{0}, kInfinite);
+      for (int j : dag.successors(i)) {
+        const int kj = critical_index[j];
+        if (kj >= 0 && finish == earliest_start[j])
+          emit(3 + 2 * kk, 2 + 2 * kj, int64_t{0}, kInfinite);
+      }
+    }
+  }
+
+  // Brings the fast network to this step's critical network (computation
+  // arcs of the critical computations with their capacities; source arcs of
+  // those starting at 0, sink arcs of those finishing at `makespan`;
+  // dependency arcs between critical computations without slack), changing
+  // only the arcs that differ from the last step's: their state is kept
+  // here (in_network, network_duration, the capacities' sum). Returns
+  // whether the network changed. One pass of comparisons over the DAG; the
+  // network's work is proportional to the arcs that changed.
+  bool UpdateNetwork(int64_t makespan) {
+    constexpr int64_t kInfinite = CutNetwork::kInfinite;
+    bool changed = false;
+    auto set_arc = [&](int arc, bool want, char* have) {
+      if (static_cast<bool>(*have) == want || arc < 0) return;
+      *have = want ? 1 : 0;
+      if (want) {
+        network->Update(arc, 0, kInfinite);
+      } else {
+        network->Remove(arc);
+      }
+      changed = true;
+    };
+    for (int i : dag.topological_order()) {
+      const bool critical = critical_index[i] >= 0;
+      NetworkState& state = network_state[i];
+      if (critical) {
+        if (!state.computation || state.duration != duration[i]) {
+          const Caps c = CapsAt(i);
+          if (state.computation) network_finite_sum -= CapSum(state.caps);
+          network_finite_sum += CapSum(c);
+          state.computation = 1;
+          state.duration = duration[i];
+          state.caps = c;
+          changed |= network->Update(network->ComputationArc(i), c.lower,
+                                     c.infinite ? kInfinite : c.upper);
+        }
+      } else if (state.computation) {
+        network_finite_sum -= CapSum(state.caps);
+        state.computation = 0;
+        network->Remove(network->ComputationArc(i));
+        changed = true;
+      }
+      const int64_t finish = earliest_start[i] + duration[i];
+      set_arc(network->SourceArc(i), critical && earliest_start[i] == 0, &state.source);
+      set_arc(network->SinkArc(i), critical && finish == makespan, &state.sink);
+      const auto successors = dag.successors(i);
+      const int edge0 = dag.successor_edge_begin(i);
+      for (size_t p = 0; p < successors.size(); ++p) {
+        const int j = successors[p];
+        const int edge = edge0 + static_cast<int>(p);
+        set_arc(network->DependencyArc(edge),
+                critical && critical_index[j] >= 0 && finish == earliest_start[j],
+                &dependency_in_network[edge]);
+      }
+    }
+    return changed;
+  }
+
   // One Phillips–Dessouky step from makespan T: finds the cut, the
   // computations it moves (moved, rate) and in *delta how many unit steps
   // it stays the cut for (>= 1); *delta = 0 if T_min has been reached.
@@ -264,13 +368,15 @@ struct Sweep {
     moved.clear();
     Lap lap;
     LatestFinishes(dag, duration, makespan, &latest_finish);
-    const int n = dag.num_nodes();
-    critical_index.assign(n, -1);
+    critical_index.resize(dag.num_nodes());
     critical_nodes.clear();
-    for (int i = 0; i < n; ++i) {
+    // In topological order, the order of the network's arc ids (cut_network.h).
+    for (int i : dag.topological_order()) {
       if (earliest_start[i] + duration[i] == latest_finish[i]) {
         critical_index[i] = static_cast<int>(critical_nodes.size());
         critical_nodes.push_back(i);
+      } else {
+        critical_index[i] = -1;
       }
     }
     lap.To(&stats.timing_s);
@@ -299,71 +405,30 @@ struct Sweep {
     }
 
     // Capacities of the computation arcs; "infinity" exceeds their sum.
-    caps.resize(critical_nodes.size());
     int64_t finite_sum = 0;
-    for (size_t k = 0; k < critical_nodes.size(); ++k) {
-      int i = critical_nodes[k];
-      const CostTable& table = problem.set(i).cost;
-      int64_t d = duration[i];
-      Caps c{0, 0, d == table.min_units};
-      if (!c.infinite) c.upper = table.At(d - 1) - table.At(d);
-      if (d < table.max_units) c.lower = table.At(d) - table.At(d + 1);
-      finite_sum += (c.infinite ? 0 : c.upper) + c.lower;
-      if (finite_sum >= kMaxCapacitySum) {
-        return Status::InvalidInput(
-            "energy values are too large for the solver's integer capacities");
-      }
-      caps[k] = c;
-    }
-    const int64_t infinity = finite_sum + 1;
-
-    // The network's arcs: emit(network arc, from, to, lower, upper) for each,
-    // with the reference's node numbers; upper may be CutNetwork::kInfinite.
-    auto in = [](int k) { return 2 + 2 * k; };
-    auto out = [](int k) { return 3 + 2 * k; };
-    auto for_each_arc = [&](auto&& emit) {
-      constexpr int64_t kInfinite = CutNetwork::kInfinite;
-      for (size_t k = 0; k < critical_nodes.size(); ++k) {
-        const int kk = static_cast<int>(k);
-        const int i = critical_nodes[k];
-        emit(network ? network->ComputationArc(i) : -1, in(kk), out(kk), caps[k].lower,
-             caps[k].infinite ? kInfinite : caps[k].upper);
-        if (earliest_start[i] == 0) {
-          emit(network ? network->SourceArc(i) : -1, 0, in(kk), int64_t{0}, kInfinite);
-        }
-        const int64_t finish = earliest_start[i] + duration[i];
-        if (finish == makespan) {
-          emit(network ? network->SinkArc(i) : -1, out(kk), 1, int64_t{0}, kInfinite);
-        }
-        const auto successors = dag.successors(i);
-        for (size_t p = 0; p < successors.size(); ++p) {
-          const int j = successors[p];
-          const int kj = critical_index[j];
-          if (kj >= 0 && finish == earliest_start[j]) {
-            const int edge = dag.successor_edge_begin(i) + static_cast<int>(p);
-            emit(network ? network->DependencyArc(edge) : -1, out(kk), in(kj), int64_t{0},
-                 kInfinite);
-          }
-        }
-      }
-    };
     Status status;
     if (reference) {
+      caps.resize(critical_nodes.size());
+      for (size_t k = 0; k < critical_nodes.size(); ++k) {
+        caps[k] = CapsAt(critical_nodes[k]);
+        finite_sum += CapSum(caps[k]);
+        if (finite_sum >= kMaxCapacitySum) return TooLarge();
+      }
+      const int64_t infinity = finite_sum + 1;
       ++stats.max_flows;
       stats.network_nodes += static_cast<int64_t>(critical_nodes.size());
       reference_flow.Reset(2 + 2 * static_cast<int>(critical_nodes.size()));
-      for_each_arc([&](int, int from, int to, int64_t lower, int64_t upper) {
+      ForEachReferenceArc(makespan, [&](int from, int to, int64_t lower, int64_t upper) {
         reference_flow.AddArc(from, to, lower, upper == CutNetwork::kInfinite ? infinity : upper);
         ++stats.network_arcs;
       });
       status = reference_flow.Solve(0, 1, infinity);
     } else {
-      network->Begin();
-      for_each_arc([&](int arc, int, int, int64_t lower, int64_t upper) {
-        network->Set(arc, lower, upper);
-      });
+      const bool changed = UpdateNetwork(makespan);
+      finite_sum = network_finite_sum;
+      if (finite_sum >= kMaxCapacitySum) return TooLarge();
       // The same network as the last one solved has the same minimum cut.
-      if (!network->Finish()) {
+      if (!changed) {
         ++stats.reused_cuts;
       } else {
         ++stats.max_flows;
@@ -378,22 +443,15 @@ struct Sweep {
                                 " (the cost model is not convex; please report this)");
     }
     // Cannot be cut: T_min (found above; the flow would be at least infinity).
+    const int64_t infinity = finite_sum + 1;
     if ((reference ? reference_flow.value() : network->value()) >= infinity) return Status::Ok();
-    // Which side of the cut in(k) and out(k) are on.
-    auto source_side = [&](int k, bool out_node) {
-      if (reference) return reference_flow.OnSourceSide(out_node ? out(k) : in(k));
-      const int i = critical_nodes[k];
-      return network->OnSourceSide(out_node ? network->Out(i) : network->In(i));
-    };
 
     // The cut's moves: all decisions are made before anything changes. Each
     // move limits the step to the run of unit steps that keeps its
-    // capacities (StepRuns).
+    // capacities (StepRuns). A computation moves iff exactly one of its
+    // arc's ends is on the source side.
     int64_t limit = std::numeric_limits<int64_t>::max();
-    for (size_t k = 0; k < critical_nodes.size(); ++k) {
-      int kk = static_cast<int>(k);
-      int i = critical_nodes[k];
-      const bool in_s = source_side(kk, false), out_s = source_side(kk, true);
+    auto move = [&](int i, bool in_s, bool out_s) {
       const StepRuns& run = runs[problem.set_of_node[i]];
       if (in_s && !out_s) {
         rate[i] = -1;
@@ -403,6 +461,24 @@ struct Sweep {
         rate[i] = 1;
         moved.push_back(i);
         limit = std::min(limit, run.Up(duration[i]));
+      }
+    };
+    if (reference) {
+      for (size_t k = 0; k < critical_nodes.size(); ++k) {
+        const int kk = static_cast<int>(k);
+        move(critical_nodes[k], reference_flow.OnSourceSide(2 + 2 * kk),
+             reference_flow.OnSourceSide(3 + 2 * kk));
+      }
+    } else {
+      // Only nodes on the source side can have an end there.
+      for (int v : network->source_side()) {
+        if (v == CutNetwork::kSource || v == CutNetwork::kSink) continue;
+        const int i = network->ComputationOf(v);
+        if (CutNetwork::IsOut(v)) {
+          if (!network->OnSourceSide(network->In(i))) move(i, false, true);
+        } else {
+          if (!network->OnSourceSide(network->Out(i))) move(i, true, false);
+        }
       }
     }
     ++stats.steps;
