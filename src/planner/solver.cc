@@ -9,6 +9,7 @@
 #include "perseus/planner/improve.h"
 #include "src/planner/cut_network.h"
 #include "src/planner/max_flow.h"
+#include "src/planner/point_figures.h"
 #include "src/planner/timing.h"
 
 namespace perseus::planner {
@@ -527,6 +528,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   const int64_t lowest = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
   sweep.StartAtMaximum();
 
+  PointFigures point_figures(problem);
   bool have_pending = false;
   FrontierPoint pending;
   Plan pending_plan, pending_base;  // the plan, and what it was filled from
@@ -543,10 +545,13 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     if (have_pending) append_pending();
     pending_base = sweep.plan;
     pending_fill_deadline = static_cast<double>(makespan) * tau;
-    pending_plan = problem.options.round_down
-                       ? pending_base
-                       : FillSlack(problem, pending_base, pending_fill_deadline);
-    Figures realized = EvaluatePlan(problem, pending_plan);
+    Figures realized;
+    if (problem.options.round_down) {
+      pending_plan = pending_base;
+      realized = EvaluatePlan(problem, pending_plan);
+    } else {  // FillSlack and EvaluatePlan
+      realized = point_figures.FillAndEvaluate(pending_base, pending_fill_deadline, &pending_plan);
+    }
     pending.time_s = realized.time_s;
     pending.energy_j = realized.energy_j;
     pending.model_time_s = static_cast<double>(makespan) * tau;

@@ -1,0 +1,91 @@
+#include "src/planner/point_figures.h"
+
+#include <algorithm>
+
+namespace perseus::planner {
+
+PointFigures::PointFigures(const Problem& problem) : problem_(problem) {
+  const Dag& dag = *problem.dag;
+  n_ = dag.num_nodes();
+  node_ = dag.topological_order();
+  position_.assign(n_, 0);
+  for (int p = 0; p < n_; ++p) position_[node_[p]] = p;
+  succ_begin_.assign(n_ + 1, 0);
+  pred_begin_.assign(n_ + 1, 0);
+  for (int p = 0; p < n_; ++p) {
+    const int i = node_[p];
+    for (int j : dag.successors(i)) succ_.push_back(position_[j]);
+    for (int j : dag.predecessors(i)) pred_.push_back(position_[j]);
+    succ_begin_[p + 1] = static_cast<int>(succ_.size());
+    pred_begin_[p + 1] = static_cast<int>(pred_.size());
+  }
+  options_.resize(n_);
+  num_options_.resize(n_);
+  for (int p = 0; p < n_; ++p) {
+    const std::vector<Option>& options = problem.set(node_[p]).options;
+    options_[p] = options.data();
+    num_options_[p] = static_cast<int>(options.size());
+  }
+  t_.resize(n_);
+  es_.resize(n_);
+  lf_.resize(n_);
+  option_.resize(n_);
+}
+
+Figures PointFigures::FillAndEvaluate(const Plan& base, double deadline_s, Plan* filled) {
+  // FillSlack: earliest starts of the base plan, ...
+  for (int p = 0; p < n_; ++p) {
+    const int k = base[node_[p]];
+    option_[p] = k;
+    t_[p] = options_[p][k].time_s;
+    double start = 0;
+    for (int q = pred_begin_[p]; q < pred_begin_[p + 1]; ++q) {
+      const int u = pred_[q];
+      start = std::max(start, es_[u] + t_[u]);
+    }
+    es_[p] = start;
+  }
+  // ... then in reverse topological order the slowest option that fits
+  // between the earliest start and the latest finish.
+  for (int p = n_ - 1; p >= 0; --p) {
+    double lf = deadline_s;
+    for (int q = succ_begin_[p]; q < succ_begin_[p + 1]; ++q) {
+      const int j = succ_[q];
+      lf = std::min(lf, lf_[j] - t_[j]);
+    }
+    lf_[p] = lf;
+    const Option* options = options_[p];
+    const double room = lf - es_[p];
+    int k = option_[p];
+    while (k + 1 < num_options_[p] && options[k + 1].time_s <= room) ++k;
+    option_[p] = k;
+    t_[p] = options[k].time_s;
+  }
+  // EvaluatePlan of the result: its longest path, ...
+  double makespan = 0;
+  for (int p = 0; p < n_; ++p) {
+    double start = 0;
+    for (int q = pred_begin_[p]; q < pred_begin_[p + 1]; ++q) {
+      const int u = pred_[q];
+      start = std::max(start, es_[u] + t_[u]);
+    }
+    es_[p] = start;
+    makespan = std::max(makespan, start + t_[p]);
+  }
+  // ... and its sums, in node order.
+  filled->resize(n_);
+  double sum_t = 0, sum_e = 0;
+  for (int i = 0; i < n_; ++i) {
+    const int p = position_[i];
+    const Option& o = options_[p][option_[p]];
+    (*filled)[i] = option_[p];
+    sum_t += o.time_s;
+    sum_e += o.energy_j;
+  }
+  Figures f;
+  f.time_s = makespan;
+  f.energy_j = sum_e + problem_.options.blocking_power_w * (problem_.num_gpus * f.time_s - sum_t);
+  return f;
+}
+
+}  // namespace perseus::planner
