@@ -181,9 +181,11 @@ struct Sweep {
   // drops out after one unit step, which changes the network.
   bool CriticalPathsFallByOne(int64_t makespan) {
     constexpr int64_t kUnset = std::numeric_limits<int64_t>::min();
-    path_slope.assign(dag.num_nodes(), kUnset);  // rate sum before the node
-    for (int u : dag.topological_order()) {
-      if (critical_index[u] < 0) continue;
+    // Rate sum before the node; only critical nodes are read. critical_nodes
+    // is in topological order.
+    path_slope.resize(dag.num_nodes());
+    for (int u : critical_nodes) path_slope[u] = kUnset;
+    for (int u : critical_nodes) {
       if (earliest_start[u] == 0) {
         if (path_slope[u] != kUnset && path_slope[u] != 0) return false;
         path_slope[u] = 0;
