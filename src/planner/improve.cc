@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "src/planner/plan_state.h"
 
@@ -154,13 +155,13 @@ std::optional<DeadlinePlan> PlanForDeadline(const Problem& problem,
   return out;
 }
 
-Frontier WithImprovedEnds(const Frontier& frontier, const ImproveOptions& options) {
+Frontier WithImprovedEnds(Frontier frontier, const ImproveOptions& options) {
   ImproveOptions own = options;
   own.objective = DeadlineObjective::kOwnTime;
-  Frontier out = frontier;
   const double t_min = frontier.points()[frontier.TMinIndex()].time_s;
   const double t_star = frontier.points()[frontier.TStarIndex()].time_s;
-  bool added = false;
+  // Both searches run on the frontier as given; their plans are added after.
+  std::vector<std::pair<FrontierPoint, Plan>> improved;
   for (double deadline : {std::max(t_min, frontier.all_max.time_s), t_star}) {
     auto found = PlanForDeadline(frontier, deadline, own);
     if (!found) continue;
@@ -171,13 +172,16 @@ Frontier WithImprovedEnds(const Frontier& frontier, const ImproveOptions& option
     }
     point.time_s = found->result.figures.time_s;
     point.energy_j = found->result.figures.energy_j;
-    out.Append(point, found->result.plan);
-    added = true;
+    improved.emplace_back(point, std::move(found->result.plan));
   }
-  if (added) out = out.ParetoOnly();
-  out.solve_seconds = frontier.solve_seconds;
-  (void)out.IndexForDeadline(0);
-  return out;
+  if (!improved.empty()) {
+    for (const auto& [point, plan] : improved) frontier.Append(point, plan);
+    const double solve_seconds = frontier.solve_seconds;
+    frontier = frontier.ParetoOnly();
+    frontier.solve_seconds = solve_seconds;
+  }
+  (void)frontier.IndexForDeadline(0);
+  return frontier;
 }
 
 }  // namespace perseus::planner

@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "perseus/planner/improve.h"
 #include "src/planner/cut_network.h"
@@ -657,7 +658,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
       ImproveOptions ends;
       ends.max_work = options.improve_ends_work;
       Lap lap;
-      frontier = WithImprovedEnds(frontier, ends);
+      frontier = WithImprovedEnds(std::move(frontier), ends);
       lap.To(&sweep.stats.ends_s);
     }
   }

@@ -103,6 +103,6 @@ std::optional<DeadlinePlan> PlanForDeadline(const Problem& problem,
 // point's) and the result is Pareto-filtered again (Frontier::ParetoOnly), so
 // an end point that the search made better replaces the old one. Its deadline
 // index is built (safe for concurrent readers). REQUIRES: a non-empty frontier.
-Frontier WithImprovedEnds(const Frontier& frontier, const ImproveOptions& options = {});
+Frontier WithImprovedEnds(Frontier frontier, const ImproveOptions& options = {});
 
 }  // namespace perseus::planner
