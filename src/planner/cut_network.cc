@@ -32,7 +32,6 @@ CutNetwork::CutNetwork(const Dag& dag)
   lower_.assign(num_arcs, 0);
   upper_.assign(num_arcs, 0);
   active_.assign(num_arcs, 0);
-  set_in_.assign(num_arcs, 0);
   residual_.assign(2 * static_cast<size_t>(num_arcs), 0);
   // Half-arc 2a leaves from_[a], 2a+1 leaves to_[a].
   adjacency_begin_.assign(num_nodes_ + 1, 0);
@@ -60,12 +59,6 @@ int CutNetwork::AddArc(int from, int to) {
   from_.push_back(from);
   to_.push_back(to);
   return static_cast<int>(from_.size()) - 1;
-}
-
-void CutNetwork::Begin() {
-  ++round_;
-  next_arcs_.clear();
-  changed_ = false;
 }
 
 void CutNetwork::SetFlowBounds(int arc, int64_t lower, int64_t upper) {
@@ -107,28 +100,10 @@ bool CutNetwork::Update(int arc, int64_t lower, int64_t upper) {
   return true;
 }
 
-void CutNetwork::Remove(int arc) {
-  if (active_[arc]) Deactivate(arc);
-}
-
-void CutNetwork::Set(int arc, int64_t lower, int64_t upper) {
-  assert(0 <= lower && lower <= upper && set_in_[arc] != round_);
-  set_in_[arc] = round_;
-  next_arcs_.push_back(arc);
-  if (!active_[arc] || lower_[arc] != lower || upper_[arc] != upper) {
-    changed_ = true;
-    SetFlowBounds(arc, lower, upper);
-  }
-}
-
-bool CutNetwork::Finish() {
-  for (int arc : active_arcs_) {
-    if (set_in_[arc] == round_) continue;
-    Deactivate(arc);
-    changed_ = true;
-  }
-  std::swap(active_arcs_, next_arcs_);
-  return changed_;
+bool CutNetwork::Remove(int arc) {
+  if (!active_[arc]) return false;
+  Deactivate(arc);
+  return true;
 }
 
 bool CutNetwork::BuildLevels(bool feasibility) {

@@ -6,8 +6,8 @@
 // arc Out(u) -> In(v), every computation without predecessors has an arc
 // from the source and every one without successors an arc to the sink: the
 // activity-on-arc form of the whole DAG, built once. A step's network is the
-// subset of those arcs the sweep makes active (Begin, Set for each, Finish),
-// with their bounds; all others carry no flow. Flows stay on the arcs from
+// subset of those arcs the sweep puts in (Update, arc by arc where they
+// changed; Remove), with their bounds; all others carry no flow. Flows stay on the arcs from
 // one Solve to the next, clamped into the new bounds (0 on arcs that left),
 // so each Solve only routes what the changes unbalanced (the warm start of
 // max_flow.h, without rebuilding the network).
@@ -53,22 +53,12 @@ class CutNetwork {
   int SourceArc(int i) const { return source_arc_[i]; }
   int SinkArc(int i) const { return sink_arc_[i]; }
 
-  // A new network: the arcs Set before Finish, with their bounds.
-  void Begin();
-  // REQUIRES: 0 <= lower <= upper (upper may be kInfinite); once per arc
-  // between Begin and Finish.
-  void Set(int arc, int64_t lower, int64_t upper);
-  // Takes the arcs not Set out of the network. Returns whether the network
-  // differs from the previous one (the same arcs with the same bounds).
-  bool Finish();
-
-  // Arc by arc instead (not mixed with Begin / Set / Finish on one
-  // network): puts `arc` into the network with these bounds, or changes
-  // them; returns whether anything changed. Remove takes it out (nothing if
-  // it is not in the network). A network reached either way is the same,
-  // flows included, so Solve finds the same cut.
+  // Puts `arc` into the network with these bounds, or changes them; returns
+  // whether anything changed. REQUIRES: 0 <= lower <= upper (upper may be
+  // kInfinite).
   bool Update(int arc, int64_t lower, int64_t upper);
-  void Remove(int arc);
+  // Takes `arc` out of the network; returns whether it was in.
+  bool Remove(int arc);
 
   // Maximum flow from the source to the sink. kInfeasible if no flow meets
   // the lower bounds.
@@ -77,7 +67,7 @@ class CutNetwork {
   bool OnSourceSide(int node) const { return level_[node] >= 0; }
   // After Solve: the flow's value.
   int64_t value() const { return value_; }
-  // Arcs in the network (after Finish, or Update / Remove).
+  // Arcs in the network.
   int64_t num_active_arcs() const { return num_active_; }
   // After Solve: the nodes on the source side of the minimum cut (the last
   // search's, in no particular order), and the computation a node's arc
@@ -122,11 +112,6 @@ class CutNetwork {
   // Nodes whose balance changed since the last Solve (Touch).
   std::vector<int> touched_;
   std::vector<char> is_touched_;
-  // The arcs of the current network, and of the one being Set.
-  std::vector<int> active_arcs_, next_arcs_;
-  std::vector<uint32_t> set_in_;  // per arc: the Begin() round it was last Set in
-  uint32_t round_ = 0;
-  bool changed_ = false;
   // Dinic's state.
   std::vector<int> level_, current_, queue_;
   int sink_level_ = -1;

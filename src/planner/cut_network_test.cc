@@ -43,15 +43,13 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
     const Dag dag = RandomDag(rng, 2 + static_cast<int>(rng() % 10));
     const int n = dag.num_nodes();
     CutNetwork network(dag);
-    // The same networks reached arc by arc (Update / Remove): the same cut.
-    CutNetwork incremental(dag);
-    std::vector<char> in_incremental;
     // Every arc of the network with its endpoints.
     struct ArcInfo {
       int id, from, to;
       bool dependency_like;  // infinite capacity in the sweep
     };
     std::vector<ArcInfo> arcs;
+    std::vector<Bounds> previous;  // the last round's (none active at first)
     for (int i = 0; i < n; ++i) {
       arcs.push_back({network.ComputationArc(i), network.In(i), network.Out(i), false});
       if (network.SourceArc(i) >= 0) {
@@ -109,35 +107,34 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
           finite_sum += b.upper + b.lower;
         }
       }
-      network.Begin();
+      // Arc by arc, as the sweep does: Update what is in, Remove what left.
+      // The network changed iff some arc came, left or got new bounds.
+      bool changed = false, expected_changed = false;
+      int64_t active = 0;
+      previous.resize(arcs.size());
       for (size_t a = 0; a < arcs.size(); ++a) {
-        if (bounds[a].active) network.Set(arcs[a].id, bounds[a].lower, bounds[a].upper);
-      }
-      const bool changed = network.Finish();
-      ASSERT_TRUE(network.Solve().ok()) << "trial " << trial << " round " << round;
-      in_incremental.resize(arcs.size(), 0);
-      bool incremental_changed = false;
-      for (size_t a = 0; a < arcs.size(); ++a) {
-        if (bounds[a].active) {
-          incremental_changed |= incremental.Update(arcs[a].id, bounds[a].lower, bounds[a].upper);
-        } else if (in_incremental[a]) {
-          incremental.Remove(arcs[a].id);
-          incremental_changed = true;
+        const Bounds& b = bounds[a];
+        const Bounds& was = previous[a];
+        expected_changed |=
+            b.active != was.active || (b.active && (b.lower != was.lower || b.upper != was.upper));
+        if (b.active) {
+          changed |= network.Update(arcs[a].id, b.lower, b.upper);
+          ++active;
+        } else {
+          changed |= network.Remove(arcs[a].id);
         }
-        in_incremental[a] = bounds[a].active ? 1 : 0;
       }
-      EXPECT_EQ(incremental_changed, changed) << "trial " << trial << " round " << round;
-      ASSERT_TRUE(incremental.Solve().ok()) << "trial " << trial << " round " << round;
-      EXPECT_EQ(incremental.value(), network.value());
-      EXPECT_EQ(incremental.num_active_arcs(), network.num_active_arcs());
+      previous = bounds;
+      EXPECT_EQ(changed, expected_changed) << "trial " << trial << " round " << round;
+      EXPECT_EQ(network.num_active_arcs(), active);
+      ASSERT_TRUE(network.Solve().ok()) << "trial " << trial << " round " << round;
       std::vector<char> on_source_side(2 + 2 * n, 0);
-      for (int v : incremental.source_side()) on_source_side[v] = 1;
+      for (int v : network.source_side()) on_source_side[v] = 1;
       for (int v = 0; v < 2 + 2 * n; ++v) {
-        EXPECT_EQ(incremental.OnSourceSide(v), network.OnSourceSide(v)) << "node " << v;
         EXPECT_EQ(on_source_side[v] != 0, network.OnSourceSide(v)) << "node " << v;
         if (v >= 2) {
-          const int i = incremental.ComputationOf(v);
-          EXPECT_EQ(CutNetwork::IsOut(v) ? incremental.Out(i) : incremental.In(i), v);
+          const int i = network.ComputationOf(v);
+          EXPECT_EQ(CutNetwork::IsOut(v) ? network.Out(i) : network.In(i), v);
         }
       }
 
@@ -174,23 +171,31 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
   EXPECT_GT(rounds_with_flow, 100);
 }
 
-// Finish reports whether the network changed: same arcs and bounds, or not.
-TEST(CutNetworkTest, FinishSaysWhetherTheNetworkChanged) {
+// Update and Remove report whether the network changed: same arcs and
+// bounds, or not.
+TEST(CutNetworkTest, UpdateAndRemoveSayWhetherTheNetworkChanged) {
   std::mt19937 rng(3);
   const Dag dag = RandomDag(rng, 6);
   CutNetwork network(dag);
-  auto set_all = [&](int64_t upper) {
-    network.Begin();
-    for (int i = 0; i < dag.num_nodes(); ++i) network.Set(network.ComputationArc(i), 0, upper);
-    return network.Finish();
+  auto update_all = [&](int64_t upper) {
+    bool changed = false;
+    for (int i = 0; i < dag.num_nodes(); ++i) {
+      changed |= network.Update(network.ComputationArc(i), 0, upper);
+    }
+    return changed;
   };
-  EXPECT_TRUE(set_all(5));
-  EXPECT_FALSE(set_all(5));
-  EXPECT_TRUE(set_all(6));
-  network.Begin();
-  EXPECT_TRUE(network.Finish());  // every arc left
-  network.Begin();
-  EXPECT_FALSE(network.Finish());
+  auto remove_all = [&] {
+    bool changed = false;
+    for (int i = 0; i < dag.num_nodes(); ++i) changed |= network.Remove(network.ComputationArc(i));
+    return changed;
+  };
+  EXPECT_TRUE(update_all(5));
+  EXPECT_FALSE(update_all(5));
+  EXPECT_TRUE(update_all(6));
+  EXPECT_EQ(network.num_active_arcs(), dag.num_nodes());
+  EXPECT_TRUE(remove_all());  // every arc left
+  EXPECT_FALSE(remove_all());
+  EXPECT_EQ(network.num_active_arcs(), 0);
 }
 
 }  // namespace
