@@ -10,15 +10,12 @@
 namespace perseus::planner {
 namespace {
 
-// A plan meets a deadline if its realized time is within this (relative) of
-// it: the same tolerance as PolishPlan's.
-constexpr double kRelativeTimeTolerance = 1e-9;
 // A move must lower the energy by more than this (relative), so that float
 // noise never makes the search cycle.
 constexpr double kRelativeGain = 1e-10;
 
 bool Meets(const Figures& f, double deadline_s) {
-  return f.time_s <= deadline_s + kRelativeTimeTolerance * std::max(1.0, deadline_s);
+  return f.time_s <= deadline_s + DeadlineTolerance(deadline_s);
 }
 
 }  // namespace
@@ -62,7 +59,6 @@ ImproveResult ImprovePlan(const Problem& problem, Plan plan, double deadline_s,
   // polished plan has no refine move left, so a candidate's refine only
   // looks at what the candidate changed; a plan kept as given (not filled
   // up to D) is refined from every computation, as a fresh polish would.
-  const double eps = kRelativeTimeTolerance * std::max(1.0, deadline_s);
   bool settled = !kept_given;
   PlanState state(problem, std::move(r.plan));
   const int64_t visits_before = state.visits();
@@ -83,7 +79,7 @@ ImproveResult ImprovePlan(const Problem& problem, Plan plan, double deadline_s,
         if (spent() >= options.max_work) return finish(true);
         state.Mark();
         state.SetOption(i, k);
-        if (!state.Repair(deadline_s, eps, state.visits() + options.max_work - spent())) {
+        if (!state.Repair(deadline_s, state.visits() + options.max_work - spent())) {
           state.Undo();
           if (spent() >= options.max_work) return finish(true);
           continue;
@@ -122,7 +118,7 @@ std::optional<DeadlinePlan> PlanForDeadline(const Problem& problem,
                                             const std::vector<FrontierPoint>& points,
                                             const std::function<Plan(size_t)>& plan_at,
                                             double deadline_s, const ImproveOptions& options) {
-  const double tolerance = kRelativeTimeTolerance * std::max(1.0, deadline_s);
+  const double tolerance = DeadlineTolerance(deadline_s);
   // The best point that meets D, and the fastest one that does not.
   std::optional<size_t> best, slower;
   double best_objective = 0;

@@ -36,11 +36,7 @@ double PlanState::makespan() const {
 }
 
 Figures PlanState::figures() const {
-  Figures f;
-  f.time_s = makespan();
-  f.energy_j =
-      sum_energy_ + problem_.options.blocking_power_w * (problem_.num_gpus * f.time_s - sum_time_);
-  return f;
+  return RealizedFigures(problem_, makespan(), sum_energy_, sum_time_);
 }
 
 void PlanState::Touch(int i) {
@@ -51,7 +47,7 @@ void PlanState::Touch(int i) {
 }
 
 void PlanState::SetOption(int i, int k) {
-  if (journaling_) journal_.push_back({0, i, static_cast<double>(plan_[i])});
+  if (journaling_) journal_.push_back({Kind::kOption, i, static_cast<double>(plan_[i])});
   const Option& old = problem_.option(i, plan_[i]);
   const Option& now = problem_.option(i, k);
   sum_energy_ += now.energy_j - old.energy_j;
@@ -74,7 +70,7 @@ void PlanState::Forward(int b) {
     double start = 0;
     for (int u : dag_.predecessors(v)) start = std::max(start, es_[u] + t_[u]);
     if (start == es_[v]) continue;
-    if (journaling_) journal_.push_back({1, v, es_[v]});
+    if (journaling_) journal_.push_back({Kind::kStart, v, es_[v]});
     es_[v] = start;
     Touch(v);
     for (int w : dag_.successors(v)) Queue(w, &forward_);
@@ -91,14 +87,15 @@ void PlanState::Backward(int b) {
     double tail = 0;
     for (int v : dag_.successors(u)) tail = std::max(tail, t_[v] + tail_[v]);
     if (tail == tail_[u]) continue;
-    if (journaling_) journal_.push_back({2, u, tail_[u]});
+    if (journaling_) journal_.push_back({Kind::kTail, u, tail_[u]});
     tail_[u] = tail;
     Touch(u);
     for (int p : dag_.predecessors(u)) Queue(p, &backward_);
   }
 }
 
-bool PlanState::Repair(double deadline_s, double eps, int64_t max_visits) {
+bool PlanState::Repair(double deadline_s, int64_t max_visits) {
+  const double eps = DeadlineTolerance(deadline_s);
   double m = makespan();
   visits_ += static_cast<int64_t>(sinks_.size());
   while (m > deadline_s + eps) {
@@ -141,7 +138,7 @@ bool PlanState::Repair(double deadline_s, double eps, int64_t max_visits) {
 }
 
 bool PlanState::Refine(double deadline_s, bool all, int64_t max_visits) {
-  const double eps = 1e-9 * std::max(1.0, deadline_s);
+  const double eps = DeadlineTolerance(deadline_s);
   struct Move {
     double gain;
     int node, option, version;
@@ -190,14 +187,14 @@ void PlanState::Mark() {
 void PlanState::Undo() {
   for (auto it = journal_.rbegin(); it != journal_.rend(); ++it) {
     switch (it->kind) {
-      case 0:
+      case Kind::kOption:
         plan_[it->node] = static_cast<int>(it->value);
         t_[it->node] = problem_.option(it->node, plan_[it->node]).time_s;
         break;
-      case 1:
+      case Kind::kStart:
         es_[it->node] = it->value;
         break;
-      default:
+      case Kind::kTail:
         tail_[it->node] = it->value;
         break;
     }

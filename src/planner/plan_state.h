@@ -54,18 +54,17 @@ class PlanState {
 
   // Gives computation i option k (times and sums updated).
   void SetOption(int i, int k);
-  // Repair against D (see above), until it meets D + eps or visits()
-  // reaches max_visits. Returns whether the iteration now meets D + eps
-  // (false: every critical computation is at its fastest, or the budget
-  // ran out).
-  bool Repair(double deadline_s, double eps, int64_t max_visits = INT64_MAX);
-  // Refine against D from the moves of `seeds` (all computations if
-  // `all`), until no move fits or visits() reaches max_visits. Returns
+  // Repair against D (see above; eps = DeadlineTolerance(D)), until it
+  // meets D + eps or visits() reaches max_visits. Returns whether the
+  // iteration now meets D + eps (false: every critical computation is at its
+  // fastest, or the budget ran out).
+  bool Repair(double deadline_s, int64_t max_visits = INT64_MAX);
+  // Refine against D from the moves of every computation (`all`) or of
+  // those changed since Mark() (or since construction or the last Commit or
+  // Undo), until no move fits or visits() reaches max_visits. Returns
   // whether it finished (no move left).
   bool Refine(double deadline_s, bool all, int64_t max_visits = INT64_MAX);
 
-  // The computations changed since Mark() (each once; option, start or tail).
-  const std::vector<int>& changed() const { return changed_; }
   void Mark();
   void Undo();
   void Commit();
@@ -91,16 +90,17 @@ class PlanState {
   std::vector<char> queued_;
   std::priority_queue<int, std::vector<int>, std::greater<>> forward_;  // topological positions
   std::priority_queue<int> backward_;
-  // Journal since Mark (kind 0: option (value = old option), 1: start,
-  // 2: tail); sums at the mark.
+  // Journal since Mark: what each change overwrote; sums at the mark.
+  enum class Kind { kOption, kStart, kTail };
   struct Entry {
-    int kind, node;
-    double value;
+    Kind kind;
+    int node;
+    double value;  // the old option (kOption), start or tail
   };
   bool journaling_ = false;
   std::vector<Entry> journal_;
   double marked_energy_ = 0, marked_time_ = 0;
-  std::vector<int> changed_;
+  std::vector<int> changed_;          // since Mark (each once; option, start or tail)
   std::vector<int> touched_;          // changed by the last SetOption
   std::vector<uint32_t> changed_in_;  // per computation: the mark it was last changed under
   uint32_t mark_ = 1;

@@ -82,10 +82,7 @@ Figures PointFigures::FillAndEvaluate(const Plan& base, double deadline_s, Plan*
     sum_t += o.time_s;
     sum_e += o.energy_j;
   }
-  Figures f;
-  f.time_s = makespan;
-  f.energy_j = sum_e + problem_.options.blocking_power_w * (problem_.num_gpus * f.time_s - sum_t);
-  return f;
+  return RealizedFigures(problem_, makespan, sum_e, sum_t);
 }
 
 }  // namespace perseus::planner

@@ -3,8 +3,6 @@
 // change, not a pass over the DAG per move. testing/polish_reference.h is
 // the textbook version (everything recomputed after every move); the tests
 // check that both make the same moves.
-#include <algorithm>
-
 #include "perseus/planner/realized.h"
 #include "src/planner/plan_state.h"
 
@@ -13,12 +11,10 @@ namespace perseus::planner {
 Plan PolishPlan(const Problem& problem, Plan plan, double deadline_s, int64_t* work,
                 int64_t max_work) {
   const int64_t n = problem.dag->num_nodes();
-  // Two real times closer than this (relative to the iteration time) are equal.
-  const double eps = 1e-9 * std::max(1.0, deadline_s);
   const int64_t spent_before = work != nullptr ? *work : 0;
   const int64_t budget = work != nullptr ? max_work - spent_before : INT64_MAX;
   PlanState state(problem, std::move(plan));
-  if (!state.Repair(deadline_s, eps, budget)) {
+  if (!state.Repair(deadline_s, budget)) {
     if (work != nullptr) *work += state.visits();
     return std::move(state).TakePlan();
   }

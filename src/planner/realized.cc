@@ -17,15 +17,13 @@ std::vector<double> Durations(const Problem& problem, const Plan& plan) {
 Figures Account(const Problem& problem, const std::vector<double>& time,
                 const std::vector<double>& energy) {
   std::vector<double> es;
-  Figures f;
-  f.time_s = EarliestStarts(*problem.dag, time, &es);
+  const double makespan = EarliestStarts(*problem.dag, time, &es);
   double sum_t = 0, sum_e = 0;
   for (size_t i = 0; i < time.size(); ++i) {
     sum_t += time[i];
     sum_e += energy[i];
   }
-  f.energy_j = sum_e + problem.options.blocking_power_w * (problem.num_gpus * f.time_s - sum_t);
-  return f;
+  return RealizedFigures(problem, makespan, sum_e, sum_t);
 }
 
 }  // namespace

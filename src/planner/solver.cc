@@ -309,7 +309,7 @@ struct Sweep {
   // those starting at 0, sink arcs of those finishing at `makespan`;
   // dependency arcs between critical computations without slack), changing
   // only the arcs that differ from the last step's: their state is kept
-  // here (in_network, network_duration, the capacities' sum). Returns
+  // here (network_state, dependency_in_network, network_finite_sum). Returns
   // whether the network changed. One pass of comparisons over the DAG; the
   // network's work is proportional to the arcs that changed.
   bool UpdateNetwork(int64_t makespan) {

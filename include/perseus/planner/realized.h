@@ -23,6 +23,22 @@ struct Figures {
 
 Figures EvaluatePlan(const Problem& problem, const Plan& plan);
 
+// The figures of a plan from its realized iteration time and its
+// computations' summed energy and time: the accounting above, one definition
+// for every evaluator.
+inline Figures RealizedFigures(const Problem& problem, double time_s, double sum_energy_j,
+                               double sum_time_s) {
+  return {time_s, sum_energy_j +
+                      problem.options.blocking_power_w * (problem.num_gpus * time_s - sum_time_s)};
+}
+
+// Two real times closer than this are equal: a plan meets deadline D when
+// its realized time is <= D + DeadlineTolerance(D) (1e-9 relative, at least
+// 1e-9 s).
+inline double DeadlineTolerance(double deadline_s) {
+  return 1e-9 * (deadline_s > 1.0 ? deadline_s : 1.0);
+}
+
 // Every computation at its highest measured frequency (what users run today).
 Figures EvaluateAllMax(const Problem& problem);
 

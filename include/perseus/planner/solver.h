@@ -115,7 +115,7 @@ struct SolverStats {
   int64_t steps_kept_short = 0;     // one unit only because of (b) above
   int64_t steps_shortened = 0;      // shorter than (a) allows because of (c)
   int64_t length_passes = 0;        // longest-path passes finding step lengths
-  int64_t polish_passes = 0;        // longest-path passes of the T_min point's PolishPlan
+  int64_t polish_passes = 0;        // the T_min point's PolishPlan: computations visited / V
   // Where the time went (seconds): timing passes and step lengths; building
   // the critical networks and their minimum cuts; the points' realized
   // figures; the T_min point's PolishPlan; improving the frontier's ends

@@ -25,7 +25,7 @@ inline std::optional<Optimum> BruteForceOptimum(const Problem& problem, double d
   const int n = problem.dag->num_nodes();
   Plan plan(n, 0);
   std::optional<Optimum> best;
-  const double limit = deadline_s + 1e-9 * (deadline_s > 1 ? deadline_s : 1);
+  const double limit = deadline_s + DeadlineTolerance(deadline_s);
   for (;;) {
     const Figures f = EvaluatePlan(problem, plan);
     if (f.time_s <= limit) {

@@ -18,7 +18,7 @@ inline ImproveResult ImprovePlanReference(const Problem& problem, Plan plan, dou
                                           DeadlineObjective objective_kind) {
   const int n = problem.dag->num_nodes();
   auto meets = [&](const Figures& f) {
-    return f.time_s <= deadline_s + 1e-9 * std::max(1.0, deadline_s);
+    return f.time_s <= deadline_s + DeadlineTolerance(deadline_s);
   };
   auto objective = [&](const Figures& f) {
     return ObjectiveEnergy(problem, f, deadline_s, objective_kind);

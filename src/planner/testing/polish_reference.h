@@ -18,7 +18,7 @@ inline Plan PolishPlanReference(const Problem& problem, Plan plan, double deadli
   const Dag& dag = *problem.dag;
   const int n = dag.num_nodes();
   std::vector<double> es, tail, t(n);
-  const double eps = 1e-9 * std::max(1.0, deadline_s);
+  const double eps = DeadlineTolerance(deadline_s);
   auto durations = [&] {
     for (int i = 0; i < n; ++i) t[i] = problem.option(i, plan[i]).time_s;
   };
