@@ -60,7 +60,7 @@ void AddJobOptions(CLI::App* command, job::JobSpec* spec) {
 Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& progress) {
   auto prepared = job::PrepareJob(spec);
   if (!prepared.ok()) return prepared.status();
-  auto frontier = planner::SolveFrontier(prepared->problem, progress);
+  auto frontier = job::SolveJob(*prepared, progress);
   if (!frontier.ok()) return frontier.status();
   return PlannedJob{std::move(prepared).value(), std::move(frontier).value()};
 }

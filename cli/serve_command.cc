@@ -19,6 +19,8 @@ struct ServeArgs {
   std::string token_file;
   size_t max_body_mb = 32;
   int threads = 32;
+  int planning_threads = 2;
+  double planning_time_limit_s = 900;
 };
 
 void Log(const std::string& line) { LogLine("serve", line); }
@@ -44,6 +46,8 @@ int RunServe(const ServeArgs& args) {
   options.db_path = args.db;
   options.max_body_bytes = args.max_body_mb << 20;
   options.threads = args.threads;
+  options.planning_threads = args.planning_threads;
+  options.planning_time_limit_s = args.planning_time_limit_s;
   options.log = Log;
   if (!args.token_file.empty()) {
     auto token = ReadTokenFile(args.token_file);
@@ -97,6 +101,14 @@ void RegisterServe(CLI::App* app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "HTTP worker threads")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--planning-threads", args->planning_threads,
+                  "Jobs planned at once (queued jobs go smallest first)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--planning-time-limit", args->planning_time_limit_s,
+                  "Seconds one job's planning may take; a longer one fails that job")
+      ->check(CLI::Range(1.0, 86400.0))
       ->capture_default_str();
   cmd->callback([args, exit_code] { *exit_code = RunServe(*args); });
 }

@@ -408,7 +408,7 @@ PYBIND11_MODULE(_perseus, m) {
         {
           py::gil_scoped_release release;  // planning can take minutes
           out->job = Check(job::PrepareJob(spec));
-          out->frontier = Check(planner::SolveFrontier(out->job.problem));
+          out->frontier = Check(job::SolveJob(out->job));
         }
         return out;
       },

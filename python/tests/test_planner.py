@@ -110,7 +110,7 @@ def test_schedule_csv_text_names_overlapped_computations(gpt3_profile):
     assert step["backward"] == {"kind": "backward", "stage": 7, "microbatch": 3}
     with pytest.raises(perseus.InvalidInputError, match=r"schedule:1: column 2"):
         perseus.plan(gpt3_profile, schedule_csv="0F0,(0F1)OVERLAP_F_B\n")
-    with pytest.raises(perseus.InvalidInputError, match="the schedule has 4 ranks but --stages is 8"):
+    with pytest.raises(perseus.InvalidInputError, match="the schedule has 4 ranks but stages is 8"):
         perseus.plan(gpt3_profile, schedule_csv=text, stages=8)
 
 

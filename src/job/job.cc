@@ -28,12 +28,36 @@ std::string CsvSource(const JobSpec& spec) {
 
 }  // namespace
 
-Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec) {
+Status CheckWorkLimits(const JobSpec& spec, const WorkLimits& limits) {
+  if (spec.virtual_stages < 1 || spec.virtual_stages > limits.max_virtual_stages) {
+    return Status::InvalidInput("virtual_stages must be between 1 and " +
+                                std::to_string(limits.max_virtual_stages) + ", not " +
+                                std::to_string(spec.virtual_stages));
+  }
+  if (!spec.schedule_file.empty() || !spec.schedule_csv.empty()) return Status::Ok();
+  // A built-in schedule: S x M x V forwards and as many backwards (split in
+  // two by zb-h1), before anything is generated.
+  const int64_t per_chunk = spec.schedule == "zb-h1" ? 3 : 2;
+  const int64_t computations = static_cast<int64_t>(std::max(spec.stages, 0)) *
+                               std::max(spec.microbatches, 0) * spec.virtual_stages * per_chunk;
+  if (computations > limits.max_computations) {
+    return Status::InvalidInput(
+        "stages x microbatches" + std::string(spec.virtual_stages > 1 ? " x virtual_stages" : "") +
+        " make " + std::to_string(computations) + " computations per pipeline (" +
+        std::to_string(spec.stages) + " x " + std::to_string(spec.microbatches) +
+        (spec.virtual_stages > 1 ? " x " + std::to_string(spec.virtual_stages) : "") + " x " +
+        std::to_string(per_chunk) + "); at most " + std::to_string(limits.max_computations));
+  }
+  return Status::Ok();
+}
+
+Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec, const WorkLimits& limits) {
   ResolvedSchedule r;
   if (!spec.schedule_file.empty() && !spec.schedule_csv.empty()) {
     return Status::InvalidInput(
-        "give the schedule either as a file (--schedule-file) or as CSV text, not both");
+        "give the schedule either as a file (schedule_file) or as CSV text, not both");
   }
+  PERSEUS_RETURN_IF_ERROR(CheckWorkLimits(spec, limits));
   if (!spec.schedule_file.empty()) {
     auto read = schedules::ReadScheduleCsv(spec.schedule_file);
     if (!read.ok()) return read.status();
@@ -47,12 +71,12 @@ Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec) {
   } else {
     schedules::ScheduleKind kind;
     if (!schedules::ParseScheduleName(spec.schedule, &kind)) {
-      return Status::InvalidInput("--schedule must be one of " + schedules::ScheduleNames() +
+      return Status::InvalidInput("schedule must be one of " + schedules::ScheduleNames() +
                                   ", not '" + spec.schedule + "'");
     }
-    if (spec.stages < 1) return Status::InvalidInput("--stages is required (at least 1)");
+    if (spec.stages < 1) return Status::InvalidInput("stages is required (at least 1)");
     if (spec.microbatches < 1) {
-      return Status::InvalidInput("--microbatches is required (at least 1)");
+      return Status::InvalidInput("microbatches is required (at least 1)");
     }
     auto generated =
         schedules::GenerateRankOrders(kind, {spec.stages, spec.microbatches, spec.virtual_stages});
@@ -67,40 +91,45 @@ Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec) {
                           : Status::InvalidInput(source + ": " + dag.status().message());
   }
   r.dag = std::move(dag).value();
+  if (r.dag.num_nodes() > limits.max_computations) {
+    return Status::InvalidInput(
+        CsvSource(spec) + ": the schedule has " + std::to_string(r.dag.num_nodes()) +
+        " computations per pipeline; at most " + std::to_string(limits.max_computations));
+  }
   return r;
 }
 
-Result<PreparedJob> PrepareJob(const JobSpec& spec) {
-  auto profile = planner::ReadProfileCsv(spec.profile_path);
-  if (!profile.ok()) return profile.status();
-  return PrepareJob(spec, std::move(profile).value());
+Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits) {
+  PERSEUS_ASSIGN_OR_RETURN(planner::Profile profile, planner::ReadProfileCsv(spec.profile_path));
+  return PrepareJob(spec, std::move(profile), limits);
 }
 
-Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
+Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
+                               const WorkLimits& limits) {
   planner::PlannerOptions options;
   if (!planner::ParseCostModel(spec.cost_model, &options.cost_model)) {
-    return Status::InvalidInput("--cost-model must be 'exponential' or 'convex', not '" +
+    return Status::InvalidInput("cost_model must be 'exponential' or 'convex', not '" +
                                 spec.cost_model + "'");
   }
-  for (Status s : {CheckPositive(spec.time_scale, "--time-scale"),
-                   CheckPositive(spec.energy_scale, "--energy-scale")}) {
+  for (Status s : {CheckPositive(spec.time_scale, "time_scale"),
+                   CheckPositive(spec.energy_scale, "energy_scale")}) {
     if (!s.ok()) return s;
   }
   if (spec.unit_time_s != 0) {
-    if (Status s = CheckPositive(spec.unit_time_s, "--unit-time"); !s.ok()) return s;
+    if (Status s = CheckPositive(spec.unit_time_s, "unit_time"); !s.ok()) return s;
   }
   if (!(spec.blocking_power_w >= 0) || !std::isfinite(spec.blocking_power_w)) {
-    return Status::InvalidInput("--blocking-power must be a non-negative number of watts");
+    return Status::InvalidInput("blocking_power_w must be a non-negative number of watts");
   }
-  if (spec.tp < 1) return Status::InvalidInput("--tp must be at least 1");
-  if (spec.dp < 1) return Status::InvalidInput("--dp must be at least 1");
+  if (spec.tp < 1) return Status::InvalidInput("tp must be at least 1");
+  if (spec.dp < 1) return Status::InvalidInput("dp must be at least 1");
 
   PreparedJob job;
   job.tp = spec.tp;
   job.dp = spec.dp;
   job.virtual_stages = spec.virtual_stages;
 
-  auto schedule = ResolveSchedule(spec);
+  auto schedule = ResolveSchedule(spec, limits);
   if (!schedule.ok()) return schedule.status();
   job.schedule = schedule->name;
   planner::Dag& dag = schedule->dag;
@@ -123,12 +152,12 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
   if (const std::string source = CsvSource(spec); !source.empty()) {
     if (spec.stages != 0 && spec.stages != job.stages) {
       return Status::InvalidInput(source + ": the schedule has " + std::to_string(job.stages) +
-                                  " ranks but --stages is " + std::to_string(spec.stages));
+                                  " ranks but stages is " + std::to_string(spec.stages));
     }
     if (spec.microbatches != 0 && spec.microbatches != job.microbatches) {
       return Status::InvalidInput(
           source + ": the schedule has " + std::to_string(job.microbatches) +
-          " microbatches but --microbatches is " + std::to_string(spec.microbatches));
+          " microbatches but microbatches is " + std::to_string(spec.microbatches));
     }
     job.virtual_stages = model_stages % job.stages == 0 ? model_stages / job.stages : 1;
   }
@@ -152,7 +181,7 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
                ? " model chunks (or " + std::to_string(job.stages) + " stages to cut into chunks)"
                : "") +
           (CsvSource(spec).empty() && model_stages == job.stages
-               ? " (--stages is " + std::to_string(spec.stages) + ")"
+               ? " (stages is " + std::to_string(spec.stages) + ")"
                : ""));
     }
   }
@@ -167,11 +196,19 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile) {
   options.unit_time_s = job.unit_time_s;
   job.stage_blocking_power_w = spec.blocking_power_w * spec.tp;
   options.blocking_power_w = job.stage_blocking_power_w;
+  options.max_units_per_computation = limits.max_units_per_computation;
+  options.max_total_units = limits.max_total_units;
   auto problem =
       planner::BuildProblem(std::make_shared<planner::Dag>(std::move(dag)), profile, options);
   if (!problem.ok()) return problem.status();
   job.problem = std::make_shared<planner::Problem>(std::move(problem).value());
   return job;
+}
+
+Result<planner::Frontier> SolveJob(const PreparedJob& job, const planner::ProgressFn& progress,
+                                   planner::SolverOptions options, const WorkLimits& limits) {
+  if (options.max_points == 0) options.max_points = limits.max_frontier_points;
+  return planner::SolveFrontier(job.problem, progress, options);
 }
 
 double AutoUnitTime(const planner::Profile& profile) {

@@ -169,10 +169,10 @@ TEST(JobTest, ScheduleCsvTextIsTheScheduleFile) {
   };
   JobSpec wrong = spec;
   wrong.stages = 3;
-  EXPECT_EQ(message(wrong), "schedule: the schedule has 2 ranks but --stages is 3");
+  EXPECT_EQ(message(wrong), "schedule: the schedule has 2 ranks but stages is 3");
   wrong = spec;
   wrong.microbatches = 4;
-  EXPECT_EQ(message(wrong), "schedule: the schedule has 3 microbatches but --microbatches is 4");
+  EXPECT_EQ(message(wrong), "schedule: the schedule has 3 microbatches but microbatches is 4");
   wrong = spec;
   wrong.schedule_csv = "0F0,0B0\n1F0,1X0\n";
   EXPECT_NE(message(wrong).find("schedule:2: column 2: '1X0' is not an action"), std::string::npos);
@@ -221,15 +221,65 @@ TEST(JobTest, BadOptionsAreNamed) {
     return job.ok() ? std::string() : job.status().message();
   };
   JobSpec spec = Spec("2f2b", 2, 2);
-  EXPECT_NE(message(spec).find("--schedule must be one of"), std::string::npos);
+  EXPECT_NE(message(spec).find("schedule must be one of"), std::string::npos);
   spec = Spec("1f1b", 2, 2);
   spec.dp = 0;
-  EXPECT_NE(message(spec).find("--dp"), std::string::npos);
+  EXPECT_NE(message(spec).find("dp must be at least 1"), std::string::npos);
   spec = Spec("1f1b", 2, 0);
-  EXPECT_NE(message(spec).find("--microbatches is required"), std::string::npos);
+  EXPECT_NE(message(spec).find("microbatches is required"), std::string::npos);
   spec = Spec("gpipe", 2, 2);
   spec.virtual_stages = 2;
-  EXPECT_NE(message(spec).find("--virtual-stages applies only"), std::string::npos);
+  EXPECT_NE(message(spec).find("virtual_stages applies only"), std::string::npos);
+}
+
+// Bounded work: a job whose tables or DAG would exhaust memory, or whose
+// energies overflow the integer costs, is refused before anything large is
+// built, naming the field (issue 16's findings, through the one PrepareJob
+// the CLI, the coordinator and Python share).
+TEST(JobTest, WorkBeyondTheLimitsIsRefusedNamingTheField) {
+  auto message = [](JobSpec spec, const std::string& csv, WorkLimits limits = {}) {
+    auto job = PrepareJob(spec, Parse(csv), limits);
+    return job.ok() ? std::string() : job.status().message();
+  };
+  // One 100 s computation at a 10 us unit: 10^7 units (hundreds of MB of tables).
+  const std::string slow_row = std::string(kTwoStages) + "0,forward,100,100,1\n";
+  JobSpec spec = Spec("1f1b", 2, 2);
+  spec.unit_time_s = 1e-5;
+  std::string m = message(spec, slow_row);
+  EXPECT_NE(m.find("unit_time 1e-05 s is too small: stage 0 forward takes up to 100 s, 1e+07 units "
+                   "(at most 1048576 per computation); a unit_time of at least 9.537e-05 s fits"),
+            std::string::npos)
+      << m;
+  // Within the per-computation bound but beyond the total one.
+  WorkLimits small;
+  small.max_total_units = 50;
+  spec.unit_time_s = 0.1;  // 10 + 12 + 20 + 24 units per stage's sets
+  m = message(spec, kTwoStages, small);
+  EXPECT_NE(m.find("time units in all"), std::string::npos) << m;
+  small.max_total_units = 1000;
+  EXPECT_EQ(message(spec, kTwoStages, small), "");
+  // The schedule's size, before it is generated.
+  spec = Spec("interleaved-1f1b", 2, 4);
+  spec.virtual_stages = 1000;
+  EXPECT_EQ(message(spec, kTwoStages), "virtual_stages must be between 1 and 128, not 1000");
+  spec = Spec("1f1b", 2048, 1024);
+  EXPECT_EQ(message(spec, kTwoStages),
+            "stages x microbatches make 4194304 computations per pipeline (2048 x 1024 x 2); at "
+            "most 262144");
+  EXPECT_EQ(CheckWorkLimits(Spec("zb-h1", 64, 2048)).message(),
+            "stages x microbatches make 393216 computations per pipeline (64 x 2048 x 3); at most "
+            "262144");
+  EXPECT_TRUE(CheckWorkLimits(Spec("1f1b", 64, 2048)).ok());
+  // Energies beyond the integer costs (energy_scale 1e13 made model_energy 0).
+  spec = Spec("1f1b", 2, 2);
+  spec.energy_scale = 1e13;
+  m = message(spec, kTwoStages);
+  EXPECT_NE(m.find("p.csv: stage 0 forward uses up to 1e+14 J per computation (after "
+                   "energy_scale); the planner takes at most 1e+09 J"),
+            std::string::npos)
+      << m;
+  spec.energy_scale = 1e7;  // 2e8 J: still planned
+  EXPECT_EQ(message(spec, kTwoStages), "");
 }
 
 // The automatic quantum: the fastest computation / 500, rounded down to 1, 2 or

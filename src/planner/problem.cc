@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 namespace perseus::planner {
@@ -10,6 +11,17 @@ namespace {
 // A real time a hair above an integer number of units (from floating-point
 // noise in t / tau) must not cost a whole extra unit.
 constexpr double kQuantizationSlackUnits = 1e-6;
+
+// The largest energy of one computation in cost units (kCostUnitJoules): 1e9
+// J, so that sums over a million computations stay below 2^60.
+constexpr double kMaxEnergyCostUnits = 1e15;
+
+// A number as people write it (%g: 1e-05, 100, 0.0501).
+std::string FormatNumber(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.4g", v);
+  return buffer;
+}
 
 int64_t Quantize(double time_s, double unit_time_s, bool round_down) {
   double u = round_down ? std::floor(time_s / unit_time_s + kQuantizationSlackUnits)
@@ -118,16 +130,17 @@ Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& prof
                              const PlannerOptions& options) {
   if (!dag || !dag->finalized()) return Status::Internal("BuildProblem needs a finalized DAG");
   if (!(options.unit_time_s > 0) || !std::isfinite(options.unit_time_s)) {
-    return Status::InvalidInput("--unit-time must be a positive number of seconds");
+    return Status::InvalidInput("unit_time must be a positive number of seconds");
   }
   if (!(options.blocking_power_w >= 0) || !std::isfinite(options.blocking_power_w)) {
-    return Status::InvalidInput("--blocking-power must be a non-negative number of watts");
+    return Status::InvalidInput("blocking_power_w must be a non-negative number of watts");
   }
   Problem problem;
   problem.dag = dag;
   problem.options = options;
   problem.num_gpus = dag->num_gpus();
   std::map<OptionKey, int> set_index;
+  int64_t total_units = 0;
   problem.set_of_node.resize(dag->num_nodes());
   for (int id = 0; id < dag->num_nodes(); ++id) {
     const Computation& c = dag->node(id);
@@ -137,13 +150,42 @@ Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& prof
     if (it == set_index.end()) {
       auto rows = OptionRows(profile, key, c);
       if (!rows.ok()) return rows.status();
-      // The profile's units quantised with a tiny tau could overflow durations.
-      double max_time = 0;
-      for (const Measurement& m : *rows) max_time = std::max(max_time, m.time_s);
-      if (max_time / options.unit_time_s > 1e8) {
-        return Status::InvalidInput("--unit-time " + std::to_string(options.unit_time_s) +
-                                    " s is too small for computations of " +
-                                    std::to_string(max_time) + " s (more than 1e8 units)");
+      // Bounded work: a tiny tau against a long computation would build cost
+      // tables without bound (and could overflow durations).
+      double max_time = 0, max_energy = 0;
+      for (const Measurement& m : *rows) {
+        max_time = std::max(max_time, m.time_s);
+        max_energy = std::max({max_energy, m.energy_j, options.blocking_power_w * m.time_s});
+      }
+      const double units = std::ceil(max_time / options.unit_time_s);
+      if (units > static_cast<double>(options.max_units_per_computation)) {
+        return Status::InvalidInput(
+            "unit_time " + FormatNumber(options.unit_time_s) + " s is too small: stage " +
+            std::to_string(key.key.stage) + " " +
+            std::string(InstructionName(key.key.instruction)) + " takes up to " +
+            FormatNumber(max_time) + " s, " + FormatNumber(units) + " units (at most " +
+            std::to_string(options.max_units_per_computation) +
+            " per computation); a unit_time of at least " +
+            FormatNumber(max_time / static_cast<double>(options.max_units_per_computation)) +
+            " s fits");
+      }
+      total_units += static_cast<int64_t>(units);
+      if (total_units > options.max_total_units) {
+        return Status::InvalidInput(
+            "unit_time " + FormatNumber(options.unit_time_s) +
+            " s is too small for this profile: its computations span more than " +
+            std::to_string(options.max_total_units) +
+            " time units in all (the planner's tables would not fit its memory bound); choose "
+            "a larger unit_time (or 0 for the automatic one)");
+      }
+      // Integer costs (kCostUnitJoules) and their sums over the DAG must stay
+      // far from int64 overflow.
+      if (!(max_energy / kCostUnitJoules <= kMaxEnergyCostUnits)) {
+        return Status::InvalidInput(
+            profile.source + ": stage " + std::to_string(key.key.stage) + " " +
+            std::string(InstructionName(key.key.instruction)) + " uses up to " +
+            FormatNumber(max_energy) + " J per computation (after energy_scale); the planner " +
+            "takes at most " + FormatNumber(kMaxEnergyCostUnits * kCostUnitJoules) + " J");
       }
       it = set_index.emplace(key, static_cast<int>(problem.option_sets.size())).first;
       problem.option_sets.push_back(MakeOptionSet(key, *rows, options));

@@ -7,7 +7,7 @@ namespace perseus::planner {
 
 Result<Profile> CombineTensorParallel(const Profile& profile, int tp,
                                       std::vector<std::string>* notes) {
-  if (tp < 1) return Status::InvalidInput("--tp must be at least 1");
+  if (tp < 1) return Status::InvalidInput("tp must be at least 1");
   Profile out = profile;
   out.has_tp_rank = false;
   if (!profile.has_tp_rank) {

@@ -574,6 +574,15 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
       reported = (first - makespan) / 64 + 1;
       progress(static_cast<double>(first - makespan) / static_cast<double>(first - lowest));
     }
+    if (options.should_stop && options.should_stop()) {
+      return Status::Cancelled("planning stopped after " + std::to_string(sweep.stats.steps) +
+                               " steps of the frontier sweep");
+    }
+    if (options.max_points > 0 && static_cast<int64_t>(frontier.size()) >= options.max_points) {
+      return Status::InvalidInput(
+          "the frontier has more than " + std::to_string(options.max_points) +
+          " points at this unit_time; choose a larger unit_time (or 0 for the automatic one)");
+    }
     int64_t delta = 0;
     Status status = sweep.Step(makespan, &delta);
     lap = Lap();

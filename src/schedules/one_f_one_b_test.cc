@@ -98,7 +98,7 @@ TEST(OneFOneBTest, RejectsNonPositiveSizes) {
   EXPECT_FALSE(MakeOneFOneB(0, 4).ok());
   auto r = MakeOneFOneB(4, 0);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("--microbatches"), std::string::npos);
+  EXPECT_NE(r.status().message().find("microbatches must be at least 1"), std::string::npos);
 }
 
 }  // namespace

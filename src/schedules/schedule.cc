@@ -59,15 +59,15 @@ int NumModelStages(ScheduleKind kind, const ScheduleShape& shape) {
 }
 
 Result<RankOrders> GenerateRankOrders(ScheduleKind kind, const ScheduleShape& shape) {
-  if (shape.stages < 1) return Status::InvalidInput("--stages must be at least 1");
-  if (shape.microbatches < 1) return Status::InvalidInput("--microbatches must be at least 1");
-  if (shape.virtual_stages < 1) return Status::InvalidInput("--virtual-stages must be at least 1");
+  if (shape.stages < 1) return Status::InvalidInput("stages must be at least 1");
+  if (shape.microbatches < 1) return Status::InvalidInput("microbatches must be at least 1");
+  if (shape.virtual_stages < 1) return Status::InvalidInput("virtual_stages must be at least 1");
   if (static_cast<long>(shape.stages) * shape.microbatches * shape.virtual_stages > 10'000'000) {
     return Status::InvalidInput(
         "stages x microbatches x virtual stages is too large (limit 10,000,000)");
   }
   if (kind != ScheduleKind::kInterleavedOneFOneB && shape.virtual_stages != 1) {
-    return Status::InvalidInput("--virtual-stages applies only to --schedule interleaved-1f1b");
+    return Status::InvalidInput("virtual_stages applies only to the interleaved-1f1b schedule");
   }
   switch (kind) {
     case ScheduleKind::kOneFOneB:

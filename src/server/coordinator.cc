@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS jobs(
   id INTEGER PRIMARY KEY AUTOINCREMENT, config TEXT NOT NULL, state TEXT NOT NULL,
   reason TEXT NOT NULL DEFAULT '', profile_csv TEXT NOT NULL DEFAULT '',
   all_max_time REAL NOT NULL DEFAULT 0, all_max_energy REAL NOT NULL DEFAULT 0,
-  solve_seconds REAL NOT NULL DEFAULT 0);
+  solve_seconds REAL NOT NULL DEFAULT 0, planning_attempts INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ranks(
   job_id INTEGER NOT NULL, rank INTEGER NOT NULL, info TEXT NOT NULL, PRIMARY KEY(job_id, rank));
 CREATE TABLE IF NOT EXISTS measurements(
@@ -100,8 +100,34 @@ std::optional<Reply> NumberField(const json& j, const char* name, double lo, dou
   return std::nullopt;
 }
 
+// Every member of a request object must be one of `names`: a typo
+// (stages_typo) is a 400 naming it, never silently ignored.
+std::optional<Reply> OnlyFields(const json& j, std::initializer_list<std::string_view> names,
+                                const std::string& where = "") {
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(names.begin(), names.end(), key) != names.end()) continue;
+    std::string known;
+    for (std::string_view n : names) known += (known.empty() ? "" : ", ") + std::string(n);
+    const std::string shown = key.size() > 64 ? key.substr(0, 64) + "..." : key;
+    return Error(400, "unknown field '" + shown + "'" + where + " (known: " + known + ")", shown);
+  }
+  return std::nullopt;
+}
+
+std::string StateName(JobState s) { return std::string(JobStateName(s)); }
+
 bool IsPhase(const std::string& phase) {
   return phase == "warmup" || phase == "baseline" || phase == "profiling" || phase == "planned";
+}
+
+// The most a straggler's iteration may take, in T_min.
+constexpr double kMaxSlowdown = 10;
+
+// Seconds as people read them: 4 significant digits (3.27, 0.0501).
+std::string FormatSeconds(double s) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.4g", s);
+  return buffer;
 }
 
 double TMin(const planner::StoredFrontier& f) { return f.points()[f.TMinIndex()].time_s; }
@@ -144,16 +170,26 @@ json RankInfo::ToJson() const {
           {"tp_rank", tp_rank}, {"gpu_name", gpu_name}, {"frequencies_mhz", frequencies_mhz}};
 }
 
-Result<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path, Log log) {
+Result<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path, Log log,
+                                                       const CoordinatorOptions& options) {
+  if (options.planning_threads < 1 || options.planning_threads > 256) {
+    return Status::InvalidInput("planning_threads must be between 1 and 256");
+  }
+  if (!(options.planning_time_limit_s > 0)) {
+    return Status::InvalidInput("planning_time_limit must be a positive number of seconds");
+  }
   auto db = Database::Open(db_path);
   if (!db.ok()) return db.status();
   auto c = std::unique_ptr<Coordinator>(new Coordinator);
   c->log_ = std::move(log);
+  c->options_ = options;
   c->db_ = std::move(db).value();
   if (Status s = c->db_->Exec(kSchema); !s.ok()) return s;
   if (Status s = c->Migrate(); !s.ok()) return s;
   if (Status s = c->Load(); !s.ok()) return s;
-  c->planner_ = std::thread([p = c.get()] { p->PlanLoop(); });
+  for (int t = 0; t < options.planning_threads; ++t) {
+    c->planners_.emplace_back([p = c.get()] { p->PlanLoop(); });
+  }
   return c;
 }
 
@@ -161,9 +197,12 @@ Coordinator::~Coordinator() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    for (auto& [id, job] : jobs_) {
+      if (job.cancel) job.cancel->store(true);
+    }
   }
   queue_cv_.notify_all();
-  if (planner_.joinable()) planner_.join();
+  for (std::thread& t : planners_) t.join();
 }
 
 Status Coordinator::Migrate() {
@@ -187,6 +226,7 @@ Status Coordinator::Migrate() {
       {"iterations", "plan_version", "INTEGER NOT NULL DEFAULT -1"},
       {"measurements", "blocking_power", "REAL NOT NULL DEFAULT -1"},
       {"frontiers", "problem_json", "TEXT NOT NULL DEFAULT ''"},
+      {"jobs", "planning_attempts", "INTEGER NOT NULL DEFAULT 0"},
   };
   for (const Added& added : kAdded) {
     Statement columns(db_->handle(),
@@ -207,86 +247,162 @@ Status Coordinator::Migrate() {
   return Status::Ok();
 }
 
+// Loading is defensive: a row that does not parse, or holds values out of
+// range for its job (a damaged or hand-edited database), fails that job's
+// loading with a logged reason; the job is shown `failed`, the rows stay as
+// they were for inspection, and the server and every other job go on.
+void Coordinator::FailLoad(Job* job, const std::string& what) {
+  if (job->state == JobState::kFailed && job->reason.rfind("not loaded: ", 0) == 0) return;
+  job->state = JobState::kFailed;
+  job->reason = "not loaded: " + what;
+  job->frontier = nullptr;
+  job->pipelines.clear();
+  if (log_) log_("job " + std::to_string(job->id) + ": " + job->reason);
+}
+
 Status Coordinator::Load() {
+  auto in_range = [](int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; };
   Statement jobs(db_->handle(),
                  "SELECT id, config, state, reason, profile_csv, all_max_time, all_max_energy, "
-                 "solve_seconds FROM jobs ORDER BY id");
+                 "solve_seconds, planning_attempts FROM jobs ORDER BY id");
   while (jobs.Step()) {
     Job job;
     job.id = jobs.Int(0);
-    std::string field;
-    auto config = ParseJobConfig(json::parse(jobs.Text(1), nullptr, false), &field);
-    if (!config.ok())
-      return Status::Internal("job " + std::to_string(job.id) +
-                              ": stored config: " + config.status().message());
-    job.config = *config;
-    job.state = jobs.Text(2);
     job.reason = jobs.Text(3);
     job.profile_csv = jobs.Text(4);
     job.all_max_time_s = jobs.Double(5);
     job.all_max_energy_j = jobs.Double(6);
     job.solve_seconds = jobs.Double(7);
+    job.planning_attempts = jobs.Int(8);
+    std::string field;
+    auto config = ParseJobConfig(json::parse(jobs.Text(1), nullptr, false), &field);
+    const auto state = ParseJobState(jobs.Text(2));
+    if (!config.ok()) {
+      FailLoad(&job, "its stored config does not parse: " + config.status().message());
+    } else if (!state) {
+      job.config = *config;
+      FailLoad(&job, "its stored state '" + jobs.Text(2).substr(0, 64) + "' is not a state");
+    } else {
+      job.config = *config;
+      job.state = *state;
+    }
     jobs_[job.id] = std::move(job);
   }
   if (!jobs.status().ok()) return jobs.status();
 
   Statement ranks(db_->handle(), "SELECT job_id, info FROM ranks");
   while (ranks.Step()) {
+    Job* job = Find(ranks.Int(0));
+    if (job == nullptr) continue;
+    const JobConfig& c = job->config;
     const json j = json::parse(ranks.Text(1), nullptr, false);
     RankInfo r;
-    r.rank = j.value("rank", 0);
-    r.pp_rank = j.value("pp_rank", 0);
-    r.dp_rank = j.value("dp_rank", 0);
-    r.tp_rank = j.value("tp_rank", 0);
-    r.gpu_name = j.value("gpu_name", std::string());
-    r.frequencies_mhz = j.value("frequencies_mhz", std::vector<int>{});
-    if (Job* job = Find(ranks.Int(0))) job->ranks[r.rank] = r;
+    try {
+      if (!j.is_object()) throw std::invalid_argument("not a JSON object");
+      r.rank = j.at("rank").get<int>();
+      r.pp_rank = j.at("pp_rank").get<int>();
+      r.dp_rank = j.at("dp_rank").get<int>();
+      r.tp_rank = j.value("tp_rank", 0);
+      r.gpu_name = j.value("gpu_name", std::string());
+      r.frequencies_mhz = j.at("frequencies_mhz").get<std::vector<int>>();
+    } catch (const std::exception& e) {
+      FailLoad(job, "a ranks row does not parse (" + std::string(e.what()) + ")");
+      continue;
+    }
+    if (!in_range(r.rank, 0, c.ranks() - 1) || !in_range(r.pp_rank, 0, c.stages - 1) ||
+        !in_range(r.dp_rank, 0, c.dp - 1) || !in_range(r.tp_rank, 0, c.tp - 1)) {
+      FailLoad(job, "rank " + std::to_string(r.rank) + "'s row is out of the job's ranges");
+      continue;
+    }
+    job->ranks[r.rank] = r;
   }
+  if (!ranks.status().ok()) return ranks.status();
   Statement measured(db_->handle(),
                      "SELECT job_id, stage, tp_rank, rows, blocking_power FROM measurements");
   while (measured.Step()) {
-    if (Job* job = Find(measured.Int(0))) {
-      const std::pair<int, int> key{static_cast<int>(measured.Int(1)),
-                                    static_cast<int>(measured.Int(2))};
-      job->measured[key] = measured.Text(3);
-      if (measured.Double(4) >= 0) job->measured_blocking_w[key] = measured.Double(4);
+    Job* job = Find(measured.Int(0));
+    if (job == nullptr) continue;
+    if (!in_range(measured.Int(1), 0, job->config.stages - 1) ||
+        !in_range(measured.Int(2), 0, job->config.tp - 1)) {
+      FailLoad(job, "a measurements row is out of the job's stages");
+      continue;
     }
+    const std::pair<int, int> key{static_cast<int>(measured.Int(1)),
+                                  static_cast<int>(measured.Int(2))};
+    job->measured[key] = measured.Text(3);
+    if (measured.Double(4) >= 0) job->measured_blocking_w[key] = measured.Double(4);
   }
+  if (!measured.status().ok()) return measured.status();
   Statement frontiers(db_->handle(),
                       "SELECT job_id, frontier_csv, computations_csv, plans_csv, problem_json "
                       "FROM frontiers");
   while (frontiers.Step()) {
     Job* job = Find(frontiers.Int(0));
-    if (job == nullptr) continue;
+    if (job == nullptr || job->state == JobState::kFailed) continue;
     planner::FrontierFiles files{frontiers.Text(1), frontiers.Text(2), frontiers.Text(3),
                                  frontiers.Text(4)};
     auto stored = planner::StoredFrontier::Parse(files, "job " + std::to_string(job->id));
-    if (!stored.ok()) return stored.status();
+    if (!stored.ok()) {
+      FailLoad(job, "its stored frontier does not parse: " + stored.status().message());
+      continue;
+    }
     job->frontier = std::make_shared<planner::StoredFrontier>(std::move(stored).value());
   }
+  if (!frontiers.status().ok()) return frontiers.status();
   Statement pipelines(db_->handle(),
                       "SELECT job_id, pipeline, version, point, target_time FROM pipelines");
   while (pipelines.Step()) {
     Job* job = Find(pipelines.Int(0));
-    if (job == nullptr) continue;
-    const auto p = static_cast<size_t>(pipelines.Int(1));
-    if (job->pipelines.size() <= p) job->pipelines.resize(p + 1);
+    if (job == nullptr || job->state == JobState::kFailed) continue;
+    const int64_t p = pipelines.Int(1);
+    const double target = pipelines.Double(4);
+    if (!in_range(p, 0, job->config.dp - 1) || pipelines.Int(2) < 1 || !std::isfinite(target) ||
+        target < 0 || job->frontier == nullptr ||
+        !in_range(pipelines.Int(3), 0, static_cast<int64_t>(job->frontier->points().size()) - 1)) {
+      FailLoad(job, "a pipelines row is out of range (pipeline " + std::to_string(p) + ")");
+      continue;
+    }
+    if (job->pipelines.size() <= static_cast<size_t>(p)) job->pipelines.resize(p + 1);
     job->pipelines[p].version = pipelines.Int(2);
     job->pipelines[p].point = static_cast<size_t>(pipelines.Int(3));
-    job->pipelines[p].target_time_s = pipelines.Double(4);
+    job->pipelines[p].target_time_s = target;
   }
-  for (auto& [id, job] : jobs_) {
-    if (job.frontier != nullptr) RefreshPlans(job);  // the plans the stored targets give
-  }
+  if (!pipelines.status().ok()) return pipelines.status();
   Statement stragglers(db_->handle(),
                        "SELECT job_id, pipeline, slowdown, iteration_time, source, reference_time "
                        "FROM stragglers");
   while (stragglers.Step()) {
     Job* job = Find(stragglers.Int(0));
-    if (job == nullptr) continue;
-    Straggler s{stragglers.Double(2), stragglers.Double(3), stragglers.Text(4) == "detected",
-                stragglers.Double(5)};
-    job->stragglers[static_cast<int>(stragglers.Int(1))] = s;
+    if (job == nullptr || job->state == JobState::kFailed) continue;
+    Straggler st{stragglers.Double(2), stragglers.Double(3), stragglers.Text(4) == "detected",
+                 stragglers.Double(5)};
+    if (!in_range(stragglers.Int(1), 0, job->config.dp - 1) || !std::isfinite(st.slowdown) ||
+        !std::isfinite(st.iteration_time_s) || st.slowdown < 0 || st.iteration_time_s < 0) {
+      FailLoad(job, "a stragglers row is out of range");
+      continue;
+    }
+    job->stragglers[static_cast<int>(stragglers.Int(1))] = st;
+  }
+  if (!stragglers.status().ok()) return stragglers.status();
+  for (auto& [id, job] : jobs_) {
+    if (job.state == JobState::kFailed) continue;
+    const bool ready = job.state == JobState::kReady;
+    if (ready && job.frontier == nullptr) {
+      FailLoad(&job, "it is ready but has no stored frontier");
+    } else if (ready && static_cast<int>(job.pipelines.size()) != job.config.dp) {
+      FailLoad(&job, "it is ready but has " + std::to_string(job.pipelines.size()) +
+                         " pipelines rows for dp " + std::to_string(job.config.dp));
+    } else if (ready) {
+      for (const PipelineState& p : job.pipelines) {
+        if (p.version < 1) {
+          FailLoad(&job, "a pipeline of it has no stored plan");
+          break;
+        }
+      }
+    }
+    if (job.state != JobState::kFailed && job.frontier != nullptr) {
+      RefreshPlans(job);  // the plans the stored targets give
+    }
   }
   Statement reports(db_->handle(),
                     "SELECT job_id, COUNT(*), COALESCE(SUM(energy_j),0), COALESCE(SUM(time_s),0), "
@@ -305,11 +421,22 @@ Status Coordinator::Load() {
   if (!reports.status().ok()) return reports.status();
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, job] : jobs_) {
-    if (job.state == "planning") {
-      if (log_)
-        log_("job " + std::to_string(id) + ": frontier computation was interrupted; redoing it");
-      Enqueue(id);
+    if (job.state != JobState::kPlanning) continue;
+    if (job.planning_attempts >= options_.max_planning_attempts) {
+      // Planning it was interrupted that often: most likely it takes the server
+      // down (memory); planning it again would do so at every start.
+      job.state = JobState::kFailed;
+      job.reason = "planning was interrupted " + std::to_string(job.planning_attempts) +
+                   " times (the server stopped or was killed while planning this job, which "
+                   "may exceed the server's memory); not planned again: upload the profile "
+                   "again after checking the job's size";
+      if (log_) log_("job " + std::to_string(id) + " failed: " + job.reason);
+      if (Status saved = SaveJobRow(job); !saved.ok()) return saved;
+      continue;
     }
+    if (log_)
+      log_("job " + std::to_string(id) + ": frontier computation was interrupted; redoing it");
+    Enqueue(id);
   }
   return Status::Ok();
 }
@@ -319,17 +446,38 @@ Job* Coordinator::Find(int64_t id) {
   return it == jobs_.end() ? nullptr : &it->second;
 }
 
-Status Coordinator::SaveJobRow(const Job& job) {
+JobRow JobRow::Of(const Job& job) {
+  return JobRow{job.state,
+                job.reason,
+                job.profile_csv,
+                job.all_max_time_s,
+                job.all_max_energy_j,
+                job.solve_seconds,
+                job.planning_attempts};
+}
+
+void JobRow::ApplyTo(Job* job) const {
+  job->state = state;
+  job->reason = reason;
+  job->profile_csv = profile_csv;
+  job->all_max_time_s = all_max_time_s;
+  job->all_max_energy_j = all_max_energy_j;
+  job->solve_seconds = solve_seconds;
+  job->planning_attempts = planning_attempts;
+}
+
+Status Coordinator::SaveJobRow(int64_t id, const JobRow& job) {
   return Statement(db_->handle(),
                    "UPDATE jobs SET state=?, reason=?, profile_csv=?, all_max_time=?, "
-                   "all_max_energy=?, solve_seconds=? WHERE id=?")
-      .Bind(1, job.state)
+                   "all_max_energy=?, solve_seconds=?, planning_attempts=? WHERE id=?")
+      .Bind(1, StateName(job.state))
       .Bind(2, job.reason)
       .Bind(3, job.profile_csv)
       .Bind(4, job.all_max_time_s)
       .Bind(5, job.all_max_energy_j)
       .Bind(6, job.solve_seconds)
-      .Bind(7, job.id)
+      .Bind(7, job.planning_attempts)
+      .Bind(8, id)
       .Run();
 }
 
@@ -339,6 +487,14 @@ Reply Coordinator::CreateJob(const std::string& body) {
   std::string field;
   auto config = ParseJobConfig(j, &field);
   if (!config.ok()) return Error(400, config.status().message(), field);
+  if (Status s = job::CheckWorkLimits(config->ToSpec(), options_.limits); !s.ok()) {
+    // The message begins with the field at fault.
+    const bool virtual_stages = s.message().rfind("virtual_stages", 0) == 0;
+    return Error(400, s.message(),
+                 virtual_stages                 ? "virtual_stages"
+                 : config->schedule_csv.empty() ? "microbatches"
+                                                : "schedule_csv");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(*db_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
@@ -349,7 +505,7 @@ Reply Coordinator::CreateJob(const std::string& body) {
   Job job;
   job.id = id;
   job.config = *config;
-  job.state = "registering";
+  job.state = JobState::kRegistering;
   jobs_[id] = std::move(job);
   if (log_) log_("job " + std::to_string(id) + " created: " + config->name);
   return Ok(201, {{"job_id", id}});
@@ -362,10 +518,63 @@ Reply Coordinator::GetJob(int64_t id) {
   return Ok(200, JobJson(job));
 }
 
+Reply Coordinator::ListJobs(const std::string& state_name) {
+  std::optional<JobState> only;
+  if (!state_name.empty()) {
+    only = ParseJobState(state_name);
+    if (!only) {
+      return Error(400,
+                   "query parameter 'state' must be registering, profiling, planning, ready or "
+                   "failed",
+                   "state");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  json jobs = json::array();
+  for (const auto& [id, job] : jobs_) {
+    if (only && job.state != *only) continue;
+    json row = {{"job_id", id},
+                {"name", job.config.name},
+                {"state", StateName(job.state)},
+                {"progress", job.progress},
+                {"ranks_registered", job.ranks.size()},
+                {"ranks_expected", job.config.ranks()}};
+    if (!job.reason.empty()) row["reason"] = job.reason;
+    jobs.push_back(std::move(row));
+  }
+  return Ok(200, {{"jobs", std::move(jobs)}});
+}
+
+Reply Coordinator::DeleteJob(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = Find(id);
+  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  Transaction tx(*db_);
+  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  for (const char* table :
+       {"ranks", "measurements", "frontiers", "pipelines", "stragglers", "iterations"}) {
+    Status s = Statement(db_->handle(), std::string("DELETE FROM ") + table + " WHERE job_id=?")
+                   .Bind(1, id)
+                   .Run();
+    if (!s.ok()) return FromStatus(s);
+  }
+  Status s = Statement(db_->handle(), "DELETE FROM jobs WHERE id=?").Bind(1, id).Run();
+  if (!s.ok()) return FromStatus(s);
+  if (s = tx.Commit(); !s.ok()) return FromStatus(s);
+  // Committed: now memory. A running planning stops at its next step and
+  // finds no job to store into.
+  if (job->cancel) job->cancel->store(true);
+  queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
+  jobs_.erase(id);
+  idle_cv_.notify_all();
+  if (log_) log_("job " + std::to_string(id) + " deleted");
+  return Ok(200, {{"job_id", id}, {"deleted", true}});
+}
+
 json Coordinator::JobJson(const Job* job) const {
   json body = {{"job_id", job->id},
                {"config", job->config.ToJson()},
-               {"state", job->state},
+               {"state", StateName(job->state)},
                {"progress", job->progress},
                {"ranks_registered", job->ranks.size()},
                {"ranks_expected", job->config.ranks()}};
@@ -373,7 +582,7 @@ json Coordinator::JobJson(const Job* job) const {
   if (auto blocking = BlockingPower(*job)) {
     body["blocking_power"] = {{"w", blocking->watts}, {"source", blocking->source}};
   }
-  if (!job->profiling_progress.empty() || job->state == "profiling") {
+  if (!job->profiling_progress.empty() || job->state == JobState::kProfiling) {
     // In-job profiling: the stages (x tensor-parallel ranks) uploaded, and every
     // rank's progress as its profiling iteration reports said.
     json ranks = json::object();
@@ -423,6 +632,10 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
   const JobConfig& c = job->config;
+  if (auto e =
+          OnlyFields(j, {"rank", "pp_rank", "dp_rank", "tp_rank", "gpu_name", "frequencies_mhz"})) {
+    return *e;
+  }
   int64_t rank = 0, pp = 0, dp = 0, tp = 0;
   if (auto e = IntField(j, "rank", 0, c.ranks() - 1, &rank)) return *e;
   if (auto e = IntField(j, "pp_rank", 0, c.stages - 1, &pp)) return *e;
@@ -458,6 +671,35 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
                  "rank " + std::to_string(info.rank) + " is already registered with different data",
                  "rank");
   }
+  // One rank per (pp, dp, tp) position.
+  for (const auto& [r, other] : job->ranks) {
+    if (other.pp_rank == info.pp_rank && other.dp_rank == info.dp_rank &&
+        other.tp_rank == info.tp_rank) {
+      return Error(409,
+                   "rank " + std::to_string(r) + " already holds position pp_rank " +
+                       std::to_string(info.pp_rank) + ", dp_rank " + std::to_string(info.dp_rank) +
+                       ", tp_rank " + std::to_string(info.tp_rank),
+                   "pp_rank");
+    }
+  }
+  // A rank that arrives after the profile: the plan's clocks must be its GPU's.
+  if (!job->profile_csv.empty()) {
+    auto profile = planner::ParseProfileCsv(job->profile_csv, "profile");
+    if (profile.ok()) {
+      for (const auto& [key, rows] : profile->measurements) {
+        for (const auto& m : rows) {
+          const auto& allowed = info.frequencies_mhz;
+          if (std::find(allowed.begin(), allowed.end(), m.frequency_mhz) == allowed.end()) {
+            return Error(400,
+                         "the job's profile uses " + std::to_string(m.frequency_mhz) +
+                             " MHz, which is not among rank " + std::to_string(info.rank) +
+                             "'s frequencies_mhz",
+                         "frequencies_mhz");
+          }
+        }
+      }
+    }
+  }
   Transaction tx(*db_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
   Status s = Statement(db_->handle(), "INSERT INTO ranks(job_id, rank, info) VALUES(?, ?, ?)")
@@ -476,13 +718,20 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
-  if (job->state == "planning" || job->state == "ready") {
-    return Error(
-        409, "job " + std::to_string(id) + " already has its profile (state " + job->state + ")");
+  if (job->state == JobState::kPlanning || job->state == JobState::kReady) {
+    return Error(409, "job " + std::to_string(id) + " already has its profile (state " +
+                          StateName(job->state) + ")");
   }
+  // Everything is decided first; the database and then memory change only
+  // once it is accepted (a rejected upload changes nothing).
+  JobRow row = JobRow::Of(*job);
   const bool csv = content_type.rfind("text/csv", 0) == 0;
-  Transaction tx(*db_);
-  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  const bool was_profiling = job->state == JobState::kProfiling;
+  bool complete = csv;
+  std::optional<std::pair<std::pair<int, int>, std::string>> upload;  // (stage, tp) -> rows
+  double blocking_w = -1;
+  auto measured = job->measured;
+  auto measured_blocking = job->measured_blocking_w;
   if (csv) {
     auto profile = planner::ParseProfileCsv(body, "profile");
     if (!profile.ok()) return Error(400, profile.status().message(), "profile");
@@ -512,33 +761,45 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
                        "measurements (JSON) with its measured blocking_power_w",
                    "blocking_power_w");
     }
-    job->profile_csv = body;
+    row.profile_csv = body;
   } else {
-    // JSON: one rank's measurements of its stage.
+    // JSON: one rank's measurements of its stage, validated alone (a rank's
+    // mistake is that rank's 400, naming its own entry); a rank may upload
+    // again until the profile is complete, replacing its rows.
     json j;
     if (auto error = ParseObject(body, &j)) return *error;
+    if (auto e = OnlyFields(j, {"rank", "blocking_power_w", "measurements"})) return *e;
     int64_t rank = 0;
     if (auto e = IntField(j, "rank", 0, job->config.ranks() - 1, &rank)) return *e;
     auto info = job->ranks.find(static_cast<int>(rank));
     if (info == job->ranks.end()) {
       return Error(400, "rank " + std::to_string(rank) + " is not registered", "rank");
     }
-    double blocking_w = -1;
     if (auto e = NumberField(j, "blocking_power_w", 0, 1e5, &blocking_w, false)) return *e;
     auto rows = j.find("measurements");
-    if (rows == j.end() || !rows->is_array() || rows->empty()) {
-      return Error(400, "field 'measurements' must be a non-empty array", "measurements");
+    if (rows == j.end() || !rows->is_array() || rows->empty() || rows->size() > 100000) {
+      return Error(400, "field 'measurements' must be a non-empty array (at most 100000 entries)",
+                   "measurements");
     }
-    std::string text;
-    for (const json& m : *rows) {
-      if (!m.is_object()) return Error(400, "every measurement must be an object", "measurements");
+    const std::string who = "rank " + std::to_string(rank) + "'s ";
+    std::string text, alone;  // alone: the same rows as stage 0, tp_rank 0
+    std::map<std::pair<planner::Instruction, int64_t>, size_t> seen;
+    for (size_t k = 0; k < rows->size(); ++k) {
+      const json& m = (*rows)[k];
+      const std::string where = "measurements[" + std::to_string(k) + "]";
+      if (!m.is_object()) return Error(400, who + where + " must be an object", "measurements");
+      if (auto e = OnlyFields(m, {"instruction", "frequency_mhz", "time_s", "energy_j"},
+                              " in " + who + where)) {
+        return *e;
+      }
       auto instr = m.find("instruction");
       planner::Instruction parsed;
       if (instr == m.end() || !instr->is_string() ||
           !planner::ParseInstruction(instr->get<std::string>(), &parsed)) {
         return Error(400,
-                     "measurement field 'instruction' must be forward, backward, "
-                     "backward_input or backward_weight",
+                     who + where +
+                         ": 'instruction' must be forward, backward, backward_input or "
+                         "backward_weight",
                      "measurements");
       }
       int64_t mhz = 0;
@@ -547,57 +808,116 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
       const auto& allowed = info->second.frequencies_mhz;
       if (std::find(allowed.begin(), allowed.end(), mhz) == allowed.end()) {
         return Error(400,
-                     std::to_string(mhz) + " MHz is not among rank " + std::to_string(rank) +
-                         "'s supported frequencies",
+                     who + where + ": " + std::to_string(mhz) + " MHz is not among rank " +
+                         std::to_string(rank) + "'s supported frequencies",
                      "frequency_mhz");
       }
       if (auto e = NumberField(m, "time_s", 1e-9, 1e6, &time_s)) return *e;
       if (auto e = NumberField(m, "energy_j", 0, 1e12, &energy_j)) return *e;
-      text += std::to_string(info->second.pp_rank) + "," +
-              std::string(planner::InstructionName(parsed)) + "," + std::to_string(mhz) + "," +
-              json(time_s).dump() + "," + json(energy_j).dump() + "," +
+      auto [previous, fresh] = seen.emplace(std::make_pair(parsed, mhz), k);
+      if (!fresh) {
+        return Error(400,
+                     who + where + " repeats " + std::string(planner::InstructionName(parsed)) +
+                         " at " + std::to_string(mhz) + " MHz (measurements[" +
+                         std::to_string(previous->second) + "])",
+                     "measurements");
+      }
+      const std::string columns = std::string(planner::InstructionName(parsed)) + "," +
+                                  std::to_string(mhz) + "," + json(time_s).dump() + "," +
+                                  json(energy_j).dump() + ",";
+      text += std::to_string(info->second.pp_rank) + "," + columns +
               std::to_string(info->second.tp_rank) + "\n";
+      alone += "0," + columns + "0\n";
+    }
+    const std::string header = "stage,instruction,frequency,time,energy,tp_rank\n";
+    if (auto parsed = planner::ParseProfileCsv(header + alone, "measurements"); !parsed.ok()) {
+      // "measurements:L: ..." names line L, which is measurements[L - 2].
+      std::string message = parsed.status().message();
+      const size_t colon = message.find(':', 13);
+      if (message.rfind("measurements:", 0) == 0 && colon != std::string::npos) {
+        int64_t line = 0;
+        if (ParseCount(message.substr(13, colon - 13), &line) && line >= 2) {
+          message = "measurements[" + std::to_string(line - 2) + "]" + message.substr(colon);
+        }
+      }
+      return Error(400, who + message, "measurements");
     }
     const std::pair<int, int> key{info->second.pp_rank, info->second.tp_rank};
-    if (job->measured.count(key) == 0) {
-      Status s = Statement(db_->handle(),
-                           "INSERT INTO measurements(job_id, stage, tp_rank, rows, blocking_power) "
-                           "VALUES(?,?,?,?,?)")
-                     .Bind(1, id)
-                     .Bind(2, key.first)
-                     .Bind(3, key.second)
-                     .Bind(4, text)
-                     .Bind(5, blocking_w)
-                     .Run();
-      if (!s.ok()) return FromStatus(s);
-      job->measured[key] = text;
-      if (blocking_w >= 0) job->measured_blocking_w[key] = blocking_w;
+    measured[key] = text;
+    if (blocking_w >= 0) {
+      measured_blocking[key] = blocking_w;
+    } else {
+      measured_blocking.erase(key);
     }
+    upload.emplace(key, text);
     // Complete once every stage (and tensor-parallel rank) has measurements.
-    const bool complete =
-        static_cast<int>(job->measured.size()) == job->config.stages * job->config.tp;
+    complete = static_cast<int>(measured.size()) == job->config.stages * job->config.tp;
     if (!complete) {
-      if (job->state != "profiling") job->progress = 0;
-      job->state = "profiling";
-      if (Status s = SaveJobRow(*job); !s.ok()) return FromStatus(s);
-      if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
-      return Ok(202, {{"state", job->state},
-                      {"stages_measured", job->measured.size()},
-                      {"stages_expected", job->config.stages * job->config.tp}});
+      row.state = JobState::kProfiling;
+    } else {
+      std::string assembled = header;
+      for (const auto& [k, rows_text] : measured) assembled += rows_text;
+      auto profile = planner::ParseProfileCsv(assembled, "measurements");
+      if (!profile.ok()) {
+        return Error(
+            400,
+            who + "upload completes a profile that does not parse: " + profile.status().message(),
+            "measurements");
+      }
+      row.profile_csv = assembled;
     }
-    std::string assembled = "stage,instruction,frequency,time,energy,tp_rank\n";
-    for (const auto& [k, rows_text] : job->measured) assembled += rows_text;
-    auto profile = planner::ParseProfileCsv(assembled, "measurements");
-    if (!profile.ok()) return Error(400, profile.status().message(), "measurements");
-    job->profile_csv = assembled;
   }
-  job->state = "planning";
-  job->progress = 0;
-  job->reason.clear();
-  if (Status s = SaveJobRow(*job); !s.ok()) return FromStatus(s);
+  if (complete) {
+    // The whole profile: it must plan within the limits (a 400 now, not a
+    // job that fails or exhausts the server later).
+    auto profile = planner::ParseProfileCsv(row.profile_csv, "profile");
+    job::JobSpec spec = job->config.ToSpec();
+    if (!job->config.blocking_power_given) {
+      std::vector<double> watts;
+      for (const auto& [k, w] : measured_blocking) watts.push_back(w);
+      spec.blocking_power_w = watts.empty() ? 0 : Median(watts);
+    }
+    if (profile.ok()) {
+      auto prepared = job::PrepareJob(spec, std::move(profile).value(), options_.limits);
+      if (!prepared.ok()) {
+        const std::string& m = prepared.status().message();
+        return Error(400, "the profile cannot be planned for this job: " + m,
+                     m.rfind("unit_time", 0) == 0 ? "unit_time" : "profile");
+      }
+    }
+    row.state = JobState::kPlanning;
+    row.reason.clear();
+    row.planning_attempts = 0;
+  }
+  Transaction tx(*db_);
+  if (!tx.begun().ok()) return FromStatus(tx.begun());
+  if (upload) {
+    Status s = Statement(db_->handle(),
+                         "INSERT OR REPLACE INTO measurements(job_id, stage, tp_rank, rows, "
+                         "blocking_power) VALUES(?,?,?,?,?)")
+                   .Bind(1, id)
+                   .Bind(2, upload->first.first)
+                   .Bind(3, upload->first.second)
+                   .Bind(4, upload->second)
+                   .Bind(5, blocking_w)
+                   .Run();
+    if (!s.ok()) return FromStatus(s);
+  }
+  if (Status s = SaveJobRow(id, row); !s.ok()) return FromStatus(s);
   if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
+  // Committed: memory follows.
+  row.ApplyTo(job);
+  job->measured = std::move(measured);
+  job->measured_blocking_w = std::move(measured_blocking);
+  if (!complete) {
+    if (!was_profiling) job->progress = 0;
+    return Ok(202, {{"state", StateName(job->state)},
+                    {"stages_measured", job->measured.size()},
+                    {"stages_expected", job->config.stages * job->config.tp}});
+  }
+  job->progress = 0;
   Enqueue(id);
-  return Ok(202, {{"state", job->state}});
+  return Ok(202, {{"state", StateName(job->state)}});
 }
 
 std::optional<BlockingPowerUsed> BlockingPower(const Job& job) {
@@ -611,40 +931,85 @@ std::optional<BlockingPowerUsed> BlockingPower(const Job& job) {
 
 void Coordinator::Enqueue(int64_t id) {
   queue_.push_back(id);
-  queue_cv_.notify_all();
+  queue_cv_.notify_one();
+}
+
+int64_t Coordinator::NextQueued() {
+  // Smallest job first (computations per pipeline, as the limits count them;
+  // ties in arrival order): a large job never holds back the small ones
+  // queued behind it, and at most planning_threads large ones run at once.
+  auto size = [&](int64_t id) -> int64_t {
+    const Job* job = Find(id);
+    if (job == nullptr) return 0;
+    const JobConfig& c = job->config;
+    return static_cast<int64_t>(c.stages) * c.microbatches * c.virtual_stages;
+  };
+  auto best = queue_.begin();
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (size(*it) < size(*best)) best = it;
+  }
+  const int64_t id = *best;
+  queue_.erase(best);
+  return id;
 }
 
 void Coordinator::WaitIdle() {
   std::unique_lock<std::mutex> lock(mu_);
-  idle_cv_.wait(lock, [&] { return queue_.empty() && !planning_busy_; });
+  idle_cv_.wait(lock, [&] { return queue_.empty() && planning_running_ == 0; });
 }
 
 void Coordinator::PlanLoop() {
   for (;;) {
-    int64_t id;
-    JobConfig config;
-    std::string profile_csv;
-    std::optional<BlockingPowerUsed> blocking;
+    int64_t id = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      planning_busy_ = false;
-      idle_cv_.notify_all();
       queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (stop_) return;
-      id = queue_.front();
-      queue_.pop_front();
-      Job* job = Find(id);
-      if (job == nullptr) continue;
-      planning_busy_ = true;
-      config = job->config;
-      profile_csv = job->profile_csv;
-      blocking = BlockingPower(*job);
-      if (blocking) config.blocking_power_w = blocking->watts;
+      id = NextQueued();
+      if (Find(id) == nullptr) continue;
+      ++planning_running_;
     }
-    // Plan without the lock: other requests go on.
-    const auto start = std::chrono::steady_clock::now();
-    Result<planner::FrontierFiles> files = Status::Internal("not planned");
-    double all_max_time = 0, all_max_energy = 0;
+    Plan(id);
+    std::lock_guard<std::mutex> lock(mu_);
+    --planning_running_;
+    idle_cv_.notify_all();
+  }
+}
+
+void Coordinator::Plan(int64_t id) {
+  JobConfig config;
+  std::string profile_csv;
+  std::optional<BlockingPowerUsed> blocking;
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job* job = Find(id);
+    if (job == nullptr) return;
+    // Counted before planning begins: a crash while planning leaves the count
+    // (Load fails a job interrupted max_planning_attempts times).
+    JobRow row = JobRow::Of(*job);
+    ++row.planning_attempts;
+    if (Status s = SaveJobRow(id, row); !s.ok()) {
+      if (log_) log_("job " + std::to_string(id) + ": cannot count its planning: " + s.message());
+    }
+    job->planning_attempts = row.planning_attempts;
+    job->cancel = cancel;
+    config = job->config;
+    profile_csv = job->profile_csv;
+    blocking = BlockingPower(*job);
+    if (blocking) config.blocking_power_w = blocking->watts;
+  }
+  // Plan without the lock: other requests (and other plannings) go on.
+  const auto start = std::chrono::steady_clock::now();
+  const double limit_s = options_.planning_time_limit_s;
+  auto should_stop = [&] {
+    return cancel->load() ||
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >
+               limit_s;
+  };
+  Result<planner::FrontierFiles> files = Status::Internal("not planned");
+  double all_max_time = 0, all_max_energy = 0;
+  try {
     auto profile = planner::ParseProfileCsv(profile_csv, "profile");
     if (!profile.ok()) {
       files = profile.status();
@@ -653,14 +1018,19 @@ void Coordinator::PlanLoop() {
           "no blocking power: the job was created without blocking_power_w and no rank's "
           "measurements carried one");
     } else {
-      auto prepared = job::PrepareJob(config.ToSpec(), std::move(profile).value());
+      auto prepared = job::PrepareJob(config.ToSpec(), std::move(profile).value(), options_.limits);
       if (!prepared.ok()) {
         files = prepared.status();
       } else {
-        auto frontier = planner::SolveFrontier(prepared->problem, [this, id](double f) {
-          std::lock_guard<std::mutex> lock(mu_);
-          if (Job* job = Find(id)) job->progress = f;
-        });
+        planner::SolverOptions solver;
+        solver.should_stop = should_stop;
+        auto frontier = job::SolveJob(
+            *prepared,
+            [this, id](double f) {
+              std::lock_guard<std::mutex> lock(mu_);
+              if (Job* job = Find(id)) job->progress = f;
+            },
+            solver, options_.limits);
         if (!frontier.ok()) {
           files = frontier.status();
         } else {
@@ -670,14 +1040,37 @@ void Coordinator::PlanLoop() {
         }
       }
     }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    Status stored = PlanningDone(id, std::move(files), all_max_time, all_max_energy, seconds);
-    if (!stored.ok() && log_) {
-      // The job stays `planning` in the database and is planned again at the next start.
-      log_("job " + std::to_string(id) +
-           ": could not store the planning result: " + stored.message());
+  } catch (const std::bad_alloc&) {
+    files =
+        Status::InvalidInput("planning ran out of memory (the job is too large for this server)");
+  } catch (const std::exception& e) {
+    files = Status::Internal(std::string("planning failed: ") + e.what());
+  }
+  if (!files.ok() && files.status().code() == StatusCode::kCancelled) {
+    if (cancel->load()) {
+      // Deleted: nothing to store. The server stops: the job stays `planning`
+      // and is planned at the next start, this attempt not counted.
+      std::lock_guard<std::mutex> lock(mu_);
+      Job* job = Find(id);
+      if (stop_ && job != nullptr) {
+        JobRow row = JobRow::Of(*job);
+        row.planning_attempts = std::max<int64_t>(0, row.planning_attempts - 1);
+        if (SaveJobRow(id, row).ok()) job->planning_attempts = row.planning_attempts;
+      }
+      return;
     }
+    files = Status::Cancelled("planning took longer than the server's limit of " +
+                              std::to_string(static_cast<int64_t>(limit_s)) +
+                              " s (planning_time_limit): " + files.status().message() +
+                              "; choose a larger unit_time or a smaller job");
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Status stored = PlanningDone(id, std::move(files), all_max_time, all_max_energy, seconds);
+  if (!stored.ok() && log_) {
+    // The job stays `planning` in the database and is planned again at the next start.
+    log_("job " + std::to_string(id) +
+         ": could not store the planning result: " + stored.message());
   }
 }
 
@@ -697,39 +1090,53 @@ Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> file
   }
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Status::Ok();  // nothing to store
+  if (job == nullptr) return Status::Ok();  // deleted meanwhile: nothing to store
+  job->cancel = nullptr;
+  JobRow row = JobRow::Of(*job);
   Transaction tx(*db_);
   if (!tx.begun().ok()) return tx.begun();
   if (stored == nullptr) {
-    job->state = "failed";
-    job->reason = failure.message();
+    row.state = JobState::kFailed;
+    row.reason = failure.message();
+    if (Status s = SaveJobRow(id, row); !s.ok()) return s;
+    if (Status s = tx.Commit(); !s.ok()) return s;
+    row.ApplyTo(job);
     if (log_) log_("job " + std::to_string(id) + " failed: " + job->reason);
-  } else {
-    Status s = Statement(db_->handle(),
-                         "INSERT OR REPLACE INTO frontiers(job_id, frontier_csv, computations_csv, "
-                         "plans_csv, problem_json) VALUES(?,?,?,?,?)")
-                   .Bind(1, id)
-                   .Bind(2, files->frontier_csv)
-                   .Bind(3, files->computations_csv)
-                   .Bind(4, files->plans_csv)
-                   .Bind(5, files->problem_json)
-                   .Run();
-    if (!s.ok()) return s;
-    job->frontier = stored;
-    job->plan_cache.clear();
-    job->all_max_time_s = all_max_time;
-    job->all_max_energy_j = all_max_energy;
-    job->solve_seconds = seconds;
-    job->state = "ready";
-    job->progress = 1;
-    if (s = Retarget(*job); !s.ok()) return s;
-    if (log_) {
-      log_("job " + std::to_string(id) + " ready: " + std::to_string(stored->points().size()) +
-           " frontier points in " + std::to_string(seconds) + " s");
-    }
+    return Status::Ok();
   }
-  if (Status s = SaveJobRow(*job); !s.ok()) return s;
-  return tx.Commit();
+  Status s = Statement(db_->handle(),
+                       "INSERT OR REPLACE INTO frontiers(job_id, frontier_csv, computations_csv, "
+                       "plans_csv, problem_json) VALUES(?,?,?,?,?)")
+                 .Bind(1, id)
+                 .Bind(2, files->frontier_csv)
+                 .Bind(3, files->computations_csv)
+                 .Bind(4, files->plans_csv)
+                 .Bind(5, files->problem_json)
+                 .Run();
+  if (!s.ok()) return s;
+  row.all_max_time_s = all_max_time;
+  row.all_max_energy_j = all_max_energy;
+  row.solve_seconds = seconds;
+  row.state = JobState::kReady;
+  if (s = SaveJobRow(id, row); !s.ok()) return s;
+  // Retarget computes the pipelines' plans in memory and writes them in this
+  // transaction; undone if it does not commit.
+  const auto previous_frontier = job->frontier;
+  const auto previous_pipelines = job->pipelines;
+  job->frontier = stored;
+  if (s = Retarget(*job); !s.ok() || !(s = tx.Commit()).ok()) {
+    job->frontier = previous_frontier;
+    job->pipelines = previous_pipelines;
+    return s;
+  }
+  row.ApplyTo(job);
+  job->plan_cache.clear();
+  job->progress = 1;
+  if (log_) {
+    log_("job " + std::to_string(id) + " ready: " + std::to_string(stored->points().size()) +
+         " frontier points in " + std::to_string(seconds) + " s");
+  }
+  return Status::Ok();
 }
 
 PipelineState Coordinator::PlanFor(const Job& job, double target_time_s) {
@@ -817,8 +1224,8 @@ Reply Coordinator::GetFrontier(int64_t id) {
     Job* job = Find(id);
     if (job == nullptr) return Error(404, "no job " + std::to_string(id));
     if (job->frontier == nullptr) {
-      return Error(409,
-                   "job " + std::to_string(id) + " has no frontier yet (state " + job->state + ")");
+      return Error(409, "job " + std::to_string(id) + " has no frontier yet (state " +
+                            StateName(job->state) + ")");
     }
     frontier = job->frontier;
     all_max_time = job->all_max_time_s;
@@ -851,8 +1258,9 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
   auto info = job->ranks.find(static_cast<int>(rank));
   if (info == job->ranks.end())
     return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
-  if (job->state != "ready") {
-    return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready", "");
+  if (job->state != JobState::kReady) {
+    return Error(409, "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready",
+                 "");
   }
   const int pipeline = info->second.dp_rank;
   const PipelineState& state = job->pipelines[static_cast<size_t>(pipeline)];
@@ -911,16 +1319,27 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (auto e = OnlyFields(j, {"pipeline", "slowdown", "iteration_time"})) return *e;
   int64_t pipeline = 0;
   if (auto e = IntField(j, "pipeline", 0, job->config.dp - 1, &pipeline)) return *e;
+  if (job->state != JobState::kReady) {
+    return Error(409, "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready");
+  }
+  // A straggler is slower than T_min by at most kMaxSlowdown: beyond, it is a
+  // failure to handle, not a pipeline to wait for (and its time a mistake).
+  const double t_min = TMin(*job->frontier);
   Straggler s;
-  if (auto e = NumberField(j, "slowdown", 1.0, 100.0, &s.slowdown, false)) return *e;
-  if (auto e = NumberField(j, "iteration_time", 1e-6, 1e7, &s.iteration_time_s, false)) return *e;
+  if (auto e = NumberField(j, "slowdown", 1.0, kMaxSlowdown, &s.slowdown, false)) return *e;
+  if (auto e = NumberField(j, "iteration_time", t_min, kMaxSlowdown * t_min, &s.iteration_time_s,
+                           false)) {
+    e->body["error"] = "field 'iteration_time' must be between T_min " + FormatSeconds(t_min) +
+                       " s and " + FormatSeconds(kMaxSlowdown * t_min) + " s (" +
+                       FormatSeconds(kMaxSlowdown) + " x T_min)";
+    return *e;
+  }
   if ((s.slowdown > 0) == (s.iteration_time_s > 0)) {
     return Error(400, "give exactly one of 'slowdown' and 'iteration_time'", "slowdown");
   }
-  if (job->state != "ready")
-    return Error(409, "job " + std::to_string(id) + " is " + job->state + ", not ready");
   // A manual straggler overrides detection: the policy forgets the pipeline and
   // leaves it alone until a DELETE clears it.
   if (job->policy != nullptr) job->policy->Forget(static_cast<int>(pipeline));
@@ -987,6 +1406,10 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (auto e = OnlyFields(j, {"rank", "iteration", "time_s", "energy_j", "mismatches", "phase",
+                              "plan_version", "profiling_progress"})) {
+    return *e;
+  }
   int64_t rank = 0, iteration = 0, mismatches = 0;
   double time_s = 0, energy_j = 0;
   if (auto e = IntField(j, "rank", 0, job->config.ranks() - 1, &rank)) return *e;
@@ -1014,13 +1437,19 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
     return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
   }
   // A report sent twice (a retry) replaces the first.
-  Statement old(db_->handle(),
-                "SELECT time_s, energy_j, mismatches FROM iterations WHERE job_id=? AND rank=? "
-                "AND iteration=?");
-  old.Bind(1, id).Bind(2, rank).Bind(3, iteration);
-  const bool replaced = old.Step();
-  const double old_time = replaced ? old.Double(0) : 0, old_energy = replaced ? old.Double(1) : 0;
-  const int64_t old_mismatches = replaced ? old.Int(2) : 0;
+  bool replaced = false;
+  double old_time = 0, old_energy = 0;
+  int64_t old_mismatches = 0;
+  {
+    // Finished (and finalized) before the write below.
+    Statement old(db_->handle(),
+                  "SELECT time_s, energy_j, mismatches FROM iterations WHERE job_id=? AND rank=? "
+                  "AND iteration=?");
+    old.Bind(1, id).Bind(2, rank).Bind(3, iteration);
+    replaced = old.Step();
+    if (replaced) old_time = old.Double(0), old_energy = old.Double(1), old_mismatches = old.Int(2);
+    if (!old.status().ok()) return FromStatus(old.status());
+  }
   Status st = Statement(db_->handle(),
                         "INSERT OR REPLACE INTO iterations(job_id, rank, iteration, time_s, "
                         "energy_j, mismatches, phase, pipeline, plan_version) "
@@ -1040,7 +1469,7 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
     ++job->profiling_reports;
     if (profiling_progress >= 0)
       job->profiling_progress[static_cast<int>(rank)] = profiling_progress;
-    if (job->state == "registering" || job->state == "profiling") {
+    if (TakesProfile(job->state)) {
       // The job's progress while it profiles: its slowest rank's (ranks not heard from: 0).
       double slowest = 1;
       for (const auto& [r, info] : job->ranks) {
@@ -1049,8 +1478,8 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
       }
       if (static_cast<int>(job->ranks.size()) < job->config.ranks()) slowest = 0;
       job->progress = slowest;
-      if (job->state == "registering") {
-        job->state = "profiling";
+      if (job->state == JobState::kRegistering) {
+        job->state = JobState::kProfiling;
         if (Status saved = SaveJobRow(*job); !saved.ok()) return FromStatus(saved);
       }
     }
@@ -1079,8 +1508,8 @@ StragglerPolicy& Coordinator::PolicyFor(Job* job) {
 
 void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double time_s) {
   const JobConfig& c = job->config;
-  if (!c.straggler_detection || c.dp < 2 || job->state != "ready" || job->frontier == nullptr ||
-      iteration <= job->last_observed_iteration) {
+  if (!c.straggler_detection || c.dp < 2 || job->state != JobState::kReady ||
+      job->frontier == nullptr || iteration <= job->last_observed_iteration) {
     return;
   }
   auto& row = job->pending_times[iteration];
@@ -1277,17 +1706,17 @@ CoordinatorStats Coordinator::Stats() {
   std::lock_guard<std::mutex> lock(mu_);
   CoordinatorStats s;
   for (const auto& [id, job] : jobs_) {
-    ++s.jobs_by_state[job.state];
+    ++s.jobs_by_state[StateName(job.state)];
     s.ranks += static_cast<int>(job.ranks.size());
     for (const auto& p : job.pipelines) s.plan_versions += p.version;
     s.solve_seconds += job.solve_seconds;
     s.reported_energy_j += job.reported_energy_j;
     s.mismatches_by_job[id] = {job.mismatches, job.iterations_with_mismatches};
     s.detections_by_job[id] = {job.stragglers_detected, job.stragglers_recovered};
-    if (job.profiling_reports > 0 || job.state == "profiling") {
-      s.profiling_by_job[id] = {job.state == "profiling"     ? job.progress
-                                : job.state == "registering" ? 0.0
-                                                             : 1.0,
+    if (job.profiling_reports > 0 || job.state == JobState::kProfiling) {
+      s.profiling_by_job[id] = {job.state == JobState::kProfiling     ? job.progress
+                                : job.state == JobState::kRegistering ? 0.0
+                                                                      : 1.0,
                                 job.profiling_reports};
     }
   }

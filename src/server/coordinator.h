@@ -3,6 +3,7 @@
 // SQLite; a mutation is acknowledged only after its transaction commits.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -15,8 +16,10 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "perseus/job/job.h"
 #include "perseus/planner/frontier_io.h"
 #include "src/server/job_config.h"
+#include "src/server/job_state.h"
 #include "src/server/sqlite.h"
 #include "src/server/straggler_policy.h"
 
@@ -68,8 +71,13 @@ struct PipelineState {
 struct Job {
   int64_t id = 0;
   JobConfig config;
-  std::string state;  // registering | profiling | planning | ready | failed
+  JobState state = JobState::kRegistering;
   std::string reason;
+  // Planning: times a planning of the current profile began (stored: a job
+  // whose planning a crash interrupted too often is not planned again), and
+  // the running planning's stop flag (set by DELETE).
+  int64_t planning_attempts = 0;
+  std::shared_ptr<std::atomic<bool>> cancel;
   double progress = 0;
   std::map<int, RankInfo> ranks;
   std::string profile_csv;
@@ -98,6 +106,17 @@ struct Job {
 
 std::optional<BlockingPowerUsed> BlockingPower(const Job& job);
 
+// The jobs table's mutable columns: a change is written as a whole row, and
+// applied to the Job in memory only once its transaction has committed.
+struct JobRow {
+  JobState state = JobState::kRegistering;
+  std::string reason, profile_csv;
+  double all_max_time_s = 0, all_max_energy_j = 0, solve_seconds = 0;
+  int64_t planning_attempts = 0;
+  static JobRow Of(const Job& job);
+  void ApplyTo(Job* job) const;
+};
+
 // Figures /metrics shows.
 struct CoordinatorStats {
   std::map<std::string, int> jobs_by_state;
@@ -121,14 +140,32 @@ struct CoordinatorStats {
   std::map<int64_t, Profiling> profiling_by_job;  // jobs that profile in the job
 };
 
+// How the coordinator bounds the work jobs make.
+struct CoordinatorOptions {
+  // Jobs planned at once, each on its own thread; queued jobs go smallest
+  // first, so one large job never holds back the small ones behind it.
+  int planning_threads = 2;
+  // A planning that runs longer fails its job (never the server or others).
+  double planning_time_limit_s = 900;
+  // A job whose planning was interrupted (a crash, a kill) this many times is
+  // failed at the next start instead of planned again: no crash loop.
+  int max_planning_attempts = 2;
+  job::WorkLimits limits;  // checked when the job and its profile arrive
+};
+
 class Coordinator {
  public:
   using Log = std::function<void(const std::string&)>;
-  static Result<std::unique_ptr<Coordinator>> Open(const std::string& db_path, Log log);
+  static Result<std::unique_ptr<Coordinator>> Open(const std::string& db_path, Log log,
+                                                   const CoordinatorOptions& options = {});
   ~Coordinator();
 
   Reply CreateJob(const std::string& body);
   Reply GetJob(int64_t job);
+  // state: "" for all, or one state's name.
+  Reply ListJobs(const std::string& state);
+  // Cancels the job's planning and removes it and all its data.
+  Reply DeleteJob(int64_t job);
   Reply RegisterRank(int64_t job, const std::string& body);
   Reply PutProfile(int64_t job, const std::string& content_type, const std::string& body);
   Reply GetFrontier(int64_t job);
@@ -150,7 +187,10 @@ class Coordinator {
   Status Load();
   Job* Find(int64_t id);  // REQUIRES: mu_ held
   void PlanLoop();
-  void Enqueue(int64_t job);  // REQUIRES: mu_ held
+  void Enqueue(int64_t job);                         // REQUIRES: mu_ held
+  int64_t NextQueued();                              // REQUIRES: mu_ held, a queued job; removes it
+  void Plan(int64_t id);                             // one job's planning, outside mu_
+  void FailLoad(Job* job, const std::string& what);  // a row did not parse
   // Straggler set -> every pipeline's point and target; bumps versions that changed.
   Status Retarget(Job& job);  // REQUIRES: mu_ held; writes pipelines in the open transaction
   // The plan for a target time (T_min or a straggler's T'). REQUIRES: mu_ held, a frontier.
@@ -167,7 +207,8 @@ class Coordinator {
   void DetectStragglers(Job* job, int rank, int64_t iteration, double time_s);  // mu_ held
   StragglerPolicy& PolicyFor(Job* job);                                         // mu_ held
   Result<nlohmann::json> MeasuredSavings(const Job& job);                       // mu_ held
-  Status SaveJobRow(const Job& job);
+  Status SaveJobRow(const Job& job) { return SaveJobRow(job.id, JobRow::Of(job)); }
+  Status SaveJobRow(int64_t id, const JobRow& row);
   nlohmann::json JobJson(const Job* job) const;  // REQUIRES: mu_ held
   Status PlanningDone(int64_t id, Result<planner::FrontierFiles> files, double all_max_time,
                       double all_max_energy, double seconds);
@@ -177,11 +218,12 @@ class Coordinator {
   std::mutex mu_;
   std::map<int64_t, Job> jobs_;
 
+  CoordinatorOptions options_;
   std::deque<int64_t> queue_;
-  bool planning_busy_ = false;
+  int planning_running_ = 0;
   bool stop_ = false;
   std::condition_variable queue_cv_, idle_cv_;
-  std::thread planner_;
+  std::vector<std::thread> planners_;
 };
 
 }  // namespace perseus::server

@@ -126,9 +126,14 @@ struct Server::Impl {
     });
     Route("POST", "/v1/jobs", "create_job",
           [&c](const httplib::Request& req, int64_t) { return c.CreateJob(req.body); });
+    Route("GET", "/v1/jobs", "list_jobs", [&c](const httplib::Request& req, int64_t) {
+      return c.ListJobs(req.get_param_value("state"));
+    });
     const std::string job = R"(/v1/jobs/(\d+))";
     Route("GET", job, "get_job",
           [&c](const httplib::Request&, int64_t id) { return c.GetJob(id); });
+    Route("DELETE", job, "delete_job",
+          [&c](const httplib::Request&, int64_t id) { return c.DeleteJob(id); });
     Route("POST", job + "/ranks", "register_rank",
           [&c](const httplib::Request& req, int64_t id) { return c.RegisterRank(id, req.body); });
     Route("PUT", job + "/profile", "put_profile", [&c](const httplib::Request& req, int64_t id) {
@@ -155,7 +160,10 @@ struct Server::Impl {
 };
 
 Result<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
-  auto coordinator = Coordinator::Open(options.db_path, options.log);
+  CoordinatorOptions coordinator_options;
+  coordinator_options.planning_threads = options.planning_threads;
+  coordinator_options.planning_time_limit_s = options.planning_time_limit_s;
+  auto coordinator = Coordinator::Open(options.db_path, options.log, coordinator_options);
   if (!coordinator.ok()) return coordinator.status();
   auto server = std::unique_ptr<Server>(new Server);
   server->impl_ = std::make_unique<Impl>();

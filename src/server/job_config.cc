@@ -101,6 +101,30 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
     return Status::InvalidInput("the request body must be a JSON object");
   }
   JobConfig c;
+  // Every member must be a field: a typo (stages_typo) is refused, naming it.
+  static constexpr std::string_view kFields[] = {"name",
+                                                 "schedule",
+                                                 "schedule_csv",
+                                                 "stages",
+                                                 "microbatches",
+                                                 "virtual_stages",
+                                                 "tp",
+                                                 "dp",
+                                                 "blocking_power_w",
+                                                 "unit_time",
+                                                 "cost_model",
+                                                 "time_scale",
+                                                 "energy_scale",
+                                                 "straggler_detection",
+                                                 "straggler_threshold",
+                                                 "straggler_iterations"};
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(std::begin(kFields), std::end(kFields), key) != std::end(kFields)) continue;
+    const std::string shown = key.size() > 64 ? key.substr(0, 64) + "..." : key;
+    std::string known;
+    for (std::string_view f : kFields) known += (known.empty() ? "" : ", ") + std::string(f);
+    return Bad(field, shown, "is not a job field (the fields: " + known + ")");
+  }
   const bool csv = j.contains("schedule_csv") && !j["schedule_csv"].is_null();
   for (Status s :
        {Get(j, "name", true, &c.name, field), Get(j, "schedule", false, &c.schedule, field),

@@ -43,13 +43,16 @@ inline std::vector<int> A100Clocks() {
 
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::string& db, const std::string& token_file = "", int port = 0) {
+  // extra: more `perseus serve` options.
+  explicit ServerProcess(const std::string& db, const std::string& token_file = "", int port = 0,
+                         const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {
         kPerseus, "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--db", db};
     if (!token_file.empty()) {
       argv.push_back("--token-file");
       argv.push_back(token_file);
     }
+    argv.insert(argv.end(), extra.begin(), extra.end());
     child_ = std::make_unique<Child>(argv, std::vector<std::string>{});
     const std::string line = child_->ReadLine();  // "perseus: listening on http://127.0.0.1:PORT"
     const size_t colon = line.rfind(':');

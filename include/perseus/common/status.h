@@ -17,6 +17,7 @@ enum class StatusCode {
   kInfeasible,        // a solver invariant failed (a bug, reported, not hidden)
   kPermissionDenied,  // the operation needs a privilege this process lacks
   kUnavailable,       // a library, device or service is not there (right now)
+  kCancelled,         // the caller stopped the work (a cancel, or its time budget)
   kInternal,          // anything else
 };
 
@@ -37,6 +38,9 @@ class [[nodiscard]] Status {
   static Status Unavailable(std::string msg) {
     return Status(StatusCode::kUnavailable, std::move(msg));
   }
+  static Status Cancelled(std::string msg) {
+    return Status(StatusCode::kCancelled, std::move(msg));
+  }
   static Status Internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
@@ -49,12 +53,15 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-// Either a value or a non-OK Status.
+// Either a value or a non-OK Status. Made from an OK Status (a bug: there is
+// no value), it holds an kInternal error saying so, as abseil's StatusOr does.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
-  Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(Status status)                      // NOLINT(google-explicit-constructor)
+      : v_(status.ok() ? Status::Internal("a Result was made from an OK status (a bug)")
+                       : std::move(status)) {}
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   // REQUIRES: !ok()
@@ -73,3 +80,22 @@ class [[nodiscard]] Result {
 };
 
 }  // namespace perseus
+
+// Propagation (abseil's RETURN_IF_ERROR / ASSIGN_OR_RETURN): in a function
+// returning Status or Result<U>,
+//   PERSEUS_RETURN_IF_ERROR(DoThing());
+//   PERSEUS_ASSIGN_OR_RETURN(Profile profile, ReadProfileCsv(path));
+#define PERSEUS_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::perseus::Status perseus_status_ = (expr);        \
+    if (!perseus_status_.ok()) return perseus_status_; \
+  } while (false)
+
+#define PERSEUS_STATUS_CONCAT_INNER_(a, b) a##b
+#define PERSEUS_STATUS_CONCAT_(a, b) PERSEUS_STATUS_CONCAT_INNER_(a, b)
+#define PERSEUS_ASSIGN_OR_RETURN(lhs, expr) \
+  PERSEUS_ASSIGN_OR_RETURN_IMPL_(PERSEUS_STATUS_CONCAT_(perseus_result_, __LINE__), lhs, expr)
+#define PERSEUS_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
+  auto result = (expr);                                   \
+  if (!result.ok()) return result.status();               \
+  lhs = std::move(result).value()

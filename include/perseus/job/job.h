@@ -36,6 +36,26 @@ struct JobSpec {
   double energy_scale = 1;
 };
 
+// Bounds on the work one plan may take, checked before anything large is
+// built, the same for the CLI, the coordinator and Python: a job beyond them
+// is refused with an error naming the field and the bound, never planned into
+// an exhausted memory or an hour-long solve. At the defaults, the largest
+// job planned takes a few hundred MB.
+struct WorkLimits {
+  // Computations of one pipeline (S x M x V x 2, or x 3 with a split backward).
+  int64_t max_computations = int64_t{1} << 18;
+  int max_virtual_stages = 128;
+  // Cost-table sizes (planner::PlannerOptions' bounds of the same names).
+  int64_t max_units_per_computation = int64_t{1} << 20;
+  int64_t max_total_units = int64_t{1} << 22;
+  // Points the frontier sweep may keep (planner::SolverOptions::max_points).
+  int64_t max_frontier_points = int64_t{1} << 20;
+};
+
+// The limit checks on the spec alone (no profile): virtual_stages and the
+// schedule's size. Errors name the fields.
+Status CheckWorkLimits(const JobSpec& spec, const WorkLimits& limits = {});
+
 // A job's schedule: its per-rank orders (from --schedule-file, the CSV text or
 // a built-in generator), their DAG, and a name for output ("1f1b",
 // "file:PATH", or "csv" for CSV text).
@@ -44,8 +64,9 @@ struct ResolvedSchedule {
   planner::Dag dag;
   std::string name;
 };
-// Errors name the option at fault, or the schedule file and its action.
-Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec);
+// Errors name the field at fault (as JobSpec and the coordinator's JSON call
+// it: stages, microbatches, ...), or the schedule file and its action.
+Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec, const WorkLimits& limits = {});
 
 // What PrepareJob derived, for summaries.
 struct PreparedJob {
@@ -75,11 +96,19 @@ inline constexpr double kAutoUnitDivisions = 500;
 double AutoUnitTime(const planner::Profile& profile);
 
 // Reads the profile file, then as below.
-Result<PreparedJob> PrepareJob(const JobSpec& spec);
+Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits = {});
 // Validates the spec against an already parsed profile (its source names it in
 // messages), applies scales, TP and the derivations the schedule needs, and
 // builds the problem of one pipeline. Errors are kInvalidInput (or kNotFound
-// for missing files) naming the option or file:line at fault.
-Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile);
+// for missing files) naming the field or file:line at fault; a job beyond
+// `limits` is kInvalidInput too.
+Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
+                               const WorkLimits& limits = {});
+
+// SolveFrontier for a prepared job within `limits` (options.max_points, unless
+// set); options.should_stop cancels it.
+Result<planner::Frontier> SolveJob(const PreparedJob& job, const planner::ProgressFn& progress = {},
+                                   planner::SolverOptions options = {},
+                                   const WorkLimits& limits = {});
 
 }  // namespace perseus::job

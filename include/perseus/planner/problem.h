@@ -36,6 +36,12 @@ struct PlannerOptions {
   // the critical path may overrun its slot by up to one unit). For
   // comparisons only (bench/compare_reference); the default rounds up.
   bool round_down = false;
+  // Bounds on the cost tables' size, checked before any is built (each time
+  // unit of a computation's range costs about 40 bytes over the tables and
+  // the sweep's step runs): the longest computation in units, and the units
+  // of all option sets together. job::WorkLimits sets them for every job.
+  int64_t max_units_per_computation = int64_t{1} << 20;
+  int64_t max_total_units = int64_t{1} << 22;
 };
 
 struct Option {

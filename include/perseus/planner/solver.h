@@ -159,6 +159,12 @@ struct SolverOptions {
   int64_t improve_ends_work = 15'000'000;
   // If set, receives what the solve did.
   SolverStats* stats = nullptr;
+  // If set, asked once per step of the sweep: true stops the solve, which
+  // then returns kCancelled (a cancelled job, or one over its time budget).
+  std::function<bool()> should_stop;
+  // The most points the sweep may keep (memory grows with points x
+  // computations); more is kInvalidInput naming unit_time. 0: no bound.
+  int64_t max_points = 0;
 };
 
 Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem,

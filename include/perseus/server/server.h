@@ -3,7 +3,9 @@
 //
 // API (all JSON unless noted; errors are 4xx {"error": "...", "field": "..."}):
 //   POST   /v1/jobs                         create a job -> 201 {job_id}
+//   GET    /v1/jobs[?state=S]               every job's id, name, state, progress
 //   GET    /v1/jobs/{id}                    state, progress, figures
+//   DELETE /v1/jobs/{id}                    cancel its planning, remove it and its data
 //   POST   /v1/jobs/{id}/ranks              register a rank (idempotent; conflict 409)
 //   PUT    /v1/jobs/{id}/profile            text/csv profile, or JSON per-rank measurements -> 202
 //   GET    /v1/jobs/{id}/frontier           frontier points
@@ -26,9 +28,11 @@ namespace perseus::server {
 
 struct ServerOptions {
   std::string db_path = "perseus.db";
-  std::string token;                 // non-empty: /v1 needs "Authorization: Bearer <token>"
-  size_t max_body_bytes = 32 << 20;  // larger request bodies get 413
-  int threads = 32;                  // HTTP worker threads
+  std::string token;                   // non-empty: /v1 needs "Authorization: Bearer <token>"
+  size_t max_body_bytes = 32 << 20;    // larger request bodies get 413
+  int threads = 32;                    // HTTP worker threads
+  int planning_threads = 2;            // jobs planned at once (smallest queued first)
+  double planning_time_limit_s = 900;  // a longer planning fails its job
   std::function<void(const std::string&)> log;  // one line per notable event; may be empty
 };
 
