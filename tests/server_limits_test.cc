@@ -59,7 +59,7 @@ int64_t StartSlowJob(Api& api) {
 
 TEST(ServerLimitsTest, BadJobsAreRefusedOrFailAloneWhileANormalJobPlans) {
   const std::string db = TempPath("limits.db");
-  ServerProcess server(db, "", 0, {"--planning-time-limit", "1"});
+  ServerProcess server(db, "", 0, {"--planning-time-limit", "2"});
   Api api(server.port());
 
   // The memory crash loop: a 100 s computation at a 10 us unit (10^7 units).
