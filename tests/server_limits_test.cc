@@ -249,7 +249,15 @@ TEST(ServerLimitsTest, PositionsClocksFieldsAndStragglerTimesAreCheckedOnArrival
     EXPECT_EQ(api.Post(ranks, rank(k, k % 4, k / 4, A100Clocks())).status, 200);
   }
   ASSERT_EQ(PutCsv(api, job, ProfileCsv(4)).status, 202);
-  ASSERT_EQ(WaitReady(api, job)["state"], "ready");
+  const json ready = WaitReady(api, job);
+  ASSERT_EQ(ready["state"], "ready");
+  // One energy scope, named: the frontier's figures are a pipeline's, the
+  // job's (dp = 2) beside them; the report's are the job's.
+  EXPECT_EQ(ready["frontier"]["energy_scope"], "pipeline");
+  EXPECT_DOUBLE_EQ(ready["frontier"]["t_min_job_energy_j"].get<double>(),
+                   2 * ready["frontier"]["t_min_energy_j"].get<double>());
+  EXPECT_EQ(api.Call("GET", JobPath(job) + "/frontier").body["energy_scope"], "pipeline");
+  EXPECT_EQ(api.Call("GET", JobPath(job) + "/report").body["energy_scope"], "job");
   // Rank 7 arrives after the profile with clocks it does not cover.
   r = api.Post(ranks, rank(7, 3, 1, {1410, 1005}));
   EXPECT_EQ(r.status, 400) << r.body.dump();

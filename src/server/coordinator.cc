@@ -594,11 +594,17 @@ json Coordinator::JobJson(const Job* job) const {
   if (job->frontier != nullptr) {
     const auto& points = job->frontier->points();
     const auto& fastest = points[job->frontier->TMinIndex()];
-    body["frontier"] = {{"points", points.size()},
+    // Energies here are one pipeline's (the frontier's scope); the job's are
+    // dp times that, given beside them.
+    const double dp = job->config.dp;
+    body["frontier"] = {{"energy_scope", "pipeline"},
+                        {"points", points.size()},
                         {"t_min_s", fastest.time_s},
                         {"t_min_energy_j", fastest.energy_j},
+                        {"t_min_job_energy_j", fastest.energy_j * dp},
                         {"all_max_time_s", job->all_max_time_s},
                         {"all_max_energy_j", job->all_max_energy_j},
+                        {"all_max_job_energy_j", job->all_max_energy_j * dp},
                         {"solve_seconds", job->solve_seconds}};
     json pipelines = json::array();
     for (size_t p = 0; p < job->pipelines.size(); ++p) {
@@ -1235,7 +1241,8 @@ Reply Coordinator::GetFrontier(int64_t id) {
   for (const auto& p : frontier->points()) {
     points.push_back({p.time_s, p.energy_j, p.model_time_s, p.model_energy_j});
   }
-  return Ok(200, {{"columns", {"time_s", "energy_j", "model_time_s", "model_energy_j"}},
+  return Ok(200, {{"energy_scope", "pipeline"},
+                  {"columns", {"time_s", "energy_j", "model_time_s", "model_energy_j"}},
                   {"points", points},
                   {"t_min_index", frontier->TMinIndex()},
                   {"all_max", {{"time_s", all_max_time}, {"energy_j", all_max_energy}}}});
@@ -1576,6 +1583,7 @@ Reply Coordinator::GetReport(int64_t id) {
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
   json body = {{"job_id", id},
+               {"energy_scope", "job"},  // sums over pipelines (and ranks)
                {"reports", job->reports},
                {"iterations", job->last_iteration + 1},
                {"reported_energy_j", job->reported_energy_j},
