@@ -104,14 +104,11 @@ std::optional<Reply> NumberField(const json& j, const char* name, double lo, dou
 // (stages_typo) is a 400 naming it, never silently ignored.
 std::optional<Reply> OnlyFields(const json& j, std::initializer_list<std::string_view> names,
                                 const std::string& where = "") {
-  for (const auto& [key, value] : j.items()) {
-    if (std::find(names.begin(), names.end(), key) != names.end()) continue;
-    std::string known;
-    for (std::string_view n : names) known += (known.empty() ? "" : ", ") + std::string(n);
-    const std::string shown = key.size() > 64 ? key.substr(0, 64) + "..." : key;
-    return Error(400, "unknown field '" + shown + "'" + where + " (known: " + known + ")", shown);
-  }
-  return std::nullopt;
+  std::string known;
+  auto unknown = UnknownField(j, names, &known);
+  if (!unknown) return std::nullopt;
+  return Error(400, "unknown field '" + *unknown + "'" + where + " (known: " + known + ")",
+               *unknown);
 }
 
 std::string StateName(JobState s) { return std::string(JobStateName(s)); }

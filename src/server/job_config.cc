@@ -95,6 +95,18 @@ Status ApplyScheduleCsv(const json& j, JobConfig* c, std::string* field) {
 
 }  // namespace
 
+std::optional<std::string> UnknownField(const json& j,
+                                        std::initializer_list<std::string_view> names,
+                                        std::string* known) {
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(names.begin(), names.end(), key) != names.end()) continue;
+    known->clear();
+    for (std::string_view n : names) *known += (known->empty() ? "" : ", ") + std::string(n);
+    return key.size() > 64 ? key.substr(0, 64) + "..." : key;
+  }
+  return std::nullopt;
+}
+
 Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
   if (!j.is_object()) {
     *field = "";
@@ -102,28 +114,14 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
   }
   JobConfig c;
   // Every member must be a field: a typo (stages_typo) is refused, naming it.
-  static constexpr std::string_view kFields[] = {"name",
-                                                 "schedule",
-                                                 "schedule_csv",
-                                                 "stages",
-                                                 "microbatches",
-                                                 "virtual_stages",
-                                                 "tp",
-                                                 "dp",
-                                                 "blocking_power_w",
-                                                 "unit_time",
-                                                 "cost_model",
-                                                 "time_scale",
-                                                 "energy_scale",
-                                                 "straggler_detection",
-                                                 "straggler_threshold",
-                                                 "straggler_iterations"};
-  for (const auto& [key, value] : j.items()) {
-    if (std::find(std::begin(kFields), std::end(kFields), key) != std::end(kFields)) continue;
-    const std::string shown = key.size() > 64 ? key.substr(0, 64) + "..." : key;
-    std::string known;
-    for (std::string_view f : kFields) known += (known.empty() ? "" : ", ") + std::string(f);
-    return Bad(field, shown, "is not a job field (the fields: " + known + ")");
+  std::string known;
+  if (auto unknown = UnknownField(
+          j,
+          {"name", "schedule", "schedule_csv", "stages", "microbatches", "virtual_stages", "tp",
+           "dp", "blocking_power_w", "unit_time", "cost_model", "time_scale", "energy_scale",
+           "straggler_detection", "straggler_threshold", "straggler_iterations"},
+          &known)) {
+    return Bad(field, *unknown, "is not a job field (known: " + known + ")");
   }
   const bool csv = j.contains("schedule_csv") && !j["schedule_csv"].is_null();
   for (Status s :

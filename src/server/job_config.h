@@ -1,7 +1,10 @@
 // A job's configuration as POST /v1/jobs gives it, validated field by field.
 #pragma once
 
+#include <initializer_list>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "nlohmann/json.hpp"
 #include "perseus/common/status.h"
@@ -33,6 +36,13 @@ struct JobConfig {
   nlohmann::json ToJson() const;
   job::JobSpec ToSpec() const;
 };
+
+// The first member of `j` (an object) not among `names`, cut to 64
+// characters, with "(known: a, b, ...)" in *known; nullopt if every member is
+// one of them. Requests name only fields they know (a typo is a 400).
+std::optional<std::string> UnknownField(const nlohmann::json& j,
+                                        std::initializer_list<std::string_view> names,
+                                        std::string* known);
 
 // On failure, *field names the offending field.
 Result<JobConfig> ParseJobConfig(const nlohmann::json& j, std::string* field);
