@@ -108,7 +108,7 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
                                const WorkLimits& limits) {
   planner::PlannerOptions options;
   if (!planner::ParseCostModel(spec.cost_model, &options.cost_model)) {
-    return Status::InvalidInput("cost_model must be 'exponential' or 'convex', not '" +
+    return Status::InvalidInput("cost_model must be " + planner::CostModelNames() + ", not '" +
                                 spec.cost_model + "'");
   }
   for (Status s : {CheckPositive(spec.time_scale, "time_scale"),

@@ -76,19 +76,29 @@ std::vector<double> ConvexHullValues(const std::vector<ModelPoint>& points, int6
 
 }  // namespace
 
+// Every cost model, in the order messages list them.
+constexpr CostModel kCostModels[] = {CostModel::kExponential, CostModel::kConvex};
+
+std::string CostModelNames() {
+  std::string names;
+  for (CostModel model : kCostModels) {
+    names += (names.empty() ? "" : " or ") + std::string(CostModelName(model));
+  }
+  return names;
+}
+
 std::string_view CostModelName(CostModel model) {
   return model == CostModel::kExponential ? "exponential" : "convex";
 }
 
 bool ParseCostModel(std::string_view text, CostModel* out) {
-  if (text == "exponential") {
-    *out = CostModel::kExponential;
-  } else if (text == "convex") {
-    *out = CostModel::kConvex;
-  } else {
-    return false;
+  for (CostModel model : kCostModels) {
+    if (text == CostModelName(model)) {
+      *out = model;
+      return true;
+    }
   }
-  return true;
+  return false;
 }
 
 bool FitExponential(const std::vector<double>& x, const std::vector<double>& y,

@@ -306,8 +306,8 @@ Status Coordinator::Load() {
       FailLoad(job, "a ranks row does not parse (" + std::string(e.what()) + ")");
       continue;
     }
-    if (!in_range(r.rank, 0, c.ranks() - 1) || !in_range(r.pp_rank, 0, c.stages - 1) ||
-        !in_range(r.dp_rank, 0, c.dp - 1) || !in_range(r.tp_rank, 0, c.tp - 1)) {
+    if (!in_range(r.rank, 0, c.ranks() - 1) || !in_range(r.pp_rank, 0, c.spec.stages - 1) ||
+        !in_range(r.dp_rank, 0, c.spec.dp - 1) || !in_range(r.tp_rank, 0, c.spec.tp - 1)) {
       FailLoad(job, "rank " + std::to_string(r.rank) + "'s row is out of the job's ranges");
       continue;
     }
@@ -319,8 +319,8 @@ Status Coordinator::Load() {
   while (measured.Step()) {
     Job* job = Find(measured.Int(0));
     if (job == nullptr) continue;
-    if (!in_range(measured.Int(1), 0, job->config.stages - 1) ||
-        !in_range(measured.Int(2), 0, job->config.tp - 1)) {
+    if (!in_range(measured.Int(1), 0, job->config.spec.stages - 1) ||
+        !in_range(measured.Int(2), 0, job->config.spec.tp - 1)) {
       FailLoad(job, "a measurements row is out of the job's stages");
       continue;
     }
@@ -353,8 +353,8 @@ Status Coordinator::Load() {
     if (job == nullptr || job->state == JobState::kFailed) continue;
     const int64_t p = pipelines.Int(1);
     const double target = pipelines.Double(4);
-    if (!in_range(p, 0, job->config.dp - 1) || pipelines.Int(2) < 1 || !std::isfinite(target) ||
-        target < 0 || job->frontier == nullptr ||
+    if (!in_range(p, 0, job->config.spec.dp - 1) || pipelines.Int(2) < 1 ||
+        !std::isfinite(target) || target < 0 || job->frontier == nullptr ||
         !in_range(pipelines.Int(3), 0, static_cast<int64_t>(job->frontier->points().size()) - 1)) {
       FailLoad(job, "a pipelines row is out of range (pipeline " + std::to_string(p) + ")");
       continue;
@@ -373,7 +373,7 @@ Status Coordinator::Load() {
     if (job == nullptr || job->state == JobState::kFailed) continue;
     Straggler st{stragglers.Double(2), stragglers.Double(3), stragglers.Text(4) == "detected",
                  stragglers.Double(5)};
-    if (!in_range(stragglers.Int(1), 0, job->config.dp - 1) || !std::isfinite(st.slowdown) ||
+    if (!in_range(stragglers.Int(1), 0, job->config.spec.dp - 1) || !std::isfinite(st.slowdown) ||
         !std::isfinite(st.iteration_time_s) || st.slowdown < 0 || st.iteration_time_s < 0) {
       FailLoad(job, "a stragglers row is out of range");
       continue;
@@ -386,9 +386,9 @@ Status Coordinator::Load() {
     const bool ready = job.state == JobState::kReady;
     if (ready && job.frontier == nullptr) {
       FailLoad(&job, "it is ready but has no stored frontier");
-    } else if (ready && static_cast<int>(job.pipelines.size()) != job.config.dp) {
+    } else if (ready && static_cast<int>(job.pipelines.size()) != job.config.spec.dp) {
       FailLoad(&job, "it is ready but has " + std::to_string(job.pipelines.size()) +
-                         " pipelines rows for dp " + std::to_string(job.config.dp));
+                         " pipelines rows for dp " + std::to_string(job.config.spec.dp));
     } else if (ready) {
       for (const PipelineState& p : job.pipelines) {
         if (p.version < 1) {
@@ -484,13 +484,13 @@ Reply Coordinator::CreateJob(const std::string& body) {
   std::string field;
   auto config = ParseJobConfig(j, &field);
   if (!config.ok()) return Error(400, config.status().message(), field);
-  if (Status s = job::CheckWorkLimits(config->ToSpec(), options_.limits); !s.ok()) {
+  if (Status s = job::CheckWorkLimits(config->spec, options_.limits); !s.ok()) {
     // The message begins with the field at fault.
     const bool virtual_stages = s.message().rfind("virtual_stages", 0) == 0;
     return Error(400, s.message(),
-                 virtual_stages                 ? "virtual_stages"
-                 : config->schedule_csv.empty() ? "microbatches"
-                                                : "schedule_csv");
+                 virtual_stages                      ? "virtual_stages"
+                 : config->spec.schedule_csv.empty() ? "microbatches"
+                                                     : "schedule_csv");
   }
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(*db_);
@@ -585,7 +585,7 @@ json Coordinator::JobJson(const Job* job) const {
     json ranks = json::object();
     for (const auto& [r, p] : job->profiling_progress) ranks[std::to_string(r)] = p;
     body["profiling"] = {{"stages_measured", job->measured.size()},
-                         {"stages_expected", job->config.stages * job->config.tp},
+                         {"stages_expected", job->config.spec.stages * job->config.spec.tp},
                          {"progress_by_rank", ranks}};
   }
   if (job->frontier != nullptr) {
@@ -593,7 +593,7 @@ json Coordinator::JobJson(const Job* job) const {
     const auto& fastest = points[job->frontier->TMinIndex()];
     // Energies here are one pipeline's (the frontier's scope); the job's are
     // dp times that, given beside them.
-    const double dp = job->config.dp;
+    const double dp = job->config.spec.dp;
     body["frontier"] = {{"energy_scope", "pipeline"},
                         {"points", points.size()},
                         {"t_min_s", fastest.time_s},
@@ -641,9 +641,9 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   }
   int64_t rank = 0, pp = 0, dp = 0, tp = 0;
   if (auto e = IntField(j, "rank", 0, c.ranks() - 1, &rank)) return *e;
-  if (auto e = IntField(j, "pp_rank", 0, c.stages - 1, &pp)) return *e;
-  if (auto e = IntField(j, "dp_rank", 0, c.dp - 1, &dp)) return *e;
-  if (auto e = IntField(j, "tp_rank", 0, c.tp - 1, &tp, false)) return *e;
+  if (auto e = IntField(j, "pp_rank", 0, c.spec.stages - 1, &pp)) return *e;
+  if (auto e = IntField(j, "dp_rank", 0, c.spec.dp - 1, &dp)) return *e;
+  if (auto e = IntField(j, "tp_rank", 0, c.spec.tp - 1, &tp, false)) return *e;
   RankInfo info;
   info.rank = static_cast<int>(rank);
   info.pp_rank = static_cast<int>(pp);
@@ -854,7 +854,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     }
     upload.emplace(key, text);
     // Complete once every stage (and tensor-parallel rank) has measurements.
-    complete = static_cast<int>(measured.size()) == job->config.stages * job->config.tp;
+    complete = static_cast<int>(measured.size()) == job->config.spec.stages * job->config.spec.tp;
     if (!complete) {
       row.state = JobState::kProfiling;
     } else {
@@ -874,7 +874,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     // The whole profile: it must plan within the limits (a 400 now, not a
     // job that fails or exhausts the server later).
     auto profile = planner::ParseProfileCsv(row.profile_csv, "profile");
-    job::JobSpec spec = job->config.ToSpec();
+    job::JobSpec spec = job->config.spec;
     if (!job->config.blocking_power_given) {
       std::vector<double> watts;
       for (const auto& [k, w] : measured_blocking) watts.push_back(w);
@@ -916,7 +916,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     if (!was_profiling) job->progress = 0;
     return Ok(202, {{"state", StateName(job->state)},
                     {"stages_measured", job->measured.size()},
-                    {"stages_expected", job->config.stages * job->config.tp}});
+                    {"stages_expected", job->config.spec.stages * job->config.spec.tp}});
   }
   job->progress = 0;
   Enqueue(id);
@@ -925,7 +925,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
 
 std::optional<BlockingPowerUsed> BlockingPower(const Job& job) {
   if (job.config.blocking_power_given)
-    return BlockingPowerUsed{job.config.blocking_power_w, "config"};
+    return BlockingPowerUsed{job.config.spec.blocking_power_w, "config"};
   if (job.measured_blocking_w.empty()) return std::nullopt;
   std::vector<double> watts;
   for (const auto& [key, w] : job.measured_blocking_w) watts.push_back(w);
@@ -945,7 +945,7 @@ int64_t Coordinator::NextQueued() {
     const Job* job = Find(id);
     if (job == nullptr) return 0;
     const JobConfig& c = job->config;
-    return static_cast<int64_t>(c.stages) * c.microbatches * c.virtual_stages;
+    return static_cast<int64_t>(c.spec.stages) * c.spec.microbatches * c.spec.virtual_stages;
   };
   auto best = queue_.begin();
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
@@ -1000,7 +1000,7 @@ void Coordinator::Plan(int64_t id) {
     config = job->config;
     profile_csv = job->profile_csv;
     blocking = BlockingPower(*job);
-    if (blocking) config.blocking_power_w = blocking->watts;
+    if (blocking) config.spec.blocking_power_w = blocking->watts;
   }
   // Plan without the lock: other requests (and other plannings) go on.
   const auto start = std::chrono::steady_clock::now();
@@ -1021,7 +1021,7 @@ void Coordinator::Plan(int64_t id) {
           "no blocking power: the job was created without blocking_power_w and no rank's "
           "measurements carried one");
     } else {
-      auto prepared = job::PrepareJob(config.ToSpec(), std::move(profile).value(), options_.limits);
+      auto prepared = job::PrepareJob(config.spec, std::move(profile).value(), options_.limits);
       if (!prepared.ok()) {
         files = prepared.status();
       } else {
@@ -1185,9 +1185,9 @@ Status Coordinator::Retarget(Job& job) {
   const double t_min = f.points()[fastest].time_s;
   double t_prime = 0;
   for (const auto& [p, s] : job.stragglers) t_prime = std::max(t_prime, TPrime(s, t_min));
-  job.pipelines.resize(static_cast<size_t>(job.config.dp));
+  job.pipelines.resize(static_cast<size_t>(job.config.spec.dp));
   std::optional<PipelineState> slow, fast;  // each computed once, for every pipeline
-  for (int p = 0; p < job.config.dp; ++p) {
+  for (int p = 0; p < job.config.spec.dp; ++p) {
     PipelineState next;
     if (t_prime <= t_min || job.stragglers.count(p) > 0) {
       // No straggler, or this is one: as fast as possible.
@@ -1325,7 +1325,7 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
   if (auto e = OnlyFields(j, {"pipeline", "slowdown", "iteration_time"})) return *e;
   int64_t pipeline = 0;
-  if (auto e = IntField(j, "pipeline", 0, job->config.dp - 1, &pipeline)) return *e;
+  if (auto e = IntField(j, "pipeline", 0, job->config.spec.dp - 1, &pipeline)) return *e;
   if (job->state != JobState::kReady) {
     return Error(409, "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready");
   }
@@ -1355,8 +1355,8 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
   int64_t pipeline = 0;
-  if (!ParseCount(pipeline_text, &pipeline) || pipeline >= job->config.dp) {
-    return Error(400, "pipeline must be 0.." + std::to_string(job->config.dp - 1), "pipeline");
+  if (!ParseCount(pipeline_text, &pipeline) || pipeline >= job->config.spec.dp) {
+    return Error(400, "pipeline must be 0.." + std::to_string(job->config.spec.dp - 1), "pipeline");
   }
   if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {
     return Error(404, "pipeline " + std::to_string(pipeline) + " is not a straggler", "pipeline");
@@ -1512,7 +1512,7 @@ StragglerPolicy& Coordinator::PolicyFor(Job* job) {
 
 void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double time_s) {
   const JobConfig& c = job->config;
-  if (!c.straggler_detection || c.dp < 2 || job->state != JobState::kReady ||
+  if (!c.straggler_detection || c.spec.dp < 2 || job->state != JobState::kReady ||
       job->frontier == nullptr || iteration <= job->last_observed_iteration) {
     return;
   }
@@ -1523,7 +1523,7 @@ void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double
     job->pending_times.erase(job->pending_times.begin());
   if (job->pending_times.count(iteration) == 0 || static_cast<int>(row.size()) < c.ranks()) return;
   // Every rank reported `iteration`: a pipeline's time is the slowest of its ranks.
-  std::vector<double> times(static_cast<size_t>(c.dp), 0.0);
+  std::vector<double> times(static_cast<size_t>(c.spec.dp), 0.0);
   for (const auto& [r, t] : row) {
     auto info = job->ranks.find(r);
     if (info == job->ranks.end()) continue;
@@ -1592,7 +1592,7 @@ Reply Coordinator::GetReport(int64_t id) {
     // The plan's own figures: every pipeline at its current point against all at maximum clock.
     double planned = 0;
     for (const PipelineState& p : job->pipelines) planned += p.energy_j;
-    const double all_max = job->all_max_energy_j * job->config.dp;
+    const double all_max = job->all_max_energy_j * job->config.spec.dp;
     body["planned_energy_per_iteration_j"] = planned;
     body["all_max_energy_per_iteration_j"] = all_max;
     body["planned_saving_pct"] = all_max > 0 ? 100.0 * (1 - planned / all_max) : 0.0;
@@ -1624,14 +1624,15 @@ Result<json> Coordinator::MeasuredSavings(const Job& job) {
               "COUNT(*) AS n FROM iterations WHERE job_id=? AND pipeline >= 0 AND "
               "phase IN ('baseline', 'planned') GROUP BY pipeline, iteration, phase) "
               "WHERE n = ? GROUP BY pipeline, phase");
-  q.Bind(1, job.id).Bind(2, static_cast<int64_t>(c.stages) * c.tp);
+  q.Bind(1, job.id).Bind(2, static_cast<int64_t>(c.spec.stages) * c.spec.tp);
   struct Figures {
     int64_t iterations = 0;
     double energy_j = 0, time_s = 0;  // sums
     double energy() const { return energy_j / static_cast<double>(iterations); }
     double time() const { return time_s / static_cast<double>(iterations); }
   };
-  std::vector<Figures> baseline(static_cast<size_t>(c.dp)), planned(static_cast<size_t>(c.dp));
+  std::vector<Figures> baseline(static_cast<size_t>(c.spec.dp)),
+      planned(static_cast<size_t>(c.spec.dp));
   while (q.Step()) {
     const auto p = static_cast<size_t>(q.Int(0));
     if (p >= baseline.size()) continue;
@@ -1681,7 +1682,7 @@ Result<json> Coordinator::MeasuredSavings(const Job& job) {
     pipelines.push_back(entry);
   }
   json out = {{"pipelines", pipelines}};
-  if (complete && c.dp > 0) {
+  if (complete && c.spec.dp > 0) {
     out["baseline_j_per_iteration"] = base_e;
     out["perseus_j_per_iteration"] = perseus_e;
     out["saving_pct"] = saving(base_e, perseus_e);
@@ -1699,7 +1700,7 @@ Result<json> Coordinator::MeasuredSavings(const Job& job) {
   if (job.frontier != nullptr && !job.pipelines.empty()) {
     double model = 0;
     for (const PipelineState& p : job.pipelines) model += p.energy_j;
-    const double all_max = job.all_max_energy_j * c.dp;
+    const double all_max = job.all_max_energy_j * c.spec.dp;
     out["model"] = {{"baseline_j_per_iteration", all_max},
                     {"perseus_j_per_iteration", model},
                     {"saving_pct", saving(all_max, model)}};

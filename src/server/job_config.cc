@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string_view>
 
+#include "perseus/planner/cost_model.h"
+#include "perseus/schedules/schedule.h"
 #include "perseus/schedules/schedule_csv.h"
 
 namespace perseus::server {
@@ -48,14 +50,14 @@ constexpr size_t kMaxScheduleCsvBytes = 4 * 1024 * 1024;
 // schedule_csv given: checks it (a valid, deadlock-free schedule) and that
 // the shape fields, if given, match it; then takes the shape from it.
 Status ApplyScheduleCsv(const json& j, JobConfig* c, std::string* field) {
-  if (c->schedule_csv.empty()) return Bad(field, "schedule_csv", "must not be empty");
-  if (c->schedule_csv.size() > kMaxScheduleCsvBytes) {
+  if (c->spec.schedule_csv.empty()) return Bad(field, "schedule_csv", "must not be empty");
+  if (c->spec.schedule_csv.size() > kMaxScheduleCsvBytes) {
     return Bad(field, "schedule_csv", "must be at most 4 MB");
   }
-  if (j.contains("schedule") && !j["schedule"].is_null() && c->schedule != "csv") {
+  if (j.contains("schedule") && !j["schedule"].is_null() && c->spec.schedule != "csv") {
     return Bad(field, "schedule", "must be absent or \"csv\" when schedule_csv is given");
   }
-  auto orders = schedules::ParseScheduleCsv(c->schedule_csv, "schedule_csv");
+  auto orders = schedules::ParseScheduleCsv(c->spec.schedule_csv, "schedule_csv");
   if (!orders.ok()) {
     return Bad(field, "schedule_csv", "is not a valid schedule: " + orders.status().message());
   }
@@ -77,9 +79,9 @@ Status ApplyScheduleCsv(const json& j, JobConfig* c, std::string* field) {
   }
   const int virtual_stages = model_stages % ranks == 0 ? model_stages / ranks : 1;
   const std::pair<const char*, std::pair<int*, int>> shape[] = {
-      {"stages", {&c->stages, ranks}},
-      {"microbatches", {&c->microbatches, microbatches}},
-      {"virtual_stages", {&c->virtual_stages, virtual_stages}}};
+      {"stages", {&c->spec.stages, ranks}},
+      {"microbatches", {&c->spec.microbatches, microbatches}},
+      {"virtual_stages", {&c->spec.virtual_stages, virtual_stages}}};
   for (const auto& [name, given] : shape) {
     const bool present = j.contains(name) && !j[name].is_null();
     if (present && *given.first != given.second) {
@@ -89,7 +91,7 @@ Status ApplyScheduleCsv(const json& j, JobConfig* c, std::string* field) {
     }
     *given.first = given.second;
   }
-  c->schedule = "csv";
+  c->spec.schedule = "csv";
   return Status::Ok();
 }
 
@@ -125,17 +127,17 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
   }
   const bool csv = j.contains("schedule_csv") && !j["schedule_csv"].is_null();
   for (Status s :
-       {Get(j, "name", true, &c.name, field), Get(j, "schedule", false, &c.schedule, field),
-        Get(j, "schedule_csv", false, &c.schedule_csv, field),
-        Get(j, "stages", !csv, &c.stages, field),
-        Get(j, "microbatches", !csv, &c.microbatches, field),
-        Get(j, "virtual_stages", false, &c.virtual_stages, field),
-        Get(j, "tp", false, &c.tp, field), Get(j, "dp", false, &c.dp, field),
-        Get(j, "blocking_power_w", false, &c.blocking_power_w, field),
-        Get(j, "unit_time", false, &c.unit_time_s, field),
-        Get(j, "cost_model", false, &c.cost_model, field),
-        Get(j, "time_scale", false, &c.time_scale, field),
-        Get(j, "energy_scale", false, &c.energy_scale, field),
+       {Get(j, "name", true, &c.name, field), Get(j, "schedule", false, &c.spec.schedule, field),
+        Get(j, "schedule_csv", false, &c.spec.schedule_csv, field),
+        Get(j, "stages", !csv, &c.spec.stages, field),
+        Get(j, "microbatches", !csv, &c.spec.microbatches, field),
+        Get(j, "virtual_stages", false, &c.spec.virtual_stages, field),
+        Get(j, "tp", false, &c.spec.tp, field), Get(j, "dp", false, &c.spec.dp, field),
+        Get(j, "blocking_power_w", false, &c.spec.blocking_power_w, field),
+        Get(j, "unit_time", false, &c.spec.unit_time_s, field),
+        Get(j, "cost_model", false, &c.spec.cost_model, field),
+        Get(j, "time_scale", false, &c.spec.time_scale, field),
+        Get(j, "energy_scale", false, &c.spec.energy_scale, field),
         Get(j, "straggler_detection", false, &c.straggler_detection, field),
         Get(j, "straggler_threshold", false, &c.straggler_threshold, field),
         Get(j, "straggler_iterations", false, &c.straggler_iterations, field)}) {
@@ -144,28 +146,27 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
   if (c.name.empty() || c.name.size() > 200) return Bad(field, "name", "must be 1..200 characters");
   if (csv) {
     if (Status s = ApplyScheduleCsv(j, &c, field); !s.ok()) return s;
-  } else if (c.schedule == "csv") {
+  } else if (c.spec.schedule == "csv") {
     return Bad(field, "schedule", "is \"csv\" but there is no schedule_csv");
-  } else if (c.schedule != "1f1b" && c.schedule != "gpipe" && c.schedule != "interleaved-1f1b" &&
-             c.schedule != "zb-h1") {
+  } else if (schedules::ScheduleKind kind; !schedules::ParseScheduleName(c.spec.schedule, &kind)) {
     return Bad(field, "schedule",
-               "must be one of 1f1b, gpipe, interleaved-1f1b, zb-h1 (or give schedule_csv)");
+               "must be one of " + schedules::ScheduleNames() + " (or give schedule_csv)");
   }
-  if (c.stages > 4096) return Bad(field, "stages", "must be at most 4096");
-  if (c.microbatches > 65536) return Bad(field, "microbatches", "must be at most 65536");
-  if (static_cast<int64_t>(c.stages) * c.tp * c.dp > 1000000) {
+  if (c.spec.stages > 4096) return Bad(field, "stages", "must be at most 4096");
+  if (c.spec.microbatches > 65536) return Bad(field, "microbatches", "must be at most 65536");
+  if (static_cast<int64_t>(c.spec.stages) * c.spec.tp * c.spec.dp > 1000000) {
     return Bad(field, "dp", "makes more than 1,000,000 ranks");
   }
-  if (c.blocking_power_w < 0) return Bad(field, "blocking_power_w", "must be >= 0");
+  if (c.spec.blocking_power_w < 0) return Bad(field, "blocking_power_w", "must be >= 0");
   c.blocking_power_given = j.contains("blocking_power_w") && !j["blocking_power_w"].is_null();
-  if (c.unit_time_s != 0 && !(c.unit_time_s >= 1e-5 && c.unit_time_s <= 10)) {
+  if (c.spec.unit_time_s != 0 && !(c.spec.unit_time_s >= 1e-5 && c.spec.unit_time_s <= 10)) {
     return Bad(field, "unit_time", "must be between 1e-5 and 10 seconds (or 0: automatic)");
   }
-  if (c.cost_model != "convex" && c.cost_model != "exponential") {
-    return Bad(field, "cost_model", "must be convex or exponential");
+  if (planner::CostModel model; !planner::ParseCostModel(c.spec.cost_model, &model)) {
+    return Bad(field, "cost_model", "must be " + planner::CostModelNames());
   }
-  if (!(c.time_scale > 0) || !(c.energy_scale > 0)) {
-    return Bad(field, c.time_scale > 0 ? "energy_scale" : "time_scale", "must be > 0");
+  if (!(c.spec.time_scale > 0) || !(c.spec.energy_scale > 0)) {
+    return Bad(field, c.spec.time_scale > 0 ? "energy_scale" : "time_scale", "must be > 0");
   }
   if (!(c.straggler_threshold > 0 && c.straggler_threshold <= 10)) {
     return Bad(field, "straggler_threshold", "must be in (0, 10]");
@@ -174,40 +175,24 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
 }
 
 json JobConfig::ToJson() const {
-  json j = {{"name", name},
-            {"schedule", schedule},
-            {"stages", stages},
-            {"microbatches", microbatches},
-            {"virtual_stages", virtual_stages},
-            {"tp", tp},
-            {"dp", dp},
-            {"blocking_power_w", blocking_power_given ? json(blocking_power_w) : json(nullptr)},
-            {"unit_time", unit_time_s},
-            {"cost_model", cost_model},
-            {"time_scale", time_scale},
-            {"energy_scale", energy_scale},
-            {"straggler_detection", straggler_detection},
-            {"straggler_threshold", straggler_threshold},
-            {"straggler_iterations", straggler_iterations}};
-  if (!schedule_csv.empty()) j["schedule_csv"] = schedule_csv;
+  json j = {
+      {"name", name},
+      {"schedule", spec.schedule},
+      {"stages", spec.stages},
+      {"microbatches", spec.microbatches},
+      {"virtual_stages", spec.virtual_stages},
+      {"tp", spec.tp},
+      {"dp", spec.dp},
+      {"blocking_power_w", blocking_power_given ? json(spec.blocking_power_w) : json(nullptr)},
+      {"unit_time", spec.unit_time_s},
+      {"cost_model", spec.cost_model},
+      {"time_scale", spec.time_scale},
+      {"energy_scale", spec.energy_scale},
+      {"straggler_detection", straggler_detection},
+      {"straggler_threshold", straggler_threshold},
+      {"straggler_iterations", straggler_iterations}};
+  if (!spec.schedule_csv.empty()) j["schedule_csv"] = spec.schedule_csv;
   return j;
-}
-
-job::JobSpec JobConfig::ToSpec() const {
-  job::JobSpec spec;
-  spec.schedule = schedule;
-  spec.schedule_csv = schedule_csv;
-  spec.stages = stages;
-  spec.microbatches = microbatches;
-  spec.virtual_stages = virtual_stages;
-  spec.tp = tp;
-  spec.dp = dp;
-  spec.blocking_power_w = blocking_power_w;
-  spec.unit_time_s = unit_time_s;
-  spec.cost_model = cost_model;
-  spec.time_scale = time_scale;
-  spec.energy_scale = energy_scale;
-  return spec;
 }
 
 }  // namespace perseus::server

@@ -37,6 +37,8 @@ namespace perseus::planner {
 enum class CostModel { kExponential, kConvex };
 std::string_view CostModelName(CostModel model);
 bool ParseCostModel(std::string_view text, CostModel* out);
+// The names above, for messages and help texts: "exponential or convex".
+std::string CostModelNames();
 
 // One unit of model cost, in joules. Costs are integers of this unit.
 inline constexpr double kCostUnitJoules = 1e-6;
