@@ -7,39 +7,12 @@
 
 #include "perseus/common/json_text.h"
 #include "perseus/planner/solver.h"
+#include "src/server/sqlite_job_store.h"
 
 namespace perseus::server {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS jobs(
-  id INTEGER PRIMARY KEY AUTOINCREMENT, config TEXT NOT NULL, state TEXT NOT NULL,
-  reason TEXT NOT NULL DEFAULT '', profile_csv TEXT NOT NULL DEFAULT '',
-  all_max_time REAL NOT NULL DEFAULT 0, all_max_energy REAL NOT NULL DEFAULT 0,
-  solve_seconds REAL NOT NULL DEFAULT 0, planning_attempts INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS ranks(
-  job_id INTEGER NOT NULL, rank INTEGER NOT NULL, info TEXT NOT NULL, PRIMARY KEY(job_id, rank));
-CREATE TABLE IF NOT EXISTS measurements(
-  job_id INTEGER NOT NULL, stage INTEGER NOT NULL, tp_rank INTEGER NOT NULL, rows TEXT NOT NULL,
-  blocking_power REAL NOT NULL DEFAULT -1, PRIMARY KEY(job_id, stage, tp_rank));
-CREATE TABLE IF NOT EXISTS frontiers(
-  job_id INTEGER PRIMARY KEY, frontier_csv TEXT NOT NULL, computations_csv TEXT NOT NULL,
-  plans_csv TEXT NOT NULL, problem_json TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS pipelines(
-  job_id INTEGER NOT NULL, pipeline INTEGER NOT NULL, version INTEGER NOT NULL,
-  point INTEGER NOT NULL, target_time REAL NOT NULL, PRIMARY KEY(job_id, pipeline));
-CREATE TABLE IF NOT EXISTS stragglers(
-  job_id INTEGER NOT NULL, pipeline INTEGER NOT NULL, slowdown REAL NOT NULL,
-  iteration_time REAL NOT NULL, source TEXT NOT NULL DEFAULT 'manual',
-  reference_time REAL NOT NULL DEFAULT 0, PRIMARY KEY(job_id, pipeline));
-CREATE TABLE IF NOT EXISTS iterations(
-  job_id INTEGER NOT NULL, rank INTEGER NOT NULL, iteration INTEGER NOT NULL,
-  time_s REAL NOT NULL, energy_j REAL NOT NULL, mismatches INTEGER NOT NULL DEFAULT 0,
-  phase TEXT NOT NULL DEFAULT '', pipeline INTEGER NOT NULL DEFAULT -1,
-  plan_version INTEGER NOT NULL DEFAULT -1, PRIMARY KEY(job_id, rank, iteration));
-)sql";
 
 // The most plan mismatches one iteration report may carry, as client::Client::kMaxMismatches
 // (keeps the job's sums far from overflow).
@@ -169,20 +142,23 @@ json RankInfo::ToJson() const {
 
 Result<std::unique_ptr<Coordinator>> Coordinator::Open(const std::string& db_path, Log log,
                                                        const CoordinatorOptions& options) {
+  auto store = SqliteJobStore::Open(db_path, log);
+  if (!store.ok()) return store.status();
+  return Open(std::move(store).value(), std::move(log), options);
+}
+
+Result<std::unique_ptr<Coordinator>> Coordinator::Open(std::unique_ptr<JobStore> store, Log log,
+                                                       const CoordinatorOptions& options) {
   if (options.planning_threads < 1 || options.planning_threads > 256) {
     return Status::InvalidInput("planning_threads must be between 1 and 256");
   }
   if (!(options.planning_time_limit_s > 0)) {
     return Status::InvalidInput("planning_time_limit must be a positive number of seconds");
   }
-  auto db = Database::Open(db_path);
-  if (!db.ok()) return db.status();
   auto c = std::unique_ptr<Coordinator>(new Coordinator);
   c->log_ = std::move(log);
   c->options_ = options;
-  c->db_ = std::move(db).value();
-  if (Status s = c->db_->Exec(kSchema); !s.ok()) return s;
-  if (Status s = c->Migrate(); !s.ok()) return s;
+  c->store_ = std::move(store);
   if (Status s = c->Load(); !s.ok()) return s;
   for (int t = 0; t < options.planning_threads; ++t) {
     c->planners_.emplace_back([p = c.get()] { p->PlanLoop(); });
@@ -202,48 +178,6 @@ Coordinator::~Coordinator() {
   for (std::thread& t : planners_) t.join();
 }
 
-Status Coordinator::Migrate() {
-  // Columns later versions added, each with the value older rows take: plan mismatches in
-  // iteration reports (older reports had none), the source and reference time of stragglers
-  // (those stored before straggler detection are manual ones), the phase, pipeline and plan
-  // version of iteration reports (unknown before measured savings: left out of them), the
-  // blocking power measured with a rank's profile (-1: none), the planning problem stored with
-  // a frontier (none: plans are the frontier's points as stored).
-  struct Added {
-    const char* table;
-    const char* column;
-    const char* definition;
-  };
-  static constexpr Added kAdded[] = {
-      {"iterations", "mismatches", "INTEGER NOT NULL DEFAULT 0"},
-      {"stragglers", "source", "TEXT NOT NULL DEFAULT 'manual'"},
-      {"stragglers", "reference_time", "REAL NOT NULL DEFAULT 0"},
-      {"iterations", "phase", "TEXT NOT NULL DEFAULT ''"},
-      {"iterations", "pipeline", "INTEGER NOT NULL DEFAULT -1"},
-      {"iterations", "plan_version", "INTEGER NOT NULL DEFAULT -1"},
-      {"measurements", "blocking_power", "REAL NOT NULL DEFAULT -1"},
-      {"frontiers", "problem_json", "TEXT NOT NULL DEFAULT ''"},
-      {"jobs", "planning_attempts", "INTEGER NOT NULL DEFAULT 0"},
-  };
-  for (const Added& added : kAdded) {
-    Statement columns(db_->handle(),
-                      std::string("SELECT name FROM pragma_table_info('") + added.table + "')");
-    bool present = false;
-    while (columns.Step()) present = present || columns.Text(0) == added.column;
-    if (!columns.status().ok()) return columns.status();
-    if (present) continue;
-    if (log_) {
-      log_(std::string("database: adding the ") + added.column + " column to " + added.table);
-    }
-    if (Status s = db_->Exec(std::string("ALTER TABLE ") + added.table + " ADD COLUMN " +
-                             added.column + " " + added.definition);
-        !s.ok()) {
-      return s;
-    }
-  }
-  return Status::Ok();
-}
-
 // Loading is defensive: a row that does not parse, or holds values out of
 // range for its job (a damaged or hand-edited database), fails that job's
 // loading with a logged reason; the job is shown `failed`, the rows stay as
@@ -259,136 +193,102 @@ void Coordinator::FailLoad(Job* job, const std::string& what) {
 
 Status Coordinator::Load() {
   auto in_range = [](int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; };
-  Statement jobs(db_->handle(),
-                 "SELECT id, config, state, reason, profile_csv, all_max_time, all_max_energy, "
-                 "solve_seconds, planning_attempts FROM jobs ORDER BY id");
-  while (jobs.Step()) {
-    Job job;
-    job.id = jobs.Int(0);
-    job.reason = jobs.Text(3);
-    job.profile_csv = jobs.Text(4);
-    job.all_max_time_s = jobs.Double(5);
-    job.all_max_energy_j = jobs.Double(6);
-    job.solve_seconds = jobs.Double(7);
-    job.planning_attempts = jobs.Int(8);
+  auto stored_jobs = store_->LoadAll();
+  if (!stored_jobs.ok()) return stored_jobs.status();
+  for (StoredJob& stored : *stored_jobs) {
+    Job& job = jobs_[stored.id];
+    job.id = stored.id;
+    const auto state = ParseJobState(stored.row.state);
+    JobRow{state.value_or(JobState::kFailed), stored.row.reason,           stored.row.profile_csv,
+           stored.row.all_max_time_s,         stored.row.all_max_energy_j, stored.row.solve_seconds,
+           stored.row.planning_attempts}
+        .ApplyTo(&job);
     std::string field;
-    auto config = ParseJobConfig(json::parse(jobs.Text(1), nullptr, false), &field);
-    const auto state = ParseJobState(jobs.Text(2));
+    auto config = ParseJobConfig(json::parse(stored.config_json, nullptr, false), &field);
     if (!config.ok()) {
       FailLoad(&job, "its stored config does not parse: " + config.status().message());
-    } else if (!state) {
-      job.config = *config;
-      FailLoad(&job, "its stored state '" + jobs.Text(2).substr(0, 64) + "' is not a state");
-    } else {
-      job.config = *config;
-      job.state = *state;
-    }
-    jobs_[job.id] = std::move(job);
-  }
-  if (!jobs.status().ok()) return jobs.status();
-
-  Statement ranks(db_->handle(), "SELECT job_id, info FROM ranks");
-  while (ranks.Step()) {
-    Job* job = Find(ranks.Int(0));
-    if (job == nullptr) continue;
-    const JobConfig& c = job->config;
-    const json j = json::parse(ranks.Text(1), nullptr, false);
-    RankInfo r;
-    try {
-      if (!j.is_object()) throw std::invalid_argument("not a JSON object");
-      r.rank = j.at("rank").get<int>();
-      r.pp_rank = j.at("pp_rank").get<int>();
-      r.dp_rank = j.at("dp_rank").get<int>();
-      r.tp_rank = j.value("tp_rank", 0);
-      r.gpu_name = j.value("gpu_name", std::string());
-      r.frequencies_mhz = j.at("frequencies_mhz").get<std::vector<int>>();
-    } catch (const std::exception& e) {
-      FailLoad(job, "a ranks row does not parse (" + std::string(e.what()) + ")");
       continue;
     }
-    if (!in_range(r.rank, 0, c.ranks() - 1) || !in_range(r.pp_rank, 0, c.spec.stages - 1) ||
-        !in_range(r.dp_rank, 0, c.spec.dp - 1) || !in_range(r.tp_rank, 0, c.spec.tp - 1)) {
-      FailLoad(job, "rank " + std::to_string(r.rank) + "'s row is out of the job's ranges");
+    job.config = *config;
+    if (!state) {
+      FailLoad(&job, "its stored state '" + stored.row.state.substr(0, 64) + "' is not a state");
       continue;
     }
-    job->ranks[r.rank] = r;
-  }
-  if (!ranks.status().ok()) return ranks.status();
-  Statement measured(db_->handle(),
-                     "SELECT job_id, stage, tp_rank, rows, blocking_power FROM measurements");
-  while (measured.Step()) {
-    Job* job = Find(measured.Int(0));
-    if (job == nullptr) continue;
-    if (!in_range(measured.Int(1), 0, job->config.spec.stages - 1) ||
-        !in_range(measured.Int(2), 0, job->config.spec.tp - 1)) {
-      FailLoad(job, "a measurements row is out of the job's stages");
-      continue;
+    const JobConfig& c = job.config;
+    for (const std::string& info : stored.rank_infos) {
+      const json j = json::parse(info, nullptr, false);
+      RankInfo r;
+      try {
+        if (!j.is_object()) throw std::invalid_argument("not a JSON object");
+        r.rank = j.at("rank").get<int>();
+        r.pp_rank = j.at("pp_rank").get<int>();
+        r.dp_rank = j.at("dp_rank").get<int>();
+        r.tp_rank = j.value("tp_rank", 0);
+        r.gpu_name = j.value("gpu_name", std::string());
+        r.frequencies_mhz = j.at("frequencies_mhz").get<std::vector<int>>();
+      } catch (const std::exception& e) {
+        FailLoad(&job, "a ranks row does not parse (" + std::string(e.what()) + ")");
+        break;
+      }
+      if (!in_range(r.rank, 0, c.ranks() - 1) || !in_range(r.pp_rank, 0, c.spec.stages - 1) ||
+          !in_range(r.dp_rank, 0, c.spec.dp - 1) || !in_range(r.tp_rank, 0, c.spec.tp - 1)) {
+        FailLoad(&job, "rank " + std::to_string(r.rank) + "'s row is out of the job's ranges");
+        break;
+      }
+      job.ranks[r.rank] = r;
     }
-    const std::pair<int, int> key{static_cast<int>(measured.Int(1)),
-                                  static_cast<int>(measured.Int(2))};
-    job->measured[key] = measured.Text(3);
-    if (measured.Double(4) >= 0) job->measured_blocking_w[key] = measured.Double(4);
-  }
-  if (!measured.status().ok()) return measured.status();
-  Statement frontiers(db_->handle(),
-                      "SELECT job_id, frontier_csv, computations_csv, plans_csv, problem_json "
-                      "FROM frontiers");
-  while (frontiers.Step()) {
-    Job* job = Find(frontiers.Int(0));
-    if (job == nullptr || job->state == JobState::kFailed) continue;
-    planner::FrontierFiles files{frontiers.Text(1), frontiers.Text(2), frontiers.Text(3),
-                                 frontiers.Text(4)};
-    auto stored = planner::StoredFrontier::Parse(files, "job " + std::to_string(job->id));
-    if (!stored.ok()) {
-      FailLoad(job, "its stored frontier does not parse: " + stored.status().message());
-      continue;
+    for (const StoredMeasurement& m : stored.measurements) {
+      if (!in_range(m.stage, 0, c.spec.stages - 1) || !in_range(m.tp_rank, 0, c.spec.tp - 1)) {
+        FailLoad(&job, "a measurements row is out of the job's stages");
+        break;
+      }
+      const std::pair<int, int> key{static_cast<int>(m.stage), static_cast<int>(m.tp_rank)};
+      job.measured[key] = m.rows;
+      if (m.blocking_power >= 0) job.measured_blocking_w[key] = m.blocking_power;
     }
-    job->frontier = std::make_shared<planner::StoredFrontier>(std::move(stored).value());
-  }
-  if (!frontiers.status().ok()) return frontiers.status();
-  Statement pipelines(db_->handle(),
-                      "SELECT job_id, pipeline, version, point, target_time FROM pipelines");
-  while (pipelines.Step()) {
-    Job* job = Find(pipelines.Int(0));
-    if (job == nullptr || job->state == JobState::kFailed) continue;
-    const int64_t p = pipelines.Int(1);
-    const double target = pipelines.Double(4);
-    if (!in_range(p, 0, job->config.spec.dp - 1) || pipelines.Int(2) < 1 ||
-        !std::isfinite(target) || target < 0 || job->frontier == nullptr ||
-        !in_range(pipelines.Int(3), 0, static_cast<int64_t>(job->frontier->points().size()) - 1)) {
-      FailLoad(job, "a pipelines row is out of range (pipeline " + std::to_string(p) + ")");
-      continue;
+    if (job.state == JobState::kFailed && job.reason.rfind("not loaded: ", 0) == 0) continue;
+    if (stored.frontier) {
+      auto parsed =
+          planner::StoredFrontier::Parse(*stored.frontier, "job " + std::to_string(job.id));
+      if (!parsed.ok()) {
+        FailLoad(&job, "its stored frontier does not parse: " + parsed.status().message());
+        continue;
+      }
+      job.frontier = std::make_shared<planner::StoredFrontier>(std::move(parsed).value());
     }
-    if (job->pipelines.size() <= static_cast<size_t>(p)) job->pipelines.resize(p + 1);
-    job->pipelines[p].version = pipelines.Int(2);
-    job->pipelines[p].point = static_cast<size_t>(pipelines.Int(3));
-    job->pipelines[p].target_time_s = target;
-  }
-  if (!pipelines.status().ok()) return pipelines.status();
-  Statement stragglers(db_->handle(),
-                       "SELECT job_id, pipeline, slowdown, iteration_time, source, reference_time "
-                       "FROM stragglers");
-  while (stragglers.Step()) {
-    Job* job = Find(stragglers.Int(0));
-    if (job == nullptr || job->state == JobState::kFailed) continue;
-    Straggler st{stragglers.Double(2), stragglers.Double(3), stragglers.Text(4) == "detected",
-                 stragglers.Double(5)};
-    if (!in_range(stragglers.Int(1), 0, job->config.spec.dp - 1) || !std::isfinite(st.slowdown) ||
-        !std::isfinite(st.iteration_time_s) || st.slowdown < 0 || st.iteration_time_s < 0) {
-      FailLoad(job, "a stragglers row is out of range");
-      continue;
+    for (const StoredPipeline& p : stored.pipelines) {
+      if (!in_range(p.pipeline, 0, c.spec.dp - 1) || p.version < 1 ||
+          !std::isfinite(p.target_time_s) || p.target_time_s < 0 || job.frontier == nullptr ||
+          !in_range(p.point, 0, static_cast<int64_t>(job.frontier->points().size()) - 1)) {
+        FailLoad(&job,
+                 "a pipelines row is out of range (pipeline " + std::to_string(p.pipeline) + ")");
+        break;
+      }
+      if (job.pipelines.size() <= static_cast<size_t>(p.pipeline)) {
+        job.pipelines.resize(static_cast<size_t>(p.pipeline) + 1);
+      }
+      PipelineState& state_p = job.pipelines[static_cast<size_t>(p.pipeline)];
+      state_p.version = p.version;
+      state_p.point = static_cast<size_t>(p.point);
+      state_p.target_time_s = p.target_time_s;
     }
-    job->stragglers[static_cast<int>(stragglers.Int(1))] = st;
-  }
-  if (!stragglers.status().ok()) return stragglers.status();
-  for (auto& [id, job] : jobs_) {
-    if (job.state == JobState::kFailed) continue;
+    if (job.state == JobState::kFailed && job.reason.rfind("not loaded: ", 0) == 0) continue;
+    for (const StoredStraggler& st : stored.stragglers) {
+      if (!in_range(st.pipeline, 0, c.spec.dp - 1) || !std::isfinite(st.slowdown) ||
+          !std::isfinite(st.iteration_time_s) || st.slowdown < 0 || st.iteration_time_s < 0) {
+        FailLoad(&job, "a stragglers row is out of range");
+        break;
+      }
+      job.stragglers[static_cast<int>(st.pipeline)] =
+          Straggler{st.slowdown, st.iteration_time_s, st.source == "detected", st.reference_time_s};
+    }
+    if (job.state == JobState::kFailed && job.reason.rfind("not loaded: ", 0) == 0) continue;
     const bool ready = job.state == JobState::kReady;
     if (ready && job.frontier == nullptr) {
       FailLoad(&job, "it is ready but has no stored frontier");
-    } else if (ready && static_cast<int>(job.pipelines.size()) != job.config.spec.dp) {
+    } else if (ready && static_cast<int>(job.pipelines.size()) != c.spec.dp) {
       FailLoad(&job, "it is ready but has " + std::to_string(job.pipelines.size()) +
-                         " pipelines rows for dp " + std::to_string(job.config.spec.dp));
+                         " pipelines rows for dp " + std::to_string(c.spec.dp));
     } else if (ready) {
       for (const PipelineState& p : job.pipelines) {
         if (p.version < 1) {
@@ -400,35 +300,28 @@ Status Coordinator::Load() {
     if (job.state != JobState::kFailed && job.frontier != nullptr) {
       RefreshPlans(job);  // the plans the stored targets give
     }
+    job.reports = stored.iterations.reports;
+    job.reported_energy_j = stored.iterations.energy_j;
+    job.reported_time_s = stored.iterations.time_s;
+    job.last_iteration = stored.iterations.last_iteration;
+    job.mismatches = stored.iterations.mismatches;
+    job.iterations_with_mismatches = stored.iterations.reports_with_mismatches;
   }
-  Statement reports(db_->handle(),
-                    "SELECT job_id, COUNT(*), COALESCE(SUM(energy_j),0), COALESCE(SUM(time_s),0), "
-                    "COALESCE(MAX(iteration),-1), COALESCE(SUM(mismatches),0), "
-                    "COALESCE(SUM(mismatches > 0),0) FROM iterations GROUP BY job_id");
-  while (reports.Step()) {
-    Job* job = Find(reports.Int(0));
-    if (job == nullptr) continue;
-    job->reports = reports.Int(1);
-    job->reported_energy_j = reports.Double(2);
-    job->reported_time_s = reports.Double(3);
-    job->last_iteration = reports.Int(4);
-    job->mismatches = reports.Int(5);
-    job->iterations_with_mismatches = reports.Int(6);
-  }
-  if (!reports.status().ok()) return reports.status();
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, job] : jobs_) {
     if (job.state != JobState::kPlanning) continue;
     if (job.planning_attempts >= options_.max_planning_attempts) {
       // Planning it was interrupted that often: most likely it takes the server
       // down (memory); planning it again would do so at every start.
-      job.state = JobState::kFailed;
-      job.reason = "planning was interrupted " + std::to_string(job.planning_attempts) +
+      JobRow row = JobRow::Of(job);
+      row.state = JobState::kFailed;
+      row.reason = "planning was interrupted " + std::to_string(job.planning_attempts) +
                    " times (the server stopped or was killed while planning this job, which "
                    "may exceed the server's memory); not planned again: upload the profile "
                    "again after checking the job's size";
+      if (Status saved = SaveJobRow(id, row); !saved.ok()) return saved;
+      row.ApplyTo(&job);
       if (log_) log_("job " + std::to_string(id) + " failed: " + job.reason);
-      if (Status saved = SaveJobRow(job); !saved.ok()) return saved;
       continue;
     }
     if (log_)
@@ -463,19 +356,13 @@ void JobRow::ApplyTo(Job* job) const {
   job->planning_attempts = planning_attempts;
 }
 
-Status Coordinator::SaveJobRow(int64_t id, const JobRow& job) {
-  return Statement(db_->handle(),
-                   "UPDATE jobs SET state=?, reason=?, profile_csv=?, all_max_time=?, "
-                   "all_max_energy=?, solve_seconds=?, planning_attempts=? WHERE id=?")
-      .Bind(1, StateName(job.state))
-      .Bind(2, job.reason)
-      .Bind(3, job.profile_csv)
-      .Bind(4, job.all_max_time_s)
-      .Bind(5, job.all_max_energy_j)
-      .Bind(6, job.solve_seconds)
-      .Bind(7, job.planning_attempts)
-      .Bind(8, id)
-      .Run();
+JobRowValues JobRow::Values() const {
+  return JobRowValues{StateName(state), reason,        profile_csv,      all_max_time_s,
+                      all_max_energy_j, solve_seconds, planning_attempts};
+}
+
+Status Coordinator::SaveJobRow(int64_t id, const JobRow& row) {
+  return store_->SaveJobRow(id, row.Values());
 }
 
 Reply Coordinator::CreateJob(const std::string& body) {
@@ -493,11 +380,11 @@ Reply Coordinator::CreateJob(const std::string& body) {
                                                      : "schedule_csv");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  Transaction tx(*db_);
+  JobStore::Transaction tx(*store_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
-  Statement insert(db_->handle(), "INSERT INTO jobs(config, state) VALUES(?, 'registering')");
-  if (Status s = insert.Bind(1, JsonText(config->ToJson())).Run(); !s.ok()) return FromStatus(s);
-  const int64_t id = sqlite3_last_insert_rowid(db_->handle());
+  auto inserted = store_->InsertJob(JsonText(config->ToJson()), JobRow{}.Values());
+  if (!inserted.ok()) return FromStatus(inserted.status());
+  const int64_t id = *inserted;
   if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
   Job job;
   job.id = id;
@@ -546,18 +433,10 @@ Reply Coordinator::DeleteJob(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
   if (job == nullptr) return Error(404, "no job " + std::to_string(id));
-  Transaction tx(*db_);
+  JobStore::Transaction tx(*store_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
-  for (const char* table :
-       {"ranks", "measurements", "frontiers", "pipelines", "stragglers", "iterations"}) {
-    Status s = Statement(db_->handle(), std::string("DELETE FROM ") + table + " WHERE job_id=?")
-                   .Bind(1, id)
-                   .Run();
-    if (!s.ok()) return FromStatus(s);
-  }
-  Status s = Statement(db_->handle(), "DELETE FROM jobs WHERE id=?").Bind(1, id).Run();
-  if (!s.ok()) return FromStatus(s);
-  if (s = tx.Commit(); !s.ok()) return FromStatus(s);
+  if (Status s = store_->DeleteJob(id); !s.ok()) return FromStatus(s);
+  if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
   // Committed: now memory. A running planning stops at its next step and
   // finds no job to store into.
   if (job->cancel) job->cancel->store(true);
@@ -703,15 +582,12 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
       }
     }
   }
-  Transaction tx(*db_);
+  JobStore::Transaction tx(*store_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
-  Status s = Statement(db_->handle(), "INSERT INTO ranks(job_id, rank, info) VALUES(?, ?, ?)")
-                 .Bind(1, id)
-                 .Bind(2, info.rank)
-                 .Bind(3, JsonText(info.ToJson()))
-                 .Run();
-  if (!s.ok()) return FromStatus(s);
-  if (s = tx.Commit(); !s.ok()) return FromStatus(s);
+  if (Status s = store_->InsertRank(id, info.rank, JsonText(info.ToJson())); !s.ok()) {
+    return FromStatus(s);
+  }
+  if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
   job->ranks[info.rank] = info;
   return Ok(200, {{"rank", info.rank}, {"registered", true}});
 }
@@ -892,18 +768,11 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     row.reason.clear();
     row.planning_attempts = 0;
   }
-  Transaction tx(*db_);
+  JobStore::Transaction tx(*store_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
   if (upload) {
-    Status s = Statement(db_->handle(),
-                         "INSERT OR REPLACE INTO measurements(job_id, stage, tp_rank, rows, "
-                         "blocking_power) VALUES(?,?,?,?,?)")
-                   .Bind(1, id)
-                   .Bind(2, upload->first.first)
-                   .Bind(3, upload->first.second)
-                   .Bind(4, upload->second)
-                   .Bind(5, blocking_w)
-                   .Run();
+    Status s = store_->PutMeasurement(
+        id, {upload->first.first, upload->first.second, upload->second, blocking_w});
     if (!s.ok()) return FromStatus(s);
   }
   if (Status s = SaveJobRow(id, row); !s.ok()) return FromStatus(s);
@@ -1096,7 +965,7 @@ Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> file
   if (job == nullptr) return Status::Ok();  // deleted meanwhile: nothing to store
   job->cancel = nullptr;
   JobRow row = JobRow::Of(*job);
-  Transaction tx(*db_);
+  JobStore::Transaction tx(*store_);
   if (!tx.begun().ok()) return tx.begun();
   if (stored == nullptr) {
     row.state = JobState::kFailed;
@@ -1107,15 +976,7 @@ Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> file
     if (log_) log_("job " + std::to_string(id) + " failed: " + job->reason);
     return Status::Ok();
   }
-  Status s = Statement(db_->handle(),
-                       "INSERT OR REPLACE INTO frontiers(job_id, frontier_csv, computations_csv, "
-                       "plans_csv, problem_json) VALUES(?,?,?,?,?)")
-                 .Bind(1, id)
-                 .Bind(2, files->frontier_csv)
-                 .Bind(3, files->computations_csv)
-                 .Bind(4, files->plans_csv)
-                 .Bind(5, files->problem_json)
-                 .Run();
+  Status s = store_->PutFrontier(id, *files);
   if (!s.ok()) return s;
   row.all_max_time_s = all_max_time;
   row.all_max_energy_j = all_max_energy;
@@ -1205,15 +1066,8 @@ Status Coordinator::Retarget(Job& job) {
     }
     next.version = current.version + 1;
     current = next;
-    Status s = Statement(db_->handle(),
-                         "INSERT OR REPLACE INTO pipelines(job_id, pipeline, version, point, "
-                         "target_time) VALUES(?,?,?,?,?)")
-                   .Bind(1, job.id)
-                   .Bind(2, p)
-                   .Bind(3, current.version)
-                   .Bind(4, static_cast<int64_t>(current.point))
-                   .Bind(5, current.target_time_s)
-                   .Run();
+    Status s = store_->PutPipeline(
+        job.id, {p, current.version, static_cast<int64_t>(current.point), current.target_time_s});
     if (!s.ok()) return s;
   }
   return Status::Ok();
@@ -1367,23 +1221,13 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
 }
 
 Reply Coordinator::ChangeStraggler(Job* job, int pipeline, std::optional<Straggler> straggler) {
-  Transaction tx(*db_);
+  JobStore::Transaction tx(*store_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
-  Status st = straggler
-                  ? Statement(db_->handle(),
-                              "INSERT OR REPLACE INTO stragglers(job_id, pipeline, slowdown, "
-                              "iteration_time, source, reference_time) VALUES(?,?,?,?,?,?)")
-                        .Bind(1, job->id)
-                        .Bind(2, pipeline)
-                        .Bind(3, straggler->slowdown)
-                        .Bind(4, straggler->iteration_time_s)
-                        .Bind(5, std::string(straggler->detected ? "detected" : "manual"))
-                        .Bind(6, straggler->reference_s)
-                        .Run()
-                  : Statement(db_->handle(), "DELETE FROM stragglers WHERE job_id=? AND pipeline=?")
-                        .Bind(1, job->id)
-                        .Bind(2, pipeline)
-                        .Run();
+  Status st = straggler ? store_->PutStraggler(
+                              job->id,
+                              {pipeline, straggler->slowdown, straggler->iteration_time_s,
+                               straggler->detected ? "detected" : "manual", straggler->reference_s})
+                        : store_->DeleteStraggler(job->id, pipeline);
   if (!st.ok()) return FromStatus(st);
   const auto previous = job->stragglers;
   const auto previous_pipelines = job->pipelines;
@@ -1441,33 +1285,14 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
     return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
   }
   // A report sent twice (a retry) replaces the first.
-  bool replaced = false;
-  double old_time = 0, old_energy = 0;
-  int64_t old_mismatches = 0;
-  {
-    // Finished (and finalized) before the write below.
-    Statement old(db_->handle(),
-                  "SELECT time_s, energy_j, mismatches FROM iterations WHERE job_id=? AND rank=? "
-                  "AND iteration=?");
-    old.Bind(1, id).Bind(2, rank).Bind(3, iteration);
-    replaced = old.Step();
-    if (replaced) old_time = old.Double(0), old_energy = old.Double(1), old_mismatches = old.Int(2);
-    if (!old.status().ok()) return FromStatus(old.status());
-  }
-  Status st = Statement(db_->handle(),
-                        "INSERT OR REPLACE INTO iterations(job_id, rank, iteration, time_s, "
-                        "energy_j, mismatches, phase, pipeline, plan_version) "
-                        "VALUES(?,?,?,?,?,?,?,?,?)")
-                  .Bind(1, id)
-                  .Bind(2, rank)
-                  .Bind(3, iteration)
-                  .Bind(4, time_s)
-                  .Bind(5, energy_j)
-                  .Bind(6, mismatches)
-                  .Bind(7, phase)
-                  .Bind(8, registered->second.dp_rank)
-                  .Bind(9, plan_version)
-                  .Run();
+  auto old = store_->GetIteration(id, rank, iteration);
+  if (!old.ok()) return FromStatus(old.status());
+  const bool replaced = old->has_value();
+  const double old_time = replaced ? (*old)->time_s : 0;
+  const double old_energy = replaced ? (*old)->energy_j : 0;
+  const int64_t old_mismatches = replaced ? (*old)->mismatches : 0;
+  Status st = store_->PutIteration(id, {rank, iteration, time_s, energy_j, mismatches, phase,
+                                        registered->second.dp_rank, plan_version});
   if (!st.ok()) return FromStatus(st);
   if (phase == "profiling") {
     ++job->profiling_reports;
@@ -1618,13 +1443,8 @@ Reply Coordinator::GetReport(int64_t id) {
 // is the sum over pipelines, its time the slowest pipeline's.
 Result<json> Coordinator::MeasuredSavings(const Job& job) {
   const JobConfig& c = job.config;
-  Statement q(db_->handle(),
-              "SELECT pipeline, phase, COUNT(*), SUM(e), SUM(t) FROM ("
-              "SELECT pipeline, phase, iteration, SUM(energy_j) AS e, MAX(time_s) AS t, "
-              "COUNT(*) AS n FROM iterations WHERE job_id=? AND pipeline >= 0 AND "
-              "phase IN ('baseline', 'planned') GROUP BY pipeline, iteration, phase) "
-              "WHERE n = ? GROUP BY pipeline, phase");
-  q.Bind(1, job.id).Bind(2, static_cast<int64_t>(c.spec.stages) * c.spec.tp);
+  auto phases = store_->MeasuredPhases(job.id, static_cast<int64_t>(c.spec.stages) * c.spec.tp);
+  if (!phases.ok()) return phases.status();
   struct Figures {
     int64_t iterations = 0;
     double energy_j = 0, time_s = 0;  // sums
@@ -1633,13 +1453,12 @@ Result<json> Coordinator::MeasuredSavings(const Job& job) {
   };
   std::vector<Figures> baseline(static_cast<size_t>(c.spec.dp)),
       planned(static_cast<size_t>(c.spec.dp));
-  while (q.Step()) {
-    const auto p = static_cast<size_t>(q.Int(0));
+  for (const PhaseTotals& t : *phases) {
+    const auto p = static_cast<size_t>(t.pipeline);
     if (p >= baseline.size()) continue;
-    Figures& f = q.Text(1) == "baseline" ? baseline[p] : planned[p];
-    f = {q.Int(2), q.Double(3), q.Double(4)};
+    Figures& f = t.phase == "baseline" ? baseline[p] : planned[p];
+    f = {t.iterations, t.energy_j, t.time_s};
   }
-  if (!q.status().ok()) return q.status();
   auto saving = [](double base, double perseus) -> json {
     return base > 0 ? json(100.0 * (1 - perseus / base)) : json(nullptr);
   };

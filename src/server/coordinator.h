@@ -20,7 +20,7 @@
 #include "perseus/planner/frontier_io.h"
 #include "src/server/job_config.h"
 #include "src/server/job_state.h"
-#include "src/server/sqlite.h"
+#include "src/server/job_store.h"
 #include "src/server/straggler_policy.h"
 
 namespace perseus::server {
@@ -115,6 +115,7 @@ struct JobRow {
   int64_t planning_attempts = 0;
   static JobRow Of(const Job& job);
   void ApplyTo(Job* job) const;
+  JobRowValues Values() const;  // as the store keeps it
 };
 
 // Figures /metrics shows.
@@ -156,7 +157,11 @@ struct CoordinatorOptions {
 class Coordinator {
  public:
   using Log = std::function<void(const std::string&)>;
+  // The server's: a SqliteJobStore at db_path.
   static Result<std::unique_ptr<Coordinator>> Open(const std::string& db_path, Log log,
+                                                   const CoordinatorOptions& options = {});
+  // Over any store (MemoryJobStore in unit tests); restores every job it holds.
+  static Result<std::unique_ptr<Coordinator>> Open(std::unique_ptr<JobStore> store, Log log,
                                                    const CoordinatorOptions& options = {});
   ~Coordinator();
 
@@ -183,7 +188,6 @@ class Coordinator {
 
  private:
   Coordinator() = default;
-  Status Migrate();  // brings a database written by an earlier version up to kSchema
   Status Load();
   Job* Find(int64_t id);  // REQUIRES: mu_ held
   void PlanLoop();
@@ -214,7 +218,7 @@ class Coordinator {
                       double all_max_energy, double seconds);
 
   Log log_;
-  std::unique_ptr<Database> db_;
+  std::unique_ptr<JobStore> store_;
   std::mutex mu_;
   std::map<int64_t, Job> jobs_;
 

@@ -1,0 +1,115 @@
+// The coordinator's domain over the in-memory store: no HTTP, no database.
+// A job through its states; a write whose commit fails changes nothing in
+// memory (the rule: memory follows the store, never leads it).
+#include "src/server/coordinator.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "src/server/memory_job_store.h"
+
+namespace perseus::server {
+namespace {
+
+using nlohmann::json;
+
+// The GPT-3 profile's first `stages` stages.
+std::string ProfileCsv(int stages) {
+  std::ifstream in(PERSEUS_DATA_DIR "/profiles/gpt3-175b+a100_sxm_bf16.csv");
+  std::string line, out;
+  std::getline(in, line);
+  out = line + "\n";
+  while (std::getline(in, line)) {
+    if (std::stoi(line.substr(0, line.find(','))) < stages) out += line + "\n";
+  }
+  return out;
+}
+
+json Rank(int rank, int pp, int dp) {
+  return {{"rank", rank},
+          {"pp_rank", pp},
+          {"dp_rank", dp},
+          {"gpu_name", "A100"},
+          {"frequencies_mhz",
+           json::array({1410, 1395, 1380, 1365, 1350, 1335, 1320, 1305, 1290, 1275, 1260, 1245,
+                        1230, 1215, 1200, 1185, 1170, 1155, 1140, 1125, 1110, 1095, 1080, 1065,
+                        1050, 1035, 1020, 1005, 990,  975,  960,  945,  930,  915,  900,  885,
+                        870,  855,  840,  825,  810,  795,  780,  765,  750,  735,  720,  705,
+                        690,  675,  660,  645,  630,  615,  600,  585,  570,  555,  540,  525,
+                        510,  495,  480,  465,  450,  435,  420,  405,  390,  375,  360,  345,
+                        330,  315,  300,  285,  270,  255,  240,  225,  210})}};
+}
+
+struct Fixture {
+  MemoryJobStore* store = nullptr;  // owned by the coordinator
+  std::unique_ptr<Coordinator> coordinator;
+  Fixture() {
+    auto owned = std::make_unique<MemoryJobStore>();
+    store = owned.get();
+    auto opened = Coordinator::Open(std::move(owned), {});
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    coordinator = std::move(opened).value();
+  }
+  int64_t CreateJob(int dp) {
+    Reply r = coordinator->CreateJob(json{
+        {"name", "gpt3"},
+        {"stages", 4},
+        {"microbatches", 8},
+        {"dp", dp},
+        {"blocking_power_w", 83.64}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body.value("job_id", int64_t{0});
+  }
+};
+
+TEST(CoordinatorTest, AJobGoesThroughItsStatesOverTheMemoryStore) {
+  Fixture f;
+  const int64_t job = f.CreateJob(2);
+  EXPECT_EQ(f.coordinator->GetJob(job).body["state"], "registering");
+  for (int r = 0; r < 8; ++r) {
+    EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(r, r % 4, r / 4).dump()).status, 200);
+  }
+  EXPECT_EQ(f.coordinator->PutProfile(job, "text/csv", ProfileCsv(4)).status, 202);
+  f.coordinator->WaitIdle();
+  const json ready = f.coordinator->GetJob(job).body;
+  ASSERT_EQ(ready["state"], "ready") << ready.dump();
+  Reply plan = f.coordinator->GetPlan(job, "5", "", "");
+  EXPECT_EQ(plan.status, 200);
+  EXPECT_EQ(plan.body["pipeline"], 1);
+  EXPECT_EQ(f.coordinator->AddStraggler(job, R"({"pipeline": 1, "slowdown": 1.2})").status, 200);
+  const json listed = f.coordinator->ListJobs("ready").body;
+  ASSERT_EQ(listed["jobs"].size(), 1u);
+  // What the store holds is what a restart would load.
+  auto stored = f.store->LoadAll();
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].row.state, "ready");
+  EXPECT_EQ((*stored)[0].rank_infos.size(), 8u);
+  EXPECT_EQ((*stored)[0].pipelines.size(), 2u);
+  EXPECT_EQ((*stored)[0].stragglers.size(), 1u);
+  EXPECT_EQ(f.coordinator->DeleteJob(job).status, 200);
+  EXPECT_TRUE(f.store->LoadAll()->empty());
+}
+
+TEST(CoordinatorTest, AFailedCommitChangesNothingInMemory) {
+  Fixture f;
+  const int64_t job = f.CreateJob(1);
+  f.store->FailNextCommit();
+  EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(0, 0, 0).dump()).status, 500);
+  EXPECT_EQ(f.coordinator->GetJob(job).body["ranks_registered"], 0);
+  EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(0, 0, 0).dump()).status, 200);
+  EXPECT_EQ(f.coordinator->GetJob(job).body["ranks_registered"], 1);
+  f.store->FailNextCommit();
+  EXPECT_EQ(f.coordinator->PutProfile(job, "text/csv", ProfileCsv(4)).status, 500);
+  f.coordinator->WaitIdle();
+  EXPECT_EQ(f.coordinator->GetJob(job).body["state"], "registering");
+  f.store->FailNextCommit();
+  EXPECT_EQ(f.coordinator->DeleteJob(job).status, 500);
+  EXPECT_EQ(f.coordinator->GetJob(job).status, 200);  // still there
+  EXPECT_EQ(f.coordinator->ListJobs("").body["jobs"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace perseus::server
