@@ -18,15 +18,15 @@ using nlohmann::json;
 // (keeps the job's sums far from overflow).
 constexpr int64_t kMaxMismatches = 1000000000;
 
-Reply Ok(int status, json body) { return Reply{status, std::move(body), ""}; }
+Reply Ok(Outcome outcome, json body) { return Reply{outcome, std::move(body)}; }
 
-Reply FromStatus(const Status& s, int status = 500) { return Error(status, s.message()); }
+Reply FromStatus(const Status& s) { return Error(Outcome::kFailed, s.message()); }
 
 // Parses a JSON body: an object, or an error reply.
 std::optional<Reply> ParseObject(const std::string& body, json* out) {
   *out = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (out->is_discarded()) return Error(400, "the request body is not valid JSON");
-  if (!out->is_object()) return Error(400, "the request body must be a JSON object");
+  if (out->is_discarded()) return Error(Outcome::kInvalid, "the request body is not valid JSON");
+  if (!out->is_object()) return Error(Outcome::kInvalid, "the request body must be a JSON object");
   return std::nullopt;
 }
 
@@ -36,15 +36,15 @@ std::optional<Reply> IntField(const json& j, const char* name, int64_t lo, int64
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) {
     if (!required) return std::nullopt;
-    return Error(400, std::string("field '") + name + "' is required", name);
+    return Error(Outcome::kInvalid, std::string("field '") + name + "' is required", name);
   }
   if (!it->is_number_integer()) {
-    return Error(400, std::string("field '") + name + "' must be an integer", name);
+    return Error(Outcome::kInvalid, std::string("field '") + name + "' must be an integer", name);
   }
   const int64_t v =
       it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX ? INT64_MAX : it->get<int64_t>();
   if (v < lo || v > hi) {
-    return Error(400,
+    return Error(Outcome::kInvalid,
                  std::string("field '") + name + "' must be between " + std::to_string(lo) +
                      " and " + std::to_string(hi) + ", got " + std::to_string(v),
                  name);
@@ -58,13 +58,13 @@ std::optional<Reply> NumberField(const json& j, const char* name, double lo, dou
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) {
     if (!required) return std::nullopt;
-    return Error(400, std::string("field '") + name + "' is required", name);
+    return Error(Outcome::kInvalid, std::string("field '") + name + "' is required", name);
   }
   if (!it->is_number())
-    return Error(400, std::string("field '") + name + "' must be a number", name);
+    return Error(Outcome::kInvalid, std::string("field '") + name + "' must be a number", name);
   const double v = it->get<double>();
   if (!(v >= lo && v <= hi)) {
-    return Error(400,
+    return Error(Outcome::kInvalid,
                  std::string("field '") + name + "' must be between " + std::to_string(lo) +
                      " and " + std::to_string(hi),
                  name);
@@ -80,8 +80,8 @@ std::optional<Reply> OnlyFields(const json& j, std::initializer_list<std::string
   std::string known;
   auto unknown = UnknownField(j, names, &known);
   if (!unknown) return std::nullopt;
-  return Error(400, "unknown field '" + *unknown + "'" + where + " (known: " + known + ")",
-               *unknown);
+  return Error(Outcome::kInvalid,
+               "unknown field '" + *unknown + "'" + where + " (known: " + known + ")", *unknown);
 }
 
 std::string StateName(JobState s) { return std::string(JobStateName(s)); }
@@ -120,19 +120,12 @@ bool ParseCount(const std::string& text, int64_t* out) {
   return true;
 }
 
-namespace {
+namespace {}  // namespace
 
-std::string PlanEtag(int64_t job, int pipeline, int64_t version) {
-  return "\"j" + std::to_string(job) + "-p" + std::to_string(pipeline) + "-v" +
-         std::to_string(version) + "\"";
-}
-
-}  // namespace
-
-Reply Error(int status, const std::string& message, const std::string& field) {
+Reply Error(Outcome outcome, const std::string& message, const std::string& field) {
   json body = {{"error", message}};
   if (!field.empty()) body["field"] = field;
-  return Reply{status, std::move(body), ""};
+  return Reply{outcome, std::move(body)};
 }
 
 json RankInfo::ToJson() const {
@@ -370,11 +363,11 @@ Reply Coordinator::CreateJob(const std::string& body) {
   if (auto error = ParseObject(body, &j)) return *error;
   std::string field;
   auto config = ParseJobConfig(j, &field);
-  if (!config.ok()) return Error(400, config.status().message(), field);
+  if (!config.ok()) return Error(Outcome::kInvalid, config.status().message(), field);
   if (Status s = job::CheckWorkLimits(config->spec, options_.limits); !s.ok()) {
     // The message begins with the field at fault.
     const bool virtual_stages = s.message().rfind("virtual_stages", 0) == 0;
-    return Error(400, s.message(),
+    return Error(Outcome::kInvalid, s.message(),
                  virtual_stages                      ? "virtual_stages"
                  : config->spec.schedule_csv.empty() ? "microbatches"
                                                      : "schedule_csv");
@@ -392,14 +385,14 @@ Reply Coordinator::CreateJob(const std::string& body) {
   job.state = JobState::kRegistering;
   jobs_[id] = std::move(job);
   if (log_) log_("job " + std::to_string(id) + " created: " + config->name);
-  return Ok(201, {{"job_id", id}});
+  return Ok(Outcome::kCreated, {{"job_id", id}});
 }
 
 Reply Coordinator::GetJob(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
-  return Ok(200, JobJson(job));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
+  return Ok(Outcome::kOk, JobJson(job));
 }
 
 Reply Coordinator::ListJobs(const std::string& state_name) {
@@ -407,7 +400,7 @@ Reply Coordinator::ListJobs(const std::string& state_name) {
   if (!state_name.empty()) {
     only = ParseJobState(state_name);
     if (!only) {
-      return Error(400,
+      return Error(Outcome::kInvalid,
                    "query parameter 'state' must be registering, profiling, planning, ready or "
                    "failed",
                    "state");
@@ -426,13 +419,13 @@ Reply Coordinator::ListJobs(const std::string& state_name) {
     if (!job.reason.empty()) row["reason"] = job.reason;
     jobs.push_back(std::move(row));
   }
-  return Ok(200, {{"jobs", std::move(jobs)}});
+  return Ok(Outcome::kOk, {{"jobs", std::move(jobs)}});
 }
 
 Reply Coordinator::DeleteJob(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   JobStore::Transaction tx(*store_);
   if (!tx.begun().ok()) return FromStatus(tx.begun());
   if (Status s = store_->DeleteJob(id); !s.ok()) return FromStatus(s);
@@ -444,7 +437,7 @@ Reply Coordinator::DeleteJob(int64_t id) {
   jobs_.erase(id);
   idle_cv_.notify_all();
   if (log_) log_("job " + std::to_string(id) + " deleted");
-  return Ok(200, {{"job_id", id}, {"deleted", true}});
+  return Ok(Outcome::kOk, {{"job_id", id}, {"deleted", true}});
 }
 
 json Coordinator::JobJson(const Job* job) const {
@@ -512,7 +505,7 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   if (auto error = ParseObject(body, &j)) return *error;
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   const JobConfig& c = job->config;
   if (auto e =
           OnlyFields(j, {"rank", "pp_rank", "dp_rank", "tp_rank", "gpu_name", "frequencies_mhz"})) {
@@ -530,16 +523,18 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   info.tp_rank = static_cast<int>(tp);
   auto name = j.find("gpu_name");
   if (name != j.end() && !name->is_string())
-    return Error(400, "field 'gpu_name' must be a string", "gpu_name");
+    return Error(Outcome::kInvalid, "field 'gpu_name' must be a string", "gpu_name");
   if (name != j.end()) info.gpu_name = name->get<std::string>();
   auto freqs = j.find("frequencies_mhz");
   if (freqs == j.end() || !freqs->is_array() || freqs->empty() || freqs->size() > 4096) {
-    return Error(400, "field 'frequencies_mhz' must be a non-empty array of MHz values",
+    return Error(Outcome::kInvalid,
+                 "field 'frequencies_mhz' must be a non-empty array of MHz values",
                  "frequencies_mhz");
   }
   for (const json& f : *freqs) {
     if (!f.is_number_integer() || f.get<int64_t>() <= 0 || f.get<int64_t>() > 100000) {
-      return Error(400, "field 'frequencies_mhz' must hold positive integers", "frequencies_mhz");
+      return Error(Outcome::kInvalid, "field 'frequencies_mhz' must hold positive integers",
+                   "frequencies_mhz");
     }
     info.frequencies_mhz.push_back(f.get<int>());
   }
@@ -548,8 +543,9 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
                              info.frequencies_mhz.end());
   auto existing = job->ranks.find(info.rank);
   if (existing != job->ranks.end()) {
-    if (existing->second == info) return Ok(200, {{"rank", info.rank}, {"registered", true}});
-    return Error(409,
+    if (existing->second == info)
+      return Ok(Outcome::kOk, {{"rank", info.rank}, {"registered", true}});
+    return Error(Outcome::kConflict,
                  "rank " + std::to_string(info.rank) + " is already registered with different data",
                  "rank");
   }
@@ -557,7 +553,7 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   for (const auto& [r, other] : job->ranks) {
     if (other.pp_rank == info.pp_rank && other.dp_rank == info.dp_rank &&
         other.tp_rank == info.tp_rank) {
-      return Error(409,
+      return Error(Outcome::kConflict,
                    "rank " + std::to_string(r) + " already holds position pp_rank " +
                        std::to_string(info.pp_rank) + ", dp_rank " + std::to_string(info.dp_rank) +
                        ", tp_rank " + std::to_string(info.tp_rank),
@@ -572,7 +568,7 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
         for (const auto& m : rows) {
           const auto& allowed = info.frequencies_mhz;
           if (std::find(allowed.begin(), allowed.end(), m.frequency_mhz) == allowed.end()) {
-            return Error(400,
+            return Error(Outcome::kInvalid,
                          "the job's profile uses " + std::to_string(m.frequency_mhz) +
                              " MHz, which is not among rank " + std::to_string(info.rank) +
                              "'s frequencies_mhz",
@@ -589,17 +585,18 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   }
   if (Status s = tx.Commit(); !s.ok()) return FromStatus(s);
   job->ranks[info.rank] = info;
-  return Ok(200, {{"rank", info.rank}, {"registered", true}});
+  return Ok(Outcome::kOk, {{"rank", info.rank}, {"registered", true}});
 }
 
 Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
                               const std::string& body) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   if (job->state == JobState::kPlanning || job->state == JobState::kReady) {
-    return Error(409, "job " + std::to_string(id) + " already has its profile (state " +
-                          StateName(job->state) + ")");
+    return Error(Outcome::kConflict, "job " + std::to_string(id) +
+                                         " already has its profile (state " +
+                                         StateName(job->state) + ")");
   }
   // Everything is decided first; the database and then memory change only
   // once it is accepted (a rejected upload changes nothing).
@@ -613,7 +610,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   auto measured_blocking = job->measured_blocking_w;
   if (csv) {
     auto profile = planner::ParseProfileCsv(body, "profile");
-    if (!profile.ok()) return Error(400, profile.status().message(), "profile");
+    if (!profile.ok()) return Error(Outcome::kInvalid, profile.status().message(), "profile");
     // Every frequency the plan may use must be one the ranks' GPUs support
     // (each distinct frequency checked once, at its first row).
     std::set<int> checked;
@@ -623,7 +620,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
         for (const auto& [r, info] : job->ranks) {
           const auto& allowed = info.frequencies_mhz;
           if (std::find(allowed.begin(), allowed.end(), m.frequency_mhz) == allowed.end()) {
-            return Error(400,
+            return Error(Outcome::kInvalid,
                          "profile:" + std::to_string(m.line) + ": " +
                              std::to_string(m.frequency_mhz) + " MHz is not among rank " +
                              std::to_string(r) + "'s supported frequencies",
@@ -633,7 +630,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
       }
     }
     if (!job->config.blocking_power_given) {
-      return Error(400,
+      return Error(Outcome::kInvalid,
                    "job " + std::to_string(id) +
                        " has no blocking_power_w and a CSV profile carries none: give "
                        "blocking_power_w when creating the job, or upload each rank's "
@@ -652,12 +649,14 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     if (auto e = IntField(j, "rank", 0, job->config.ranks() - 1, &rank)) return *e;
     auto info = job->ranks.find(static_cast<int>(rank));
     if (info == job->ranks.end()) {
-      return Error(400, "rank " + std::to_string(rank) + " is not registered", "rank");
+      return Error(Outcome::kInvalid, "rank " + std::to_string(rank) + " is not registered",
+                   "rank");
     }
     if (auto e = NumberField(j, "blocking_power_w", 0, 1e5, &blocking_w, false)) return *e;
     auto rows = j.find("measurements");
     if (rows == j.end() || !rows->is_array() || rows->empty() || rows->size() > 100000) {
-      return Error(400, "field 'measurements' must be a non-empty array (at most 100000 entries)",
+      return Error(Outcome::kInvalid,
+                   "field 'measurements' must be a non-empty array (at most 100000 entries)",
                    "measurements");
     }
     const std::string who = "rank " + std::to_string(rank) + "'s ";
@@ -666,7 +665,8 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     for (size_t k = 0; k < rows->size(); ++k) {
       const json& m = (*rows)[k];
       const std::string where = "measurements[" + std::to_string(k) + "]";
-      if (!m.is_object()) return Error(400, who + where + " must be an object", "measurements");
+      if (!m.is_object())
+        return Error(Outcome::kInvalid, who + where + " must be an object", "measurements");
       if (auto e = OnlyFields(m, {"instruction", "frequency_mhz", "time_s", "energy_j"},
                               " in " + who + where)) {
         return *e;
@@ -675,7 +675,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
       planner::Instruction parsed;
       if (instr == m.end() || !instr->is_string() ||
           !planner::ParseInstruction(instr->get<std::string>(), &parsed)) {
-        return Error(400,
+        return Error(Outcome::kInvalid,
                      who + where +
                          ": 'instruction' must be forward, backward, backward_input or "
                          "backward_weight",
@@ -686,7 +686,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
       if (auto e = IntField(m, "frequency_mhz", 1, 100000, &mhz)) return *e;
       const auto& allowed = info->second.frequencies_mhz;
       if (std::find(allowed.begin(), allowed.end(), mhz) == allowed.end()) {
-        return Error(400,
+        return Error(Outcome::kInvalid,
                      who + where + ": " + std::to_string(mhz) + " MHz is not among rank " +
                          std::to_string(rank) + "'s supported frequencies",
                      "frequency_mhz");
@@ -695,7 +695,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
       if (auto e = NumberField(m, "energy_j", 0, 1e12, &energy_j)) return *e;
       auto [previous, fresh] = seen.emplace(std::make_pair(parsed, mhz), k);
       if (!fresh) {
-        return Error(400,
+        return Error(Outcome::kInvalid,
                      who + where + " repeats " + std::string(planner::InstructionName(parsed)) +
                          " at " + std::to_string(mhz) + " MHz (measurements[" +
                          std::to_string(previous->second) + "])",
@@ -719,7 +719,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
           message = "measurements[" + std::to_string(line - 2) + "]" + message.substr(colon);
         }
       }
-      return Error(400, who + message, "measurements");
+      return Error(Outcome::kInvalid, who + message, "measurements");
     }
     const std::pair<int, int> key{info->second.pp_rank, info->second.tp_rank};
     measured[key] = text;
@@ -739,7 +739,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
       auto profile = planner::ParseProfileCsv(assembled, "measurements");
       if (!profile.ok()) {
         return Error(
-            400,
+            Outcome::kInvalid,
             who + "upload completes a profile that does not parse: " + profile.status().message(),
             "measurements");
       }
@@ -760,7 +760,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
       auto prepared = job::PrepareJob(spec, std::move(profile).value(), options_.limits);
       if (!prepared.ok()) {
         const std::string& m = prepared.status().message();
-        return Error(400, "the profile cannot be planned for this job: " + m,
+        return Error(Outcome::kInvalid, "the profile cannot be planned for this job: " + m,
                      m.rfind("unit_time", 0) == 0 ? "unit_time" : "profile");
       }
     }
@@ -783,13 +783,14 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   job->measured_blocking_w = std::move(measured_blocking);
   if (!complete) {
     if (!was_profiling) job->progress = 0;
-    return Ok(202, {{"state", StateName(job->state)},
-                    {"stages_measured", job->measured.size()},
-                    {"stages_expected", job->config.spec.stages * job->config.spec.tp}});
+    return Ok(Outcome::kAccepted,
+              {{"state", StateName(job->state)},
+               {"stages_measured", job->measured.size()},
+               {"stages_expected", job->config.spec.stages * job->config.spec.tp}});
   }
   job->progress = 0;
   Enqueue(id);
-  return Ok(202, {{"state", StateName(job->state)}});
+  return Ok(Outcome::kAccepted, {{"state", StateName(job->state)}});
 }
 
 std::optional<BlockingPowerUsed> BlockingPower(const Job& job) {
@@ -1079,10 +1080,11 @@ Reply Coordinator::GetFrontier(int64_t id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job* job = Find(id);
-    if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+    if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
     if (job->frontier == nullptr) {
-      return Error(409, "job " + std::to_string(id) + " has no frontier yet (state " +
-                            StateName(job->state) + ")");
+      return Error(Outcome::kConflict, "job " + std::to_string(id) +
+                                           " has no frontier yet (state " + StateName(job->state) +
+                                           ")");
     }
     frontier = job->frontier;
     all_max_time = job->all_max_time_s;
@@ -1092,44 +1094,43 @@ Reply Coordinator::GetFrontier(int64_t id) {
   for (const auto& p : frontier->points()) {
     points.push_back({p.time_s, p.energy_j, p.model_time_s, p.model_energy_j});
   }
-  return Ok(200, {{"energy_scope", "pipeline"},
-                  {"columns", {"time_s", "energy_j", "model_time_s", "model_energy_j"}},
-                  {"points", points},
-                  {"t_min_index", frontier->TMinIndex()},
-                  {"all_max", {{"time_s", all_max_time}, {"energy_j", all_max_energy}}}});
+  return Ok(Outcome::kOk, {{"energy_scope", "pipeline"},
+                           {"columns", {"time_s", "energy_j", "model_time_s", "model_energy_j"}},
+                           {"points", points},
+                           {"t_min_index", frontier->TMinIndex()},
+                           {"all_max", {{"time_s", all_max_time}, {"energy_j", all_max_energy}}}});
 }
 
 Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::string& since,
-                           const std::string& if_none_match) {
+                           const KnownPlan& known) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   int64_t rank = 0;
   if (!ParseCount(rank_text, &rank))
-    return Error(400, "query parameter 'rank' must be a rank number", "rank");
+    return Error(Outcome::kInvalid, "query parameter 'rank' must be a rank number", "rank");
   if (rank >= job->config.ranks()) {
-    return Error(400,
+    return Error(Outcome::kInvalid,
                  "rank " + std::to_string(rank) + " is out of range (the job has " +
                      std::to_string(job->config.ranks()) + " ranks)",
                  "rank");
   }
   auto info = job->ranks.find(static_cast<int>(rank));
   if (info == job->ranks.end())
-    return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
+    return Error(Outcome::kNotFound, "rank " + std::to_string(rank) + " is not registered", "rank");
   if (job->state != JobState::kReady) {
-    return Error(409, "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready",
-                 "");
+    return Error(Outcome::kConflict,
+                 "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready", "");
   }
   const int pipeline = info->second.dp_rank;
   const PipelineState& state = job->pipelines[static_cast<size_t>(pipeline)];
-  const std::string etag = PlanEtag(id, pipeline, state.version);
   int64_t since_version = -1;
   if (!since.empty() && !ParseCount(since, &since_version)) {
-    return Error(400, "query parameter 'since' must be a version number", "since");
+    return Error(Outcome::kInvalid, "query parameter 'since' must be a version number", "since");
   }
-  if (if_none_match == etag || since_version == state.version) {
-    Reply r{304, nullptr, etag};
-    return r;
+  if ((known.pipeline == pipeline && known.version == state.version) ||
+      since_version == state.version) {
+    return Reply{Outcome::kNotModified, nullptr, pipeline, state.version};
   }
   const int pp = info->second.pp_rank;
   auto key = std::make_tuple(pipeline, state.version, pp);
@@ -1160,14 +1161,15 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
     if (job->plan_cache.size() > 4096) job->plan_cache.clear();
     cached = job->plan_cache.emplace(key, std::move(instructions)).first;
   }
-  Reply r = Ok(200, {{"job_id", id},
-                     {"rank", rank},
-                     {"pipeline", pipeline},
-                     {"pp_rank", pp},
-                     {"version", state.version},
-                     {"target_time", state.target_time_s},
-                     {"instructions", cached->second}});
-  r.etag = etag;
+  Reply r = Ok(Outcome::kOk, {{"job_id", id},
+                              {"rank", rank},
+                              {"pipeline", pipeline},
+                              {"pp_rank", pp},
+                              {"version", state.version},
+                              {"target_time", state.target_time_s},
+                              {"instructions", cached->second}});
+  r.plan_pipeline = pipeline;
+  r.plan_version = state.version;
   return r;
 }
 
@@ -1176,12 +1178,13 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   if (auto error = ParseObject(body, &j)) return *error;
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   if (auto e = OnlyFields(j, {"pipeline", "slowdown", "iteration_time"})) return *e;
   int64_t pipeline = 0;
   if (auto e = IntField(j, "pipeline", 0, job->config.spec.dp - 1, &pipeline)) return *e;
   if (job->state != JobState::kReady) {
-    return Error(409, "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready");
+    return Error(Outcome::kConflict,
+                 "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready");
   }
   // A straggler is slower than T_min by at most kMaxSlowdown: beyond, it is a
   // failure to handle, not a pipeline to wait for (and its time a mistake).
@@ -1196,7 +1199,8 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
     return *e;
   }
   if ((s.slowdown > 0) == (s.iteration_time_s > 0)) {
-    return Error(400, "give exactly one of 'slowdown' and 'iteration_time'", "slowdown");
+    return Error(Outcome::kInvalid, "give exactly one of 'slowdown' and 'iteration_time'",
+                 "slowdown");
   }
   // A manual straggler overrides detection: the policy forgets the pipeline and
   // leaves it alone until a DELETE clears it.
@@ -1207,13 +1211,15 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
 Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   int64_t pipeline = 0;
   if (!ParseCount(pipeline_text, &pipeline) || pipeline >= job->config.spec.dp) {
-    return Error(400, "pipeline must be 0.." + std::to_string(job->config.spec.dp - 1), "pipeline");
+    return Error(Outcome::kInvalid,
+                 "pipeline must be 0.." + std::to_string(job->config.spec.dp - 1), "pipeline");
   }
   if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {
-    return Error(404, "pipeline " + std::to_string(pipeline) + " is not a straggler", "pipeline");
+    return Error(Outcome::kNotFound, "pipeline " + std::to_string(pipeline) + " is not a straggler",
+                 "pipeline");
   }
   // A detected straggler removed by hand: detection starts afresh for it.
   if (job->policy != nullptr) job->policy->Forget(static_cast<int>(pipeline));
@@ -1245,7 +1251,7 @@ Reply Coordinator::ChangeStraggler(Job* job, int pipeline, std::optional<Straggl
     log_("job " + std::to_string(job->id) + ": pipeline " + std::to_string(pipeline) +
          (straggler ? " is a straggler" : " recovered"));
   }
-  return Ok(200, JobJson(job));
+  return Ok(Outcome::kOk, JobJson(job));
 }
 
 Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
@@ -1253,7 +1259,7 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   if (auto error = ParseObject(body, &j)) return *error;
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   if (auto e = OnlyFields(j, {"rank", "iteration", "time_s", "energy_j", "mismatches", "phase",
                               "plan_version", "profiling_progress"})) {
     return *e;
@@ -1269,7 +1275,7 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   std::string phase;
   if (auto it = j.find("phase"); it != j.end() && !it->is_null()) {
     if (!it->is_string() || !IsPhase(it->get<std::string>())) {
-      return Error(400,
+      return Error(Outcome::kInvalid,
                    "field 'phase' must be one of warmup, baseline, profiling, planned "
                    "(or absent)",
                    "phase");
@@ -1282,7 +1288,7 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   if (auto e = NumberField(j, "profiling_progress", 0, 1, &profiling_progress, false)) return *e;
   auto registered = job->ranks.find(static_cast<int>(rank));
   if (registered == job->ranks.end()) {
-    return Error(404, "rank " + std::to_string(rank) + " is not registered", "rank");
+    return Error(Outcome::kNotFound, "rank " + std::to_string(rank) + " is not registered", "rank");
   }
   // A report sent twice (a retry) replaces the first.
   auto old = store_->GetIteration(id, rank, iteration);
@@ -1320,7 +1326,7 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   job->mismatches += mismatches - old_mismatches;
   job->iterations_with_mismatches += (mismatches > 0 ? 1 : 0) - (old_mismatches > 0 ? 1 : 0);
   DetectStragglers(job, static_cast<int>(rank), iteration, time_s);
-  return Ok(200, {{"stored", true}});
+  return Ok(Outcome::kOk, {{"stored", true}});
 }
 
 StragglerPolicy& Coordinator::PolicyFor(Job* job) {
@@ -1384,7 +1390,7 @@ void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double
       }
     }
     Reply r = ChangeStraggler(job, d.pipeline, next);
-    if (r.status != 200) {
+    if (r.outcome != Outcome::kOk) {
       // Nothing changed: the policy goes back to the job's own view of the pipeline.
       if (log_) log_(what + ": applying the detection failed: " + r.body.value("error", ""));
       auto kept = job->stragglers.find(d.pipeline);
@@ -1403,7 +1409,7 @@ void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double
 Reply Coordinator::GetReport(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   Job* job = Find(id);
-  if (job == nullptr) return Error(404, "no job " + std::to_string(id));
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   json body = {{"job_id", id},
                {"energy_scope", "job"},  // sums over pipelines (and ranks)
                {"reports", job->reports},
@@ -1433,7 +1439,7 @@ Reply Coordinator::GetReport(int64_t id) {
   auto measured = MeasuredSavings(*job);
   if (!measured.ok()) return FromStatus(measured.status());
   body["measured"] = *measured;
-  return Ok(200, body);
+  return Ok(Outcome::kOk, body);
 }
 
 // Measured savings, from the iteration reports that name their phase. A

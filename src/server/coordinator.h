@@ -1,5 +1,6 @@
 // The coordinator's logic, independent of HTTP: every request is a call that
-// returns a Reply (status code and JSON body). State lives in memory and in
+// returns a Reply (an Outcome and a JSON body; http_server.cc maps them to
+// status codes and headers). State lives in memory and in
 // SQLite; a mutation is acknowledged only after its transaction commits.
 #pragma once
 
@@ -25,13 +26,34 @@
 
 namespace perseus::server {
 
-struct Reply {
-  int status = 200;
-  nlohmann::json body;
-  std::string etag;  // set on plan replies
+// What a request came to, in the domain's own terms: the HTTP layer
+// (http_server.cc) maps each to its status code, and sets plan replies' ETag.
+enum class Outcome {
+  kOk,
+  kCreated,
+  kAccepted,     // taken; the work it starts goes on (planning)
+  kNotModified,  // the client's plan is current
+  kInvalid,      // the request is wrong; body {error, field?}
+  kNotFound,
+  kConflict,  // not in this state, or against what is already there
+  kFailed,    // the server could not do it (storage)
 };
 
-Reply Error(int status, const std::string& message, const std::string& field = "");
+struct Reply {
+  Outcome outcome = Outcome::kOk;
+  nlohmann::json body;
+  // Plan replies: the plan's pipeline and version (what the ETag names).
+  int plan_pipeline = -1;
+  int64_t plan_version = -1;
+};
+
+Reply Error(Outcome outcome, const std::string& message, const std::string& field = "");
+
+// The plan a client says it has (from its If-None-Match), or none.
+struct KnownPlan {
+  int pipeline = -1;
+  int64_t version = -1;
+};
 
 // A non-negative decimal integer of at most 18 digits (path and query parameters).
 bool ParseCount(const std::string& text, int64_t* out);
@@ -174,9 +196,9 @@ class Coordinator {
   Reply RegisterRank(int64_t job, const std::string& body);
   Reply PutProfile(int64_t job, const std::string& content_type, const std::string& body);
   Reply GetFrontier(int64_t job);
-  // since: the client's version (-1: none); if_none_match: the header's value.
+  // since: the client's version ("" : none); known: the plan its ETag names.
   Reply GetPlan(int64_t job, const std::string& rank, const std::string& since,
-                const std::string& if_none_match);
+                const KnownPlan& known = {});
   Reply AddStraggler(int64_t job, const std::string& body);
   Reply RemoveStraggler(int64_t job, const std::string& pipeline);
   Reply ReportIteration(int64_t job, const std::string& body);

@@ -59,7 +59,7 @@ struct Fixture {
         {"microbatches", 8},
         {"dp", dp},
         {"blocking_power_w", 83.64}}.dump());
-    EXPECT_EQ(r.status, 201) << r.body.dump();
+    EXPECT_EQ(r.outcome, Outcome::kCreated) << r.body.dump();
     return r.body.value("job_id", int64_t{0});
   }
 };
@@ -69,16 +69,21 @@ TEST(CoordinatorTest, AJobGoesThroughItsStatesOverTheMemoryStore) {
   const int64_t job = f.CreateJob(2);
   EXPECT_EQ(f.coordinator->GetJob(job).body["state"], "registering");
   for (int r = 0; r < 8; ++r) {
-    EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(r, r % 4, r / 4).dump()).status, 200);
+    EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(r, r % 4, r / 4).dump()).outcome, Outcome::kOk);
   }
-  EXPECT_EQ(f.coordinator->PutProfile(job, "text/csv", ProfileCsv(4)).status, 202);
+  EXPECT_EQ(f.coordinator->PutProfile(job, "text/csv", ProfileCsv(4)).outcome, Outcome::kAccepted);
   f.coordinator->WaitIdle();
   const json ready = f.coordinator->GetJob(job).body;
   ASSERT_EQ(ready["state"], "ready") << ready.dump();
-  Reply plan = f.coordinator->GetPlan(job, "5", "", "");
-  EXPECT_EQ(plan.status, 200);
+  Reply plan = f.coordinator->GetPlan(job, "5", "");
+  EXPECT_EQ(plan.outcome, Outcome::kOk);
+  EXPECT_EQ(plan.plan_pipeline, 1);
+  EXPECT_EQ(f.coordinator->GetPlan(job, "5", "", {1, plan.plan_version}).outcome,
+            Outcome::kNotModified);
+  EXPECT_EQ(f.coordinator->GetPlan(job, "5", "", {0, plan.plan_version}).outcome, Outcome::kOk);
   EXPECT_EQ(plan.body["pipeline"], 1);
-  EXPECT_EQ(f.coordinator->AddStraggler(job, R"({"pipeline": 1, "slowdown": 1.2})").status, 200);
+  EXPECT_EQ(f.coordinator->AddStraggler(job, R"({"pipeline": 1, "slowdown": 1.2})").outcome,
+            Outcome::kOk);
   const json listed = f.coordinator->ListJobs("ready").body;
   ASSERT_EQ(listed["jobs"].size(), 1u);
   // What the store holds is what a restart would load.
@@ -89,7 +94,7 @@ TEST(CoordinatorTest, AJobGoesThroughItsStatesOverTheMemoryStore) {
   EXPECT_EQ((*stored)[0].rank_infos.size(), 8u);
   EXPECT_EQ((*stored)[0].pipelines.size(), 2u);
   EXPECT_EQ((*stored)[0].stragglers.size(), 1u);
-  EXPECT_EQ(f.coordinator->DeleteJob(job).status, 200);
+  EXPECT_EQ(f.coordinator->DeleteJob(job).outcome, Outcome::kOk);
   EXPECT_TRUE(f.store->LoadAll()->empty());
 }
 
@@ -97,17 +102,17 @@ TEST(CoordinatorTest, AFailedCommitChangesNothingInMemory) {
   Fixture f;
   const int64_t job = f.CreateJob(1);
   f.store->FailNextCommit();
-  EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(0, 0, 0).dump()).status, 500);
+  EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(0, 0, 0).dump()).outcome, Outcome::kFailed);
   EXPECT_EQ(f.coordinator->GetJob(job).body["ranks_registered"], 0);
-  EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(0, 0, 0).dump()).status, 200);
+  EXPECT_EQ(f.coordinator->RegisterRank(job, Rank(0, 0, 0).dump()).outcome, Outcome::kOk);
   EXPECT_EQ(f.coordinator->GetJob(job).body["ranks_registered"], 1);
   f.store->FailNextCommit();
-  EXPECT_EQ(f.coordinator->PutProfile(job, "text/csv", ProfileCsv(4)).status, 500);
+  EXPECT_EQ(f.coordinator->PutProfile(job, "text/csv", ProfileCsv(4)).outcome, Outcome::kFailed);
   f.coordinator->WaitIdle();
   EXPECT_EQ(f.coordinator->GetJob(job).body["state"], "registering");
   f.store->FailNextCommit();
-  EXPECT_EQ(f.coordinator->DeleteJob(job).status, 500);
-  EXPECT_EQ(f.coordinator->GetJob(job).status, 200);  // still there
+  EXPECT_EQ(f.coordinator->DeleteJob(job).outcome, Outcome::kFailed);
+  EXPECT_EQ(f.coordinator->GetJob(job).outcome, Outcome::kOk);  // still there
   EXPECT_EQ(f.coordinator->ListJobs("").body["jobs"].size(), 1u);
 }
 

@@ -27,10 +27,57 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-void Send(httplib::Response& res, const Reply& reply) {
-  res.status = reply.status;
-  if (!reply.etag.empty()) res.set_header("ETag", reply.etag);
-  if (reply.status == 304) return;
+// The HTTP status code of each domain outcome (the only place they live).
+int HttpStatus(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk:
+      return 200;
+    case Outcome::kCreated:
+      return 201;
+    case Outcome::kAccepted:
+      return 202;
+    case Outcome::kNotModified:
+      return 304;
+    case Outcome::kInvalid:
+      return 400;
+    case Outcome::kNotFound:
+      return 404;
+    case Outcome::kConflict:
+      return 409;
+    case Outcome::kFailed:
+      return 500;
+  }
+  return 500;
+}
+
+// A plan's ETag: "j<job>-p<pipeline>-v<version>".
+std::string PlanEtag(int64_t job, int pipeline, int64_t version) {
+  return "\"j" + std::to_string(job) + "-p" + std::to_string(pipeline) + "-v" +
+         std::to_string(version) + "\"";
+}
+
+// The plan an If-None-Match names for `job` (anything else: none).
+KnownPlan ParsePlanEtag(const std::string& header, int64_t job) {
+  const std::string prefix = "\"j" + std::to_string(job) + "-p";
+  if (header.rfind(prefix, 0) != 0 || header.size() < prefix.size() + 4 || header.back() != '"') {
+    return {};
+  }
+  const std::string rest = header.substr(prefix.size(), header.size() - prefix.size() - 1);
+  const size_t v = rest.find("-v");
+  int64_t pipeline = 0, version = 0;
+  if (v == std::string::npos || !ParseCount(rest.substr(0, v), &pipeline) ||
+      !ParseCount(rest.substr(v + 2), &version) || pipeline > INT32_MAX) {
+    return {};
+  }
+  return KnownPlan{static_cast<int>(pipeline), version};
+}
+
+void Send(httplib::Response& res, const Reply& reply, int64_t job) {
+  res.status = HttpStatus(reply.outcome);
+  if (reply.plan_version >= 0) {
+    res.set_header("ETag", PlanEtag(job, reply.plan_pipeline, reply.plan_version));
+  }
+  if (reply.outcome == Outcome::kNotModified) return;
   res.set_content(JsonText(reply.body) + "\n", "application/json");
 }
 
@@ -63,11 +110,12 @@ struct Server::Impl {
     auto wrapped = [this, name, handler](const httplib::Request& req, httplib::Response& res) {
       const auto start = std::chrono::steady_clock::now();
       int64_t job = 0;
-      Reply reply = req.matches.size() > 1 && !JobId(req, &job) ? Error(404, "no such job")
-                                                                : handler(req, job);
-      Send(res, reply);
+      Reply reply = req.matches.size() > 1 && !JobId(req, &job)
+                        ? Error(Outcome::kNotFound, "no such job")
+                        : handler(req, job);
+      Send(res, reply, job);
       metrics.Observe(
-          name, reply.status,
+          name, HttpStatus(reply.outcome),
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     };
     const std::string m = method;
@@ -90,8 +138,12 @@ struct Server::Impl {
       const std::string header = req.get_header_value("Authorization");
       const std::string expected = "Bearer " + options.token;
       if (ConstantTimeEquals(header, expected)) return httplib::Server::HandlerResponse::Unhandled;
-      Send(res, Error(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
-                      "Authorization"));
+      res.status = 401;
+      res.set_content(
+          JsonText(json{{"error", "missing or wrong bearer token (Authorization: Bearer <token>)"},
+                        {"field", "Authorization"}}) +
+              "\n",
+          "application/json");
       metrics.Observe("unauthorized", 401, 0);
       return httplib::Server::HandlerResponse::Handled;
     });
@@ -143,7 +195,7 @@ struct Server::Impl {
           [&c](const httplib::Request&, int64_t id) { return c.GetFrontier(id); });
     Route("GET", job + "/plan", "get_plan", [&c](const httplib::Request& req, int64_t id) {
       return c.GetPlan(id, req.get_param_value("rank"), req.get_param_value("since"),
-                       req.get_header_value("If-None-Match"));
+                       ParsePlanEtag(req.get_header_value("If-None-Match"), id));
     });
     Route("POST", job + "/stragglers", "add_straggler",
           [&c](const httplib::Request& req, int64_t id) { return c.AddStraggler(id, req.body); });
