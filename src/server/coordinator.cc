@@ -989,9 +989,11 @@ Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> file
   const auto previous_frontier = job->frontier;
   const auto previous_pipelines = job->pipelines;
   job->frontier = stored;
+  job->plan_memo.clear();
   if (s = Retarget(*job); !s.ok() || !(s = tx.Commit()).ok()) {
     job->frontier = previous_frontier;
     job->pipelines = previous_pipelines;
+    job->plan_memo.clear();
     return s;
   }
   row.ApplyTo(job);
@@ -1004,8 +1006,34 @@ Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> file
   return Status::Ok();
 }
 
-PipelineState Coordinator::PlanFor(const Job& job, double target_time_s) {
-  const planner::StoredFrontier& f = *job.frontier;
+PipelineState Coordinator::PlanFor(Job& job, double target_time_s) {
+  auto memo = job.plan_memo.find(target_time_s);
+  if (memo != job.plan_memo.end()) return memo->second;
+  if (job.plan_memo.size() >= 64) job.plan_memo.clear();
+  return job.plan_memo.emplace(target_time_s, ComputePlan(*job.frontier, target_time_s))
+      .first->second;
+}
+
+Job* Coordinator::PrecomputePlan(std::unique_lock<std::mutex>& lock, int64_t id,
+                                 double target_time_s) {
+  Job* job = Find(id);
+  if (job == nullptr || job->frontier == nullptr || job->plan_memo.count(target_time_s) > 0 ||
+      target_time_s <= TMin(*job->frontier)) {
+    return job;
+  }
+  const std::shared_ptr<const planner::StoredFrontier> frontier = job->frontier;
+  lock.unlock();
+  PipelineState plan = ComputePlan(*frontier, target_time_s);
+  lock.lock();
+  job = Find(id);
+  if (job != nullptr && job->frontier == frontier) {
+    if (job->plan_memo.size() >= 64) job->plan_memo.clear();
+    job->plan_memo.emplace(target_time_s, std::move(plan));
+  }
+  return job;
+}
+
+PipelineState Coordinator::ComputePlan(const planner::StoredFrontier& f, double target_time_s) {
   const size_t fastest = f.TMinIndex();
   PipelineState state;
   state.target_time_s = target_time_s;
@@ -1176,7 +1204,7 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
 Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   json j;
   if (auto error = ParseObject(body, &j)) return *error;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   Job* job = Find(id);
   if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   if (auto e = OnlyFields(j, {"pipeline", "slowdown", "iteration_time"})) return *e;
@@ -1202,6 +1230,18 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
     return Error(Outcome::kInvalid, "give exactly one of 'slowdown' and 'iteration_time'",
                  "slowdown");
   }
+  // The others' plan for the new T', computed without the lock (other
+  // requests go on meanwhile); then the change, under it.
+  double t_prime = TPrime(s, t_min);
+  for (const auto& [p, other] : job->stragglers) {
+    if (p != pipeline) t_prime = std::max(t_prime, TPrime(other, t_min));
+  }
+  job = PrecomputePlan(lock, id, t_prime);
+  if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
+  if (job->state != JobState::kReady) {
+    return Error(Outcome::kConflict,
+                 "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready");
+  }
   // A manual straggler overrides detection: the policy forgets the pipeline and
   // leaves it alone until a DELETE clears it.
   if (job->policy != nullptr) job->policy->Forget(static_cast<int>(pipeline));
@@ -1209,7 +1249,7 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
 }
 
 Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   Job* job = Find(id);
   if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   int64_t pipeline = 0;
@@ -1220,6 +1260,20 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
   if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {
     return Error(Outcome::kNotFound, "pipeline " + std::to_string(pipeline) + " is not a straggler",
                  "pipeline");
+  }
+  // The remaining stragglers' T' (if any), computed without the lock.
+  if (job->frontier != nullptr) {
+    const double t_min = TMin(*job->frontier);
+    double t_prime = 0;
+    for (const auto& [p, other] : job->stragglers) {
+      if (p != pipeline) t_prime = std::max(t_prime, TPrime(other, t_min));
+    }
+    job = PrecomputePlan(lock, id, t_prime);
+    if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
+    if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {
+      return Error(Outcome::kNotFound,
+                   "pipeline " + std::to_string(pipeline) + " is not a straggler", "pipeline");
+    }
   }
   // A detected straggler removed by hand: detection starts afresh for it.
   if (job->policy != nullptr) job->policy->Forget(static_cast<int>(pipeline));

@@ -118,6 +118,9 @@ struct Job {
   int64_t mismatches = 0, iterations_with_mismatches = 0;
   // (pipeline, plan version, pipeline rank) -> the instruction list, built on first use.
   std::map<std::tuple<int, int64_t, int>, nlohmann::json> plan_cache;
+  // The current frontier's plans by target time (PlanFor), so that a plan
+  // computed without the lock (a straggler's, up to ~0.6 s) is used under it.
+  std::map<double, PipelineState> plan_memo;
   // Straggler detection (in memory only): iteration -> rank -> reported time_s,
   // for iterations not yet complete; the last iteration fed to the policy.
   std::map<int64_t, std::map<int, double>> pending_times;
@@ -220,7 +223,13 @@ class Coordinator {
   // Straggler set -> every pipeline's point and target; bumps versions that changed.
   Status Retarget(Job& job);  // REQUIRES: mu_ held; writes pipelines in the open transaction
   // The plan for a target time (T_min or a straggler's T'). REQUIRES: mu_ held, a frontier.
-  static PipelineState PlanFor(const Job& job, double target_time_s);
+  static PipelineState PlanFor(Job& job, double target_time_s);
+  // The same from the frontier alone, without the memo: callable without mu_.
+  static PipelineState ComputePlan(const planner::StoredFrontier& frontier, double target_time_s);
+  // Before a straggler change: computes the plan for `target_time_s` without
+  // the lock if the memo lacks it. REQUIRES: lock held (it is released and
+  // taken again); returns the job, or nullptr if it went meanwhile.
+  Job* PrecomputePlan(std::unique_lock<std::mutex>& lock, int64_t id, double target_time_s);
   // Recomputes every pipeline's plan from its stored point and target (after a restart).
   static void RefreshPlans(Job& job);
   // The discrete local search's budget for a straggler's plan (computations visited).
