@@ -29,6 +29,7 @@ struct ServerOptions {
   std::string db_path = "perseus.db";
   std::string token;                 // non-empty: /v1 needs "Authorization: Bearer <token>"
   size_t max_body_bytes = 32 << 20;  // PUT .../profile bodies larger get 413 (before being read)
+  size_t max_job_body_bytes = 8 << 20;   // POST /v1/jobs (its schedule_csv may be 4 MB)
   size_t max_json_body_bytes = 1 << 20;  // every other request's body
   int threads = 32;                      // HTTP worker threads (requests run at once)
   // Connections: every open one is held by one event thread, and a request
