@@ -961,9 +961,9 @@ TEST(ClientToken, RefusesControlCharacters) {
   using perseus::client::CheckToken;
   EXPECT_TRUE(CheckToken("").ok());
   EXPECT_TRUE(CheckToken("s3cr3t-token_with.printable~chars").ok());
-  for (const std::string& bad : {std::string("abc\r\nX-Injected: 1"), std::string("abc\n"),
-                                std::string("a\tb"), std::string("a\x7f"),
-                                std::string("a\0b", 3)}) {
+  for (const std::string& bad :
+       {std::string("abc\r\nX-Injected: 1"), std::string("abc\n"), std::string("a\tb"),
+        std::string("a\x7f"), std::string("a\0b", 3)}) {
     const perseus::Status s = CheckToken(bad);
     ASSERT_FALSE(s.ok()) << bad;
     EXPECT_EQ(s.code(), perseus::StatusCode::kInvalidInput);

@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import threading
+import urllib.error
 import urllib.request
 from typing import List
 

@@ -197,13 +197,12 @@ struct Connections::Impl {
                        : status == 431 ? "Request Header Fields Too Large"
                        : status == 503 ? "Service Unavailable"
                                        : "Error";
-    const std::string body =
-        nlohmann::json{{"error", message}}.dump(-1, ' ', false,
-                                                nlohmann::json::error_handler_t::replace) +
-        "\n";
+    const std::string body = nlohmann::json{{"error", message}}.dump(
+                                 -1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                             "\n";
     return "HTTP/1.1 " + std::to_string(status) + " " + text +
-           "\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\nConnection: close\r\n\r\n" + body;
   }
 
   // Sends the rejection, then discards what the client still sends for a
@@ -395,8 +394,7 @@ struct Connections::Impl {
     for (const auto& c : late) {
       Reject(c, Rejection{408, "request_timeout",
                           "the request did not arrive in full within " +
-                              std::to_string(static_cast<int>(options.request_timeout_s)) +
-                              " s"});
+                              std::to_string(static_cast<int>(options.request_timeout_s)) + " s"});
     }
     for (const auto& c : idle) Close(c);
   }
@@ -497,9 +495,8 @@ void Connections::Adopt(int sock) {
     const bool stopping = m.stopped;
     lock.unlock();
     if (!stopping && m.options.rejected) m.options.rejected("connection_limit");
-    const std::string text =
-        Impl::ReplyText(503, "too many open connections (limit " +
-                                 std::to_string(m.options.max_connections) + ")");
+    const std::string text = Impl::ReplyText(
+        503, "too many open connections (limit " + std::to_string(m.options.max_connections) + ")");
     const int flags = fcntl(sock, F_GETFL, 0);
     fcntl(sock, F_SETFL, flags | O_NONBLOCK);
     WriteAll(sock, text.data(), text.size(), Clock::now() + std::chrono::milliseconds(100));
@@ -526,9 +523,7 @@ void Connections::Stop() {
   }
   const uint64_t one = 1;
   (void)!::write(m.wake_fd, &one, sizeof one);
-  {
-    std::lock_guard<std::mutex> lock(m.queue_mu);
-  }
+  { std::lock_guard<std::mutex> lock(m.queue_mu); }
   m.queue_cv.notify_all();
   if (m.loop.joinable()) m.loop.join();
   for (auto& t : m.workers) t.join();

@@ -153,8 +153,8 @@ struct Server::Impl {
     http.new_task_queue = [] { return new InlineQueue; };
     // Connections applies the per-route limits before the body is read; this
     // is cpp-httplib's own check, the largest of them.
-    http.set_payload_max_length(
-        std::max({options.max_body_bytes, options.max_job_body_bytes, options.max_json_body_bytes}));
+    http.set_payload_max_length(std::max(
+        {options.max_body_bytes, options.max_job_body_bytes, options.max_json_body_bytes}));
     http.set_keep_alive_timeout(static_cast<time_t>(options.idle_timeout_s));
     http.set_keep_alive_max_count(1000);
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {

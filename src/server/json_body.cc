@@ -80,9 +80,9 @@ Result<json> ParseJsonBody(std::string_view body, const JsonLimits& limits) {
                                   /*strict=*/true);
   if (!counter.limit_error().empty()) return Status::InvalidInput(counter.limit_error());
   if (!ok) {
-    return Status::InvalidInput("the request body is not valid JSON: " +
-                                (counter.syntax_error().empty() ? std::string("parse error")
-                                                                : counter.syntax_error()));
+    return Status::InvalidInput(
+        "the request body is not valid JSON: " +
+        (counter.syntax_error().empty() ? std::string("parse error") : counter.syntax_error()));
   }
   // Within every limit: the DOM's size is bounded by the body's.
   json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);

@@ -95,8 +95,7 @@ std::string Metrics::Render(const CoordinatorStats& stats, int open_connections)
       "# HELP perseus_http_rejected_total HTTP requests and connections refused, by reason.\n"
       "# TYPE perseus_http_rejected_total counter\n";
   for (const auto& [reason, count] : rejected_) {
-    out += "perseus_http_rejected_total{reason=\"" + reason + "\"} " + std::to_string(count) +
-           "\n";
+    out += "perseus_http_rejected_total{reason=\"" + reason + "\"} " + std::to_string(count) + "\n";
   }
   out +=
       "# HELP perseus_http_connections_open HTTP connections open.\n"

@@ -27,17 +27,17 @@ namespace perseus::server {
 
 struct ServerOptions {
   std::string db_path = "perseus.db";
-  std::string token;                 // non-empty: /v1 needs "Authorization: Bearer <token>"
-  size_t max_body_bytes = 32 << 20;  // PUT .../profile bodies larger get 413 (before being read)
-  size_t max_job_body_bytes = 8 << 20;   // POST /v1/jobs (its schedule_csv may be 4 MB)
+  std::string token;                    // non-empty: /v1 needs "Authorization: Bearer <token>"
+  size_t max_body_bytes = 32 << 20;     // PUT .../profile bodies larger get 413 (before being read)
+  size_t max_job_body_bytes = 8 << 20;  // POST /v1/jobs (its schedule_csv may be 4 MB)
   size_t max_json_body_bytes = 1 << 20;  // every other request's body
   int threads = 32;                      // HTTP worker threads (requests run at once)
   // Connections: every open one is held by one event thread, and a request
   // goes to a worker only once it has arrived in full, so slow and idle
   // clients hold no worker.
-  int max_connections = 512;       // beyond it, a new connection gets 503 and is closed
-  double request_timeout_s = 10;   // a request must arrive in full within this of its first byte
-  double idle_timeout_s = 30;      // idle keep-alive connections are closed after this
+  int max_connections = 512;      // beyond it, a new connection gets 503 and is closed
+  double request_timeout_s = 10;  // a request must arrive in full within this of its first byte
+  double idle_timeout_s = 30;     // idle keep-alive connections are closed after this
   std::function<void(const std::string&)> log;  // one line per notable event; may be empty
 };
 
