@@ -143,9 +143,12 @@ struct Conn {
 };
 
 struct Rejection {
-  int status = 0;
-  const char* reason = nullptr;
+  Rejection(int s, const char* r, std::string m, std::string a = "")
+      : status(s), reason(r), message(std::move(m)), allow(std::move(a)) {}
+  int status;
+  const char* reason;
   std::string message;
+  std::string allow;  // 405: the Allow header
 };
 
 }  // namespace
@@ -189,8 +192,10 @@ struct Connections::Impl {
     ::close(c->fd);
   }
 
-  static std::string ReplyText(int status, const std::string& message) {
+  static std::string ReplyText(int status, const std::string& message,
+                               const std::string& allow = "") {
     const char* text = status == 400   ? "Bad Request"
+                       : status == 405 ? "Method Not Allowed"
                        : status == 408 ? "Request Timeout"
                        : status == 411 ? "Length Required"
                        : status == 413 ? "Payload Too Large"
@@ -202,7 +207,7 @@ struct Connections::Impl {
                              "\n";
     return "HTTP/1.1 " + std::to_string(status) + " " + text +
            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\nConnection: close\r\n\r\n" + body;
+           (allow.empty() ? "" : "\r\nAllow: " + allow) + "\r\nConnection: close\r\n\r\n" + body;
   }
 
   // Sends the rejection, then discards what the client still sends for a
@@ -210,7 +215,7 @@ struct Connections::Impl {
   // client could lose the reply).
   void Reject(const std::shared_ptr<Conn>& c, const Rejection& r) {
     if (options.rejected) options.rejected(r.reason);
-    const std::string text = ReplyText(r.status, r.message);
+    const std::string text = ReplyText(r.status, r.message, r.allow);
     WriteAll(c->fd, text.data(), text.size(), Clock::now() + std::chrono::seconds(1));
     ::shutdown(c->fd, SHUT_WR);
     c->lingering = true;
@@ -292,6 +297,14 @@ struct Connections::Impl {
         }
       }
       pos = next + 2;
+    }
+    if (options.allowed_methods) {
+      if (std::string allow = options.allowed_methods(method, path); !allow.empty()) {
+        return Rejection{405, "method_not_allowed",
+                         std::string(method) + " is not allowed on " + std::string(path) +
+                             " (allowed: " + allow + ")",
+                         allow};
+      }
     }
     const size_t limit = options.body_limit ? options.body_limit(method, path) : SIZE_MAX;
     if (length > limit) {

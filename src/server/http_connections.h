@@ -18,7 +18,8 @@
 //   - the body's size is checked against `body_limit(method, path)` from
 //     Content-Length before any of the body is read (413 and close); a
 //     request without Content-Length that has a body (chunked) gets 411;
-//   - headers are at most `max_header_bytes` (431 and close).
+//   - headers are at most `max_header_bytes` (431 and close);
+//   - a method the route does not have gets 405 with an Allow header.
 #pragma once
 
 #include <httplib.h>
@@ -41,9 +42,13 @@ struct ConnectionOptions {
   double write_timeout_s = 10;
   // The largest body accepted for a request line's method and path.
   std::function<size_t(std::string_view method, std::string_view path)> body_limit;
+  // For a path that is a route `method` is not allowed on: the methods that
+  // are ("GET, POST"), answered as 405 with that Allow header. Empty otherwise
+  // (an unknown path goes on to the router's 404).
+  std::function<std::string(std::string_view method, std::string_view path)> allowed_methods;
   // Called once per request or connection refused here (not by the routes):
   // "connection_limit", "request_timeout", "body_too_large", "header_too_large",
-  // "length_required", "bad_request".
+  // "length_required", "bad_request", "method_not_allowed".
   std::function<void(const char* reason)> rejected;
 };
 

@@ -194,6 +194,28 @@ TEST(Connections, RefusesChunkedBodiesAndBadContentLength) {
   EXPECT_EQ(h.rejected("bad_request"), 1);
 }
 
+TEST(Connections, AnswersAMethodTheRouteDoesNotHave) {
+  ConnectionOptions o = Options();
+  o.allowed_methods = [](std::string_view method, std::string_view path) -> std::string {
+    return path == "/x" && method != "GET" ? "GET" : "";
+  };
+  Harness h(o);
+  int s = h.Connect();
+  Send(s, "TRACE /x HTTP/1.1\r\n\r\n");
+  const std::string got = Receive(s, "}\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u) << got;
+  EXPECT_NE(got.find("\r\nAllow: GET\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find(R"j({"error":"TRACE is not allowed on /x (allowed: GET)"})j"),
+            std::string::npos)
+      << got;
+  ::close(s);
+  s = h.Connect();
+  Send(s, "TRACE /y HTTP/1.1\r\n\r\n");  // not a route: on to the router
+  EXPECT_NE(Receive(s, "got 21").find("got 21"), std::string::npos);
+  ::close(s);
+  EXPECT_EQ(h.rejected("method_not_allowed"), 1);
+}
+
 TEST(Connections, RefusesHeadersOverTheLimit) {
   ConnectionOptions o = Options();
   o.max_header_bytes = 100;

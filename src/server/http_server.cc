@@ -4,7 +4,10 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
+#include <regex>
+#include <vector>
 
 #include "perseus/common/json_text.h"
 #include "perseus/server/server.h"
@@ -98,10 +101,32 @@ struct Server::Impl {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     };
     const std::string m = method;
+    routes.emplace_back(m, std::regex(pattern));
     if (m == "GET") http.Get(pattern, wrapped);
     if (m == "POST") http.Post(pattern, wrapped);
     if (m == "PUT") http.Put(pattern, wrapped);
     if (m == "DELETE") http.Delete(pattern, wrapped);
+  }
+
+  // Every route's method and path pattern (what 405 and Allow come from).
+  std::vector<std::pair<std::string, std::regex>> routes;
+
+  // The methods allowed on `path` if it is a route and `method` is not one of
+  // them; empty otherwise. HEAD goes with GET, as cpp-httplib routes it.
+  std::string AllowedMethods(std::string_view method, std::string_view path) const {
+    std::vector<std::string> allowed;
+    bool found = false;
+    const std::string p(path);
+    for (const auto& [m, pattern] : routes) {
+      if (!std::regex_match(p, pattern)) continue;
+      found = true;
+      if (m == method || (method == "HEAD" && m == "GET")) return "";
+      if (std::find(allowed.begin(), allowed.end(), m) == allowed.end()) allowed.push_back(m);
+    }
+    if (!found) return "";
+    std::string out;
+    for (const auto& m : allowed) out += (out.empty() ? "" : ", ") + m;
+    return out;
   }
 
   // The largest body a request may have: the profile's upload (CSV or
@@ -145,6 +170,9 @@ struct Server::Impl {
       return BodyLimit(method, path);
     };
     copts.rejected = [this](const char* reason) { metrics.Reject(reason); };
+    copts.allowed_methods = [this](std::string_view method, std::string_view path) {
+      return AllowedMethods(method, path);
+    };
     connections = std::make_unique<Connections>(
         copts, [this](httplib::Stream& stream, bool close_connection, bool& connection_closed) {
           return http.RunRequest(stream, close_connection, connection_closed);
@@ -198,6 +226,9 @@ struct Server::Impl {
         });
 
     Coordinator& c = *coordinator;
+    for (const char* path : {"/healthz", "/metrics", "/v1/openapi.json"}) {
+      routes.emplace_back("GET", std::regex(path));
+    }
     http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("{\"ok\":true}\n", "application/json");
     });
