@@ -140,6 +140,7 @@ struct Conn {
   bool lingering = false;          // rejected: discarding input until the peer closes
   Clock::time_point linger_until;  // when lingering, close then at the latest
   size_t discarded = 0;
+  size_t reserved = 0;  // of Impl::reserved: the body being buffered
 };
 
 struct Rejection {
@@ -156,6 +157,7 @@ struct Rejection {
 struct Connections::Impl {
   ConnectionOptions options;
   ProcessRequest process;
+  std::atomic<size_t> reserved{0};  // bytes of the bodies being buffered, all connections
   int epoll_fd = -1;
   int wake_fd = -1;
 
@@ -182,7 +184,13 @@ struct Connections::Impl {
     epoll_ctl(epoll_fd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c.fd, &ev);
   }
 
+  void Release(Conn& c) {
+    reserved -= c.reserved;
+    c.reserved = 0;
+  }
+
   void Close(const std::shared_ptr<Conn>& c) {
+    Release(*c);
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = conns.find(c->fd);
@@ -214,6 +222,7 @@ struct Connections::Impl {
   // moment (closing with unread input would reset the connection, and the
   // client could lose the reply).
   void Reject(const std::shared_ptr<Conn>& c, const Rejection& r) {
+    Release(*c);
     if (options.rejected) options.rejected(r.reason);
     const std::string text = ReplyText(r.status, r.message, r.allow);
     WriteAll(c->fd, text.data(), text.size(), Clock::now() + std::chrono::seconds(1));
@@ -312,6 +321,17 @@ struct Connections::Impl {
                        "request body of " + std::to_string(length) +
                            " bytes is larger than the limit of " + std::to_string(limit) +
                            " bytes for " + std::string(method) + " " + std::string(path)};
+    }
+    // The bodies being buffered share one budget: beyond it a request waits
+    // for none of it and is told to come back (503).
+    if (length > 0) {
+      if (reserved.fetch_add(length) + length > options.max_buffered_bytes) {
+        reserved -= length;
+        return Rejection{503, "server_busy",
+                         "the server is buffering " + std::to_string(options.max_buffered_bytes) +
+                             " bytes of request bodies already: retry later"};
+      }
+      c.reserved = length;
     }
     size_t head_size = head;
     if (expect_continue) {
@@ -474,6 +494,7 @@ struct Connections::Impl {
         Close(c);
         continue;
       }
+      Release(*c);
       c->buffer.erase(0, c->need);
       c->need = 0;
       c->last = Clock::now();

@@ -19,6 +19,7 @@
 //     Content-Length before any of the body is read (413 and close); a
 //     request without Content-Length that has a body (chunked) gets 411;
 //   - headers are at most `max_header_bytes` (431 and close);
+//   - the bodies being buffered share `max_buffered_bytes` (503 beyond);
 //   - a method the route does not have gets 405 with an Allow header.
 #pragma once
 
@@ -38,6 +39,10 @@ struct ConnectionOptions {
   double request_timeout_s = 10;
   double idle_timeout_s = 30;
   size_t max_header_bytes = 16 << 10;
+  // The request bodies being buffered, all connections together; a request
+  // whose Content-Length would exceed it gets 503 (so 512 connections cannot
+  // each buffer a 32 MB body at once).
+  size_t max_buffered_bytes = 256 << 20;
   size_t max_requests_per_connection = 1000;
   double write_timeout_s = 10;
   // The largest body accepted for a request line's method and path.
@@ -48,7 +53,7 @@ struct ConnectionOptions {
   std::function<std::string(std::string_view method, std::string_view path)> allowed_methods;
   // Called once per request or connection refused here (not by the routes):
   // "connection_limit", "request_timeout", "body_too_large", "header_too_large",
-  // "length_required", "bad_request", "method_not_allowed".
+  // "length_required", "bad_request", "method_not_allowed", "server_busy".
   std::function<void(const char* reason)> rejected;
 };
 

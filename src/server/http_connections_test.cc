@@ -216,6 +216,27 @@ TEST(Connections, AnswersAMethodTheRouteDoesNotHave) {
   EXPECT_EQ(h.rejected("method_not_allowed"), 1);
 }
 
+TEST(Connections, BuffersBodiesWithinOneBudgetForAllConnections) {
+  ConnectionOptions o = Options();
+  o.max_buffered_bytes = 150;
+  Harness h(o);
+  const int a = h.Connect(), b = h.Connect();
+  Send(a, "PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n");  // 100 of 150 reserved
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  Send(b, "PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n");
+  const std::string got = Receive(b, "}\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << got;
+  EXPECT_EQ(h.rejected("server_busy"), 1);
+  Send(a, std::string(100, 'x'));  // a's request runs, and its reservation goes
+  EXPECT_NE(Receive(a, "got 140").find("got 140"), std::string::npos);
+  const int c = h.Connect();
+  Send(c, "PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'y'));
+  EXPECT_NE(Receive(c, "got 140").find("got 140"), std::string::npos);
+  ::close(a);
+  ::close(b);
+  ::close(c);
+}
+
 TEST(Connections, RefusesHeadersOverTheLimit) {
   ConnectionOptions o = Options();
   o.max_header_bytes = 100;

@@ -166,6 +166,8 @@ struct Server::Impl {
     copts.max_connections = options.max_connections;
     copts.request_timeout_s = options.request_timeout_s;
     copts.idle_timeout_s = options.idle_timeout_s;
+    copts.max_buffered_bytes = std::max({options.max_buffered_body_bytes, options.max_body_bytes,
+                                         options.max_job_body_bytes, options.max_json_body_bytes});
     copts.body_limit = [this](std::string_view method, std::string_view path) {
       return BodyLimit(method, path);
     };

@@ -38,6 +38,9 @@ struct ServerOptions {
   int max_connections = 512;      // beyond it, a new connection gets 503 and is closed
   double request_timeout_s = 10;  // a request must arrive in full within this of its first byte
   double idle_timeout_s = 30;     // idle keep-alive connections are closed after this
+  // Request bodies being received, all connections together (at least the
+  // largest body limit); a request beyond it gets 503.
+  size_t max_buffered_body_bytes = 256 << 20;
   std::function<void(const std::string&)> log;  // one line per notable event; may be empty
 };
 
