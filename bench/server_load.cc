@@ -1,8 +1,14 @@
 // Load on the coordinator: 1024 simulated ranks (8 stages x 128 pipelines) on
 // loopback register, fetch their plans, report iterations and poll; then one
 // pipeline straggles and every rank's next fetch must see the new plan.
-//   build/bin/server_load [--threads 32]
+// --idle N / --slow N: meanwhile N connections stay open sending nothing, and
+// N more send one header byte every 2 s (reconnecting when the server closes
+// them), as slow or idle clients would.
+//   build/bin/server_load [--threads 32] [--idle 200] [--slow 32]
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,12 +70,66 @@ Phase Run(const std::string& name, int port, int threads, Fn fn) {
   return phase;
 }
 
+int Connect(int port) {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(s);
+    return -1;
+  }
+  return s;
+}
+
+// Idle and slow connections held open until stop.
+class Pests {
+ public:
+  Pests(int port, int idle, int slow) {
+    for (int i = 0; i < idle; ++i) {
+      if (int s = Connect(port); s >= 0) idle_.push_back(s);
+    }
+    for (int i = 0; i < slow; ++i) {
+      slow_.emplace_back([this, port] {
+        while (!stop_) {
+          const int s = Connect(port);
+          if (s < 0) return;
+          const std::string header = "GET /healthz HTTP/1.1\r\nX-Slow: " + std::string(8000, 'a');
+          for (char byte : header) {
+            for (int tick = 0; tick < 20 && !stop_; ++tick) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+            if (stop_ || ::send(s, &byte, 1, MSG_NOSIGNAL) != 1) break;
+            char reply[512];
+            if (::recv(s, reply, sizeof reply, MSG_DONTWAIT) >= 0) break;  // answered or closed
+          }
+          ::close(s);
+        }
+      });
+    }
+  }
+  ~Pests() {
+    stop_ = true;
+    for (auto& t : slow_) t.join();
+    for (int s : idle_) ::close(s);
+  }
+  size_t idle() const { return idle_.size(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<int> idle_;
+  std::vector<std::thread> slow_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 32;
+  int threads = 32, idle = 0, slow = 0;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--idle") == 0) idle = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--slow") == 0) slow = std::atoi(argv[i + 1]);
   }
   const std::string db = "/tmp/perseus-server-load-" + std::to_string(getpid()) + ".db";
   perseus::server::ServerOptions options;
@@ -82,6 +142,7 @@ int main(int argc, char** argv) {
   }
   const int port = *(*server)->Bind("127.0.0.1", 0);
   std::thread serving([&] { (void)(*server)->Run(); });
+  auto pests = std::make_unique<Pests>(port, idle, slow);
 
   httplib::Client admin("127.0.0.1", port);
   admin.set_read_timeout(60, 0);
@@ -167,6 +228,8 @@ int main(int argc, char** argv) {
       "coordinator load: %d ranks (%d stages x %d pipelines), %d client threads, "
       "%d server threads, loopback, one connection per request\n",
       kRanks, kStages, kPipelines, threads, options.threads);
+  std::printf("meanwhile: %zu idle connections open, %d slow clients (a header byte every 2 s)\n",
+              pests->idle(), slow);
   std::printf("planning (8x16, %zu-byte profile): %.3f s; straggler POST: HTTP %d\n",
               csv.str().size(), planning_s, straggler ? straggler->status : 0);
   std::printf("%-22s %9s %12s %10s %10s %10s\n", "phase", "requests", "req/s", "p50 ms", "p99 ms",
@@ -181,6 +244,7 @@ int main(int argc, char** argv) {
       "after the straggler report: %d of %d non-straggler ranks fetched a new plan "
       "version; %d of %d straggler ranks kept theirs (304)\n",
       changed.load(), kRanks - kStages, unchanged_straggler.load(), kStages);
+  pests.reset();
   (*server)->Stop();
   serving.join();
   for (const char* suffix : {"", "-wal", "-shm"}) unlink((db + suffix).c_str());

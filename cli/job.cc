@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 
+#include "perseus/client/client.h"
 #include "perseus/planner/profile.h"
 #include "perseus/schedules/schedule.h"
 
@@ -131,6 +132,11 @@ Result<std::string> ReadTokenFile(const std::string& path) {
     token.pop_back();
   }
   if (token.empty()) return Status::InvalidInput(path + ":1: the token file is empty");
+  // Sent as an HTTP header: a CR/LF (or any control character) would add
+  // headers of its own.
+  if (Status s = client::CheckToken(token); !s.ok()) {
+    return Status::InvalidInput(path + ": " + s.message());
+  }
   return token;
 }
 

@@ -21,6 +21,10 @@ struct ServeArgs {
   int threads = 32;
   int planning_threads = 2;
   double planning_time_limit_s = 900;
+  int max_connections = 512;
+  double request_timeout_s = 10;
+  double idle_timeout_s = 30;
+  size_t max_json_body_kb = 1024;
 };
 
 void Log(const std::string& line) { LogLine("serve", line); }
@@ -46,6 +50,10 @@ int RunServe(const ServeArgs& args) {
   options.db_path = args.db;
   options.max_body_bytes = args.max_body_mb << 20;
   options.threads = args.threads;
+  options.max_connections = args.max_connections;
+  options.request_timeout_s = args.request_timeout_s;
+  options.idle_timeout_s = args.idle_timeout_s;
+  options.max_json_body_bytes = args.max_json_body_kb << 10;
   options.planning_threads = args.planning_threads;
   options.planning_time_limit_s = args.planning_time_limit_s;
   options.log = Log;
@@ -96,11 +104,28 @@ void RegisterServe(CLI::App* app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--token-file", args->token_file,
                   "File holding a bearer token every /v1 request must carry");
-  cmd->add_option("--max-body-mb", args->max_body_mb, "Largest request body, MiB (larger: 413)")
+  cmd->add_option("--max-body-mb", args->max_body_mb,
+                  "Largest PUT .../profile body, MiB (larger: 413)")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  cmd->add_option("--threads", args->threads, "HTTP worker threads")
+  cmd->add_option("--threads", args->threads, "Requests handled at once (worker threads)")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--max-connections", args->max_connections,
+                  "Open connections at most (beyond: 503 and closed)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--request-timeout", args->request_timeout_s,
+                  "Seconds a request may take to arrive in full (slower: 408)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout", args->idle_timeout_s,
+                  "Seconds an idle keep-alive connection stays open")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  cmd->add_option("--max-json-body-kb", args->max_json_body_kb,
+                  "Largest JSON request body other than POST /v1/jobs, KiB (larger: 413)")
+      ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--planning-threads", args->planning_threads,
                   "Jobs planned at once (queued jobs go smallest first)")

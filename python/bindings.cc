@@ -685,7 +685,9 @@ PYBIND11_MODULE(_perseus, m) {
              o.poll_interval_s = poll_interval_s;
              if (controller != nullptr)
                o.set_frequency = [controller](int mhz) { controller->Set(mhz); };
-             return std::make_unique<client::Client>(o);
+             auto created = client::Client::Create(std::move(o));
+             if (!created.ok()) throw py::value_error(created.status().message());
+             return std::move(created).value();
            }),
            py::arg("server"), py::kw_only(), py::arg("job_id"), py::arg("rank"), py::arg("pp_rank"),
            py::arg("dp_rank") = 0, py::arg("tp_rank") = 0, py::arg("frequencies_mhz"),

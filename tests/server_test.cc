@@ -954,3 +954,29 @@ TEST(ClientTest, HighestFrequencyUntilThereIsAPlan) {
 }
 
 }  // namespace
+
+// A token with CR/LF (or any control character) would be sent as extra HTTP
+// headers: the client refuses it.
+TEST(ClientToken, RefusesControlCharacters) {
+  using perseus::client::CheckToken;
+  EXPECT_TRUE(CheckToken("").ok());
+  EXPECT_TRUE(CheckToken("s3cr3t-token_with.printable~chars").ok());
+  for (const std::string& bad :
+       {std::string("abc\r\nX-Injected: 1"), std::string("abc\n"), std::string("a\tb"),
+        std::string("a\x7f"), std::string("a\0b", 3)}) {
+    const perseus::Status s = CheckToken(bad);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.code(), perseus::StatusCode::kInvalidInput);
+    EXPECT_NE(s.message().find("control character"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(CheckToken("abc\r\nX-Injected: 1").message(),
+            "the token holds a control character (0x0d at byte 3): a bearer token is sent in "
+            "the Authorization header and must be printable");
+  perseus::client::ClientOptions options;
+  options.server = "http://127.0.0.1:1";
+  options.frequencies_mhz = {1410};
+  options.token = "abc\r\nX-Injected: 1";
+  auto created = perseus::client::Client::Create(options);
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.status().code(), perseus::StatusCode::kInvalidInput);
+}

@@ -50,3 +50,11 @@ def test_client_reports_plan_mismatches(perseus_bin, tmp_path):
         assert metric(base, "perseus_plan_mismatches_total", job) == 5
         assert metric(base, "perseus_iterations_with_mismatches_total", job) == 2
         assert (report["plan_mismatches"], report["iterations_with_mismatches"]) == (5, 2)
+
+
+@pytest.mark.parametrize("token", ["abc\r\nX-Injected: 1", "abc\n", "a\x00b", "a\x7f"])
+def test_client_refuses_a_token_with_control_characters(token):
+    # Sent in the Authorization header, CR/LF would add headers of the token's choosing.
+    with pytest.raises(ValueError, match="control character"):
+        perseus.Client("http://127.0.0.1:1", job_id=1, rank=0, pp_rank=0,
+                       frequencies_mhz=[1410], token=token)

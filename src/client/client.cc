@@ -28,7 +28,7 @@ struct Client::Http {
     client.set_connection_timeout(2, 0);
     client.set_read_timeout(10, 0);
     client.set_write_timeout(10, 0);
-    if (!o.token.empty()) client.set_bearer_token_auth(o.token);
+    if (!o.token.empty() && CheckToken(o.token).ok()) client.set_bearer_token_auth(o.token);
   }
   httplib::Client client;
 };
@@ -53,8 +53,31 @@ std::string Describe(const httplib::Result& result) {
 
 }  // namespace
 
+Status CheckToken(std::string_view token) {
+  for (size_t i = 0; i < token.size(); ++i) {
+    const auto c = static_cast<unsigned char>(token[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02x", c);
+      return Status::InvalidInput(
+          std::string("the token holds a control character (") + code + " at byte " +
+          std::to_string(i) +
+          "): a bearer token is sent in the Authorization header and must be printable");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  if (Status s = CheckToken(options.token); !s.ok()) return s;
+  return std::make_unique<Client>(std::move(options));
+}
+
 Client::Client(ClientOptions options)
     : options_(std::move(options)), fallback_mhz_(Highest(options_.frequencies_mhz)) {
+  if (Status s = CheckToken(options_.token); !s.ok()) {
+    Log("perseus client: not sending the token: " + s.message());
+  }
   thread_ = std::thread([this] { Run(); });
 }
 

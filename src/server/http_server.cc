@@ -1,14 +1,20 @@
 // The HTTP face of the coordinator (cpp-httplib): routes, bearer-token
-// authentication, body size limit, JSON errors, metrics.
+// authentication, per-route body size limits, JSON errors, metrics; the
+// connections themselves are Connections' (src/server/http_connections.h).
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
+#include <regex>
+#include <vector>
 
 #include "perseus/common/json_text.h"
 #include "perseus/server/server.h"
 #include "src/server/coordinator.h"
+#include "src/server/http_connections.h"
 #include "src/server/metrics.h"
+#include "src/server/openapi.h"
 
 namespace perseus::server {
 namespace {
@@ -85,13 +91,35 @@ bool JobId(const httplib::Request& req, int64_t* id) {
   return ParseCount(req.matches[1].str(), id);
 }
 
+// Runs each task at once, on the accepting thread: the task only hands the
+// socket to Connections.
+class InlineQueue : public httplib::TaskQueue {
+ public:
+  void enqueue(std::function<void()> fn) override { fn(); }
+  void shutdown() override {}
+};
+
 // cpp-httplib as Debian builds it listens with a backlog of 5
 // (CPPHTTPLIB_LISTEN_BACKLOG): a burst of connections from many ranks then
 // overflows the queue and clients wait a second for the SYN retry. Linux lets
 // a listening socket's backlog be raised by calling listen() again.
+//
+// Its own connection handling (a pool thread per connection for the
+// connection's life) is replaced: an accepted socket goes to `adopt`
+// (Connections), which calls RunRequest for each request once it is buffered.
 class HttpServer : public httplib::Server {
  public:
   void RaiseBacklog(int backlog) { ::listen(svr_sock_, backlog); }
+  bool RunRequest(httplib::Stream& stream, bool close_connection, bool& connection_closed) {
+    return process_request(stream, close_connection, connection_closed, nullptr);
+  }
+  std::function<void(int)> adopt;
+
+ private:
+  bool process_and_close_socket(::socket_t sock) override {
+    adopt(sock);
+    return true;
+  }
 };
 
 }  // namespace
@@ -101,6 +129,7 @@ struct Server::Impl {
   std::unique_ptr<Coordinator> coordinator;
   Metrics metrics;
   HttpServer http;
+  std::unique_ptr<Connections> connections;  // after http: stopped and destroyed first
 
   using Handler = std::function<Reply(const httplib::Request&, int64_t job)>;
 
@@ -114,23 +143,99 @@ struct Server::Impl {
                         ? Error(Outcome::kNotFound, "no such job")
                         : handler(req, job);
       Send(res, reply, job);
+      const int status = HttpStatus(reply.outcome);
+      if (status >= 400 && status < 500) metrics.Reject(RejectReason(status));
       metrics.Observe(
           name, HttpStatus(reply.outcome),
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     };
     const std::string m = method;
+    routes.emplace_back(m, std::regex(pattern));
     if (m == "GET") http.Get(pattern, wrapped);
     if (m == "POST") http.Post(pattern, wrapped);
     if (m == "PUT") http.Put(pattern, wrapped);
     if (m == "DELETE") http.Delete(pattern, wrapped);
   }
 
+  // Every route's method and path pattern (what 405 and Allow come from).
+  std::vector<std::pair<std::string, std::regex>> routes;
+
+  // The methods allowed on `path` if it is a route and `method` is not one of
+  // them; empty otherwise. HEAD goes with GET, as cpp-httplib routes it.
+  std::string AllowedMethods(std::string_view method, std::string_view path) const {
+    std::vector<std::string> allowed;
+    bool found = false;
+    const std::string p(path);
+    for (const auto& [m, pattern] : routes) {
+      if (!std::regex_match(p, pattern)) continue;
+      found = true;
+      if (m == method || (method == "HEAD" && m == "GET")) return "";
+      if (std::find(allowed.begin(), allowed.end(), m) == allowed.end()) allowed.push_back(m);
+    }
+    if (!found) return "";
+    std::string out;
+    for (const auto& m : allowed) out += (out.empty() ? "" : ", ") + m;
+    return out;
+  }
+
+  // The largest body a request may have: the profile's upload (CSV or
+  // per-rank measurements) is large, every other route takes a small JSON.
+  size_t BodyLimit(std::string_view method, std::string_view path) const {
+    const std::string_view suffix = "/profile";
+    if (method == "PUT" && path.size() > suffix.size() &&
+        path.substr(path.size() - suffix.size()) == suffix) {
+      return options.max_body_bytes;
+    }
+    if (method == "POST" && path == "/v1/jobs") return options.max_job_body_bytes;
+    return options.max_json_body_bytes;
+  }
+
+  static const char* RejectReason(int status) {
+    switch (status) {
+      case 400:
+        return "bad_request";
+      case 401:
+        return "unauthorized";
+      case 404:
+        return "not_found";
+      case 409:
+        return "conflict";
+      case 413:
+        return "body_too_large";
+      case 415:
+        return "unsupported_media_type";
+      default:
+        return "other";
+    }
+  }
+
   void Setup() {
-    http.new_task_queue = [threads = options.threads] {
-      return new httplib::ThreadPool(static_cast<size_t>(threads));
+    ConnectionOptions copts;
+    copts.threads = options.threads;
+    copts.max_connections = options.max_connections;
+    copts.request_timeout_s = options.request_timeout_s;
+    copts.idle_timeout_s = options.idle_timeout_s;
+    copts.max_buffered_bytes = std::max({options.max_buffered_body_bytes, options.max_body_bytes,
+                                         options.max_job_body_bytes, options.max_json_body_bytes});
+    copts.body_limit = [this](std::string_view method, std::string_view path) {
+      return BodyLimit(method, path);
     };
-    http.set_payload_max_length(options.max_body_bytes);
-    http.set_keep_alive_timeout(2);
+    copts.rejected = [this](const char* reason) { metrics.Reject(reason); };
+    copts.allowed_methods = [this](std::string_view method, std::string_view path) {
+      return AllowedMethods(method, path);
+    };
+    connections = std::make_unique<Connections>(
+        copts, [this](httplib::Stream& stream, bool close_connection, bool& connection_closed) {
+          return http.RunRequest(stream, close_connection, connection_closed);
+        });
+    http.adopt = [this](int sock) { connections->Adopt(sock); };
+    http.new_task_queue = [] { return new InlineQueue; };
+    // Connections applies the per-route limits before the body is read; this
+    // is cpp-httplib's own check, the largest of them.
+    http.set_payload_max_length(std::max(
+        {options.max_body_bytes, options.max_job_body_bytes, options.max_json_body_bytes}));
+    http.set_keep_alive_timeout(static_cast<time_t>(options.idle_timeout_s));
+    http.set_keep_alive_max_count(1000);
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (options.token.empty() || req.path.rfind("/v1/", 0) != 0) {
         return httplib::Server::HandlerResponse::Unhandled;
@@ -145,20 +250,26 @@ struct Server::Impl {
               "\n",
           "application/json");
       metrics.Observe("unauthorized", 401, 0);
+      metrics.Reject("unauthorized");
       return httplib::Server::HandlerResponse::Handled;
     });
-    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    // Runs for every reply of status >= 400, the routes' own included (their
+    // body is set): those the routes rejected are counted in Route.
+    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
       std::string message;
       switch (res.status) {
         case 404:
           message = "no route " + req.method + " " + req.path;
+          metrics.Reject("no_route");
           break;
         case 413:
           message = "request body larger than the server's limit";
+          metrics.Reject("body_too_large");
           break;
         default:
           message = "HTTP " + std::to_string(res.status);
+          metrics.Reject(res.status == 400 ? "bad_request" : "other");
       }
       // The path may hold any bytes: replace what is not UTF-8.
       res.set_content(JsonText(json{{"error", message}}) + "\n", "application/json");
@@ -170,11 +281,18 @@ struct Server::Impl {
         });
 
     Coordinator& c = *coordinator;
+    for (const char* path : {"/healthz", "/metrics", "/v1/openapi.json"}) {
+      routes.emplace_back("GET", std::regex(path));
+    }
     http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("{\"ok\":true}\n", "application/json");
     });
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics.Render(coordinator->Stats()), "text/plain; version=0.0.4");
+      res.set_content(metrics.Render(coordinator->Stats(), connections->open()),
+                      "text/plain; version=0.0.4");
+    });
+    http.Get("/v1/openapi.json", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(std::string(kOpenApiJson), "application/json");
     });
     Route("POST", "/v1/jobs", "create_job",
           [&c](const httplib::Request& req, int64_t) { return c.CreateJob(req.body); });
@@ -243,8 +361,9 @@ Result<int> Server::Bind(const std::string& host, int port) {
 }
 
 Status Server::Run() {
-  if (!impl_->http.listen_after_bind())
-    return Status::Internal("the HTTP server stopped with an error");
+  const bool ok = impl_->http.listen_after_bind();
+  impl_->connections->Stop();
+  if (!ok) return Status::Internal("the HTTP server stopped with an error");
   return Status::Ok();
 }
 

@@ -24,7 +24,12 @@ void Metrics::Observe(const std::string& route, int status, double seconds) {
   h.sum += seconds;
 }
 
-std::string Metrics::Render(const CoordinatorStats& stats) {
+void Metrics::Reject(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++rejected_[reason];
+}
+
+std::string Metrics::Render(const CoordinatorStats& stats, int open_connections) {
   std::string out;
   out += "# HELP perseus_jobs Jobs by state.\n# TYPE perseus_jobs gauge\n";
   for (const char* state : {"registering", "profiling", "planning", "ready", "failed"}) {
@@ -86,6 +91,16 @@ std::string Metrics::Render(const CoordinatorStats& stats) {
     out += "perseus_http_requests_total{route=\"" + key.first + "\",status=\"" +
            std::to_string(key.second) + "\"} " + std::to_string(count) + "\n";
   }
+  out +=
+      "# HELP perseus_http_rejected_total HTTP requests and connections refused, by reason.\n"
+      "# TYPE perseus_http_rejected_total counter\n";
+  for (const auto& [reason, count] : rejected_) {
+    out += "perseus_http_rejected_total{reason=\"" + reason + "\"} " + std::to_string(count) + "\n";
+  }
+  out +=
+      "# HELP perseus_http_connections_open HTTP connections open.\n"
+      "# TYPE perseus_http_connections_open gauge\n";
+  out += "perseus_http_connections_open " + std::to_string(open_connections) + "\n";
   out +=
       "# HELP perseus_http_request_seconds HTTP request latency by route.\n"
       "# TYPE perseus_http_request_seconds histogram\n";

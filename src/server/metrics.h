@@ -1,4 +1,5 @@
-// Request counters and latency histograms per route, in Prometheus text format.
+// Request counters and latency histograms per route, requests and connections
+// rejected by reason, in Prometheus text format.
 #pragma once
 
 #include <array>
@@ -13,7 +14,10 @@ namespace perseus::server {
 class Metrics {
  public:
   void Observe(const std::string& route, int status, double seconds);
-  std::string Render(const CoordinatorStats& stats);
+  // A request or connection refused: "unauthorized", "no_route", "not_found",
+  // "body_too_large", "bad_request", "request_timeout", "connection_limit", ...
+  void Reject(const std::string& reason);
+  std::string Render(const CoordinatorStats& stats, int open_connections);
 
  private:
   static constexpr std::array<double, 11> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -26,6 +30,7 @@ class Metrics {
   std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;  // (route, status) -> count
   std::map<std::string, Histogram> latency_;
+  std::map<std::string, uint64_t> rejected_;  // reason -> count
 };
 
 }  // namespace perseus::server

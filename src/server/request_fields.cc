@@ -1,8 +1,10 @@
 #include "src/server/request_fields.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "src/server/job_config.h"
+#include "src/server/json_body.h"
 
 namespace perseus::server {
 
@@ -14,8 +16,16 @@ Reply FromStatus(const Status& s) { return Error(Outcome::kFailed, s.message());
 
 // Parses a JSON body: an object, or an error reply.
 std::optional<Reply> ParseObject(const std::string& body, json* out) {
-  *out = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (out->is_discarded()) return Error(Outcome::kInvalid, "the request body is not valid JSON");
+  // Bounded before any DOM is built (the HTTP layer bounds the bytes per
+  // route): nesting depth and values.
+  JsonLimits limits;
+  limits.max_bytes = std::max<size_t>(body.size(), 1);
+  auto parsed = ParseJsonBody(body, limits);
+  if (!parsed.ok()) {
+    return Error(Outcome::kInvalid,
+                 "the request body is not valid JSON: " + parsed.status().message());
+  }
+  *out = std::move(parsed).value();
   if (!out->is_object()) return Error(Outcome::kInvalid, "the request body must be a JSON object");
   return std::nullopt;
 }

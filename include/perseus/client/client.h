@@ -18,9 +18,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "perseus/common/status.h"
 #include "perseus/planner/profile.h"
 
 namespace perseus::client {
@@ -74,8 +76,16 @@ struct MeasuredRow {
   double energy_j = 0;
 };
 
+// Ok, or kInvalidInput if the token holds a control character (CR, LF, NUL,
+// DEL, ...): sent in the Authorization header, CR/LF would end that header and
+// the rest of the token would go out as headers of its own.
+Status CheckToken(std::string_view token);
+
 class Client {
  public:
+  // A client; kInvalidInput (and no client) if the options' token fails CheckToken.
+  static Result<std::unique_ptr<Client>> Create(ClientOptions options);
+  // Prefer Create: a token that fails CheckToken is logged and never sent.
   explicit Client(ClientOptions options);
   ~Client();
   Client(const Client&) = delete;

@@ -15,6 +15,7 @@
 //   DELETE /v1/jobs/{id}/stragglers/{p}     the pipeline recovered
 //   POST   /v1/jobs/{id}/iterations         {rank, iteration, time_s, energy_j}
 //   GET    /v1/jobs/{id}/report             energy and savings so far
+//   GET    /v1/openapi.json                 this API's OpenAPI 3 description
 //   GET    /healthz, GET /metrics (Prometheus text)
 #pragma once
 
@@ -28,11 +29,22 @@ namespace perseus::server {
 
 struct ServerOptions {
   std::string db_path = "perseus.db";
-  std::string token;                   // non-empty: /v1 needs "Authorization: Bearer <token>"
-  size_t max_body_bytes = 32 << 20;    // larger request bodies get 413
-  int threads = 32;                    // HTTP worker threads
-  int planning_threads = 2;            // jobs planned at once (smallest queued first)
-  double planning_time_limit_s = 900;  // a longer planning fails its job
+  std::string token;                    // non-empty: /v1 needs "Authorization: Bearer <token>"
+  size_t max_body_bytes = 32 << 20;     // PUT .../profile bodies larger get 413 (before being read)
+  size_t max_job_body_bytes = 8 << 20;  // POST /v1/jobs (its schedule_csv may be 4 MB)
+  size_t max_json_body_bytes = 1 << 20;  // every other request's body
+  int threads = 32;                      // HTTP worker threads (requests run at once)
+  // Connections: every open one is held by one event thread, and a request
+  // goes to a worker only once it has arrived in full, so slow and idle
+  // clients hold no worker.
+  int max_connections = 512;      // beyond it, a new connection gets 503 and is closed
+  double request_timeout_s = 10;  // a request must arrive in full within this of its first byte
+  double idle_timeout_s = 30;     // idle keep-alive connections are closed after this
+  // Request bodies being received, all connections together (at least the
+  // largest body limit); a request beyond it gets 503.
+  size_t max_buffered_body_bytes = 256 << 20;
+  int planning_threads = 2;                     // jobs planned at once (smallest queued first)
+  double planning_time_limit_s = 900;           // a longer planning fails its job
   std::function<void(const std::string&)> log;  // one line per notable event; may be empty
 };
 
