@@ -5,41 +5,22 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "src/server/memory_job_store.h"
+#include "tests/support/profiles.h"
 
 namespace perseus::server {
 namespace {
 
 using nlohmann::json;
-
-// The GPT-3 profile's first `stages` stages.
-std::string ProfileCsv(int stages) {
-  std::ifstream in(PERSEUS_DATA_DIR "/profiles/gpt3-175b+a100_sxm_bf16.csv");
-  std::string line, out;
-  std::getline(in, line);
-  out = line + "\n";
-  while (std::getline(in, line)) {
-    if (std::stoi(line.substr(0, line.find(','))) < stages) out += line + "\n";
-  }
-  return out;
-}
+using perseus::testing::A100Clocks;
+using perseus::testing::ProfileCsv;
 
 json Rank(int rank, int pp, int dp) {
   return {{"rank", rank},
           {"pp_rank", pp},
           {"dp_rank", dp},
           {"gpu_name", "A100"},
-          {"frequencies_mhz",
-           json::array({1410, 1395, 1380, 1365, 1350, 1335, 1320, 1305, 1290, 1275, 1260, 1245,
-                        1230, 1215, 1200, 1185, 1170, 1155, 1140, 1125, 1110, 1095, 1080, 1065,
-                        1050, 1035, 1020, 1005, 990,  975,  960,  945,  930,  915,  900,  885,
-                        870,  855,  840,  825,  810,  795,  780,  765,  750,  735,  720,  705,
-                        690,  675,  660,  645,  630,  615,  600,  585,  570,  555,  540,  525,
-                        510,  495,  480,  465,  450,  435,  420,  405,  390,  375,  360,  345,
-                        330,  315,  300,  285,  270,  255,  240,  225,  210})}};
+          {"frequencies_mhz", A100Clocks()}};
 }
 
 struct Fixture {

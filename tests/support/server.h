@@ -16,30 +16,13 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/support/process.h"
+#include "tests/support/profiles.h"
 
 namespace perseus::testing {
 
 using nlohmann::json;
 
 inline const std::string kPerseus = std::string(PERSEUS_BIN_DIR) + "/perseus";
-
-// The shipped GPT-3 profile's first `stages` stages (its stages are alike).
-inline std::string ProfileCsv(int stages) {
-  std::ifstream in(PERSEUS_DATA_DIR "/profiles/gpt3-175b+a100_sxm_bf16.csv");
-  std::string line, out;
-  std::getline(in, line);
-  out = line + "\n";
-  while (std::getline(in, line)) {
-    if (std::stoi(line.substr(0, line.find(','))) < stages) out += line + "\n";
-  }
-  return out;
-}
-
-inline std::vector<int> A100Clocks() {
-  std::vector<int> clocks;
-  for (int mhz = 1410; mhz >= 855; mhz -= 15) clocks.push_back(mhz);
-  return clocks;
-}
 
 class ServerProcess {
  public:
