@@ -249,6 +249,13 @@ PYBIND11_MODULE(_perseus, m) {
             return py::make_tuple(f.frontier.all_max.time_s, f.frontier.all_max.energy_j);
           },
           "(time_s, energy_j) with every computation at its highest clock.")
+      .def_property_readonly(
+          "energy_scope", [](const PyFrontier&) { return "pipeline"; },
+          "Whose energies the points and all_max are: one pipeline's (the job's are `pipelines` "
+          "times them), as the coordinator's frontier says.")
+      .def_property_readonly(
+          "pipelines", [](const PyFrontier& f) { return f.job.dp; },
+          "The job's data-parallel pipelines (dp).")
       .def_property_readonly("solve_seconds",
                              [](const PyFrontier& f) { return f.frontier.solve_seconds; })
       .def_property_readonly("notes", [](const PyFrontier& f) { return f.job.notes; })

@@ -26,6 +26,8 @@ class Frontier:
     t_min_index: int
     t_star_index: int
     all_max: Tuple[float, float]
+    energy_scope: str  # "pipeline": one pipeline's energies; the job's are `pipelines` x them
+    pipelines: int
     solve_seconds: float
     notes: List[str]
     def __len__(self) -> int: ...

@@ -24,6 +24,19 @@ def test_plan_matches_the_cli(gpt3_profile, perseus_bin):
     assert frontier.all_max[0] == cli["all_max"]["time"]
 
 
+def test_the_energy_scope_is_named(gpt3_profile, perseus_bin):
+    # Python's frontier is one pipeline's, as the coordinator's; the CLI's figures the job's.
+    frontier = perseus.plan(gpt3_profile, stages=8, microbatches=4, dp=4, blocking_power_w=83.64)
+    assert frontier.energy_scope == "pipeline"
+    assert frontier.pipelines == 4
+    cli = json.loads(subprocess.run(
+        [perseus_bin, "plan", "--profile", gpt3_profile, "--stages", "8", "--microbatches", "4",
+         "--dp", "4", "--blocking-power", "83.64", "--json"],
+        check=True, capture_output=True, text=True).stdout)
+    assert cli["energy_scope"] == "job"
+    assert abs(cli["all_max"]["energy"] - 4 * frontier.all_max[1]) < 1e-6 * cli["all_max"]["energy"]
+
+
 def test_plans_per_rank_in_execution_order(gpt3_profile):
     frontier = perseus.plan(gpt3_profile, stages=8, microbatches=4, blocking_power_w=83.64)
     plan = frontier.plan(frontier.t_min_index)
