@@ -302,7 +302,8 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     if (auto e = IntField(j, "rank", 0, job->config.ranks() - 1, &rank)) return *e;
     auto info = job->ranks.find(static_cast<int>(rank));
     if (info == job->ranks.end()) {
-      return Error(Outcome::kInvalid, "rank " + std::to_string(rank) + " is not registered",
+      return Error(Outcome::kConflict,
+                   "rank " + std::to_string(rank) + " is not registered (register it first)",
                    "rank");
     }
     if (auto e = NumberField(j, "blocking_power_w", 0, 1e5, &blocking_w, false)) return *e;

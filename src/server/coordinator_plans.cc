@@ -52,7 +52,8 @@ Reply Coordinator::GetPlan(int64_t id, const std::string& rank_text, const std::
   }
   auto info = job->ranks.find(static_cast<int>(rank));
   if (info == job->ranks.end())
-    return Error(Outcome::kNotFound, "rank " + std::to_string(rank) + " is not registered", "rank");
+    return Error(Outcome::kConflict,
+                 "rank " + std::to_string(rank) + " is not registered (register it first)", "rank");
   if (job->state != JobState::kReady) {
     return Error(Outcome::kConflict,
                  "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready", "");

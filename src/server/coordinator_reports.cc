@@ -43,7 +43,8 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   if (auto e = NumberField(j, "profiling_progress", 0, 1, &profiling_progress, false)) return *e;
   auto registered = job->ranks.find(static_cast<int>(rank));
   if (registered == job->ranks.end()) {
-    return Error(Outcome::kNotFound, "rank " + std::to_string(rank) + " is not registered", "rank");
+    return Error(Outcome::kConflict,
+                 "rank " + std::to_string(rank) + " is not registered (register it first)", "rank");
   }
   // A report sent twice (a retry) replaces the first.
   auto old = store_->GetIteration(id, rank, iteration);
