@@ -81,16 +81,4 @@ Status Database::Exec(const std::string& sql) {
   return Status::Ok();
 }
 
-Transaction::Transaction(Database& db) : db_(db) { begun_ = db_.Exec("BEGIN IMMEDIATE"); }
-
-Transaction::~Transaction() {
-  if (begun_.ok() && !done_) (void)db_.Exec("ROLLBACK");
-}
-
-Status Transaction::Commit() {
-  done_ = true;
-  if (!begun_.ok()) return begun_;
-  return db_.Exec("COMMIT");
-}
-
 }  // namespace perseus::server

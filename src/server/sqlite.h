@@ -52,18 +52,4 @@ class Database {
   sqlite3* db_ = nullptr;
 };
 
-// BEGIN IMMEDIATE ... COMMIT, rolled back unless Commit() is called.
-class Transaction {
- public:
-  explicit Transaction(Database& db);
-  ~Transaction();
-  Status Commit();
-  const Status& begun() const { return begun_; }
-
- private:
-  Database& db_;
-  Status begun_;
-  bool done_ = false;
-};
-
 }  // namespace perseus::server
