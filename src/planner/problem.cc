@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
+
+#include "perseus/common/number_text.h"
 
 namespace perseus::planner {
 namespace {
@@ -15,13 +16,6 @@ constexpr double kQuantizationSlackUnits = 1e-6;
 // The largest energy of one computation in cost units (kCostUnitJoules): 1e9
 // J, so that sums over a million computations stay below 2^60.
 constexpr double kMaxEnergyCostUnits = 1e15;
-
-// A number as people write it (%g: 1e-05, 100, 0.0501).
-std::string FormatNumber(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.4g", v);
-  return buffer;
-}
 
 int64_t Quantize(double time_s, double unit_time_s, bool round_down) {
   double u = round_down ? std::floor(time_s / unit_time_s + kQuantizationSlackUnits)
@@ -160,19 +154,19 @@ Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& prof
       const double units = std::ceil(max_time / options.unit_time_s);
       if (units > static_cast<double>(options.max_units_per_computation)) {
         return Status::InvalidInput(
-            "unit_time " + FormatNumber(options.unit_time_s) + " s is too small: stage " +
+            "unit_time " + NumberText(options.unit_time_s) + " s is too small: stage " +
             std::to_string(key.key.stage) + " " +
             std::string(InstructionName(key.key.instruction)) + " takes up to " +
-            FormatNumber(max_time) + " s, " + FormatNumber(units) + " units (at most " +
+            NumberText(max_time) + " s, " + NumberText(units) + " units (at most " +
             std::to_string(options.max_units_per_computation) +
             " per computation); a unit_time of at least " +
-            FormatNumber(max_time / static_cast<double>(options.max_units_per_computation)) +
+            NumberText(max_time / static_cast<double>(options.max_units_per_computation)) +
             " s fits");
       }
       total_units += static_cast<int64_t>(units);
       if (total_units > options.max_total_units) {
         return Status::InvalidInput(
-            "unit_time " + FormatNumber(options.unit_time_s) +
+            "unit_time " + NumberText(options.unit_time_s) +
             " s is too small for this profile: its computations span more than " +
             std::to_string(options.max_total_units) +
             " time units in all (the planner's tables would not fit its memory bound); choose "
@@ -184,8 +178,8 @@ Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& prof
         return Status::InvalidInput(
             profile.source + ": stage " + std::to_string(key.key.stage) + " " +
             std::string(InstructionName(key.key.instruction)) + " uses up to " +
-            FormatNumber(max_energy) + " J per computation (after energy_scale); the planner " +
-            "takes at most " + FormatNumber(kMaxEnergyCostUnits * kCostUnitJoules) + " J");
+            NumberText(max_energy) + " J per computation (after energy_scale); the planner " +
+            "takes at most " + NumberText(kMaxEnergyCostUnits * kCostUnitJoules) + " J");
       }
       it = set_index.emplace(key, static_cast<int>(problem.option_sets.size())).first;
       problem.option_sets.push_back(MakeOptionSet(key, *rows, options));

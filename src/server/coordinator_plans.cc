@@ -2,6 +2,7 @@
 // detected) and the re-targeting they cause.
 #include <algorithm>
 
+#include "perseus/common/number_text.h"
 #include "src/server/coordinator.h"
 #include "src/server/request_fields.h"
 
@@ -129,9 +130,9 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   if (auto e = NumberField(j, "slowdown", 1.0, kMaxSlowdown, &s.slowdown, false)) return *e;
   if (auto e = NumberField(j, "iteration_time", t_min, kMaxSlowdown * t_min, &s.iteration_time_s,
                            false)) {
-    e->body["error"] = "field 'iteration_time' must be between T_min " + FormatSeconds(t_min) +
-                       " s and " + FormatSeconds(kMaxSlowdown * t_min) + " s (" +
-                       FormatSeconds(kMaxSlowdown) + " x T_min)";
+    e->body["error"] = "field 'iteration_time' must be between T_min " + NumberText(t_min) +
+                       " s and " + NumberText(kMaxSlowdown * t_min) + " s (" +
+                       NumberText(kMaxSlowdown) + " x T_min)";
     return *e;
   }
   if ((s.slowdown > 0) == (s.iteration_time_s > 0)) {

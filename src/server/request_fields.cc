@@ -1,7 +1,6 @@
 #include "src/server/request_fields.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "src/server/job_config.h"
 #include "src/server/json_body.h"
@@ -91,12 +90,6 @@ bool IsPhase(const std::string& phase) {
 }
 
 // Seconds as people read them: 4 significant digits (3.27, 0.0501).
-std::string FormatSeconds(double s) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.4g", s);
-  return buffer;
-}
-
 double TMin(const planner::StoredFrontier& f) { return f.points()[f.TMinIndex()].time_s; }
 
 // The iteration time a straggler imposes: given, or its slowdown times T_min.

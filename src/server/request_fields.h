@@ -38,8 +38,6 @@ std::optional<Reply> OnlyFields(const nlohmann::json& j,
 
 std::string StateName(JobState s);
 bool IsPhase(const std::string& phase);  // warmup | baseline | profiling | planned
-// Seconds as people read them: 4 significant digits (3.27, 0.0501).
-std::string FormatSeconds(double s);
 double TMin(const planner::StoredFrontier& f);
 // The iteration time a straggler imposes: given, or its slowdown times T_min.
 double TPrime(const Straggler& s, double t_min_s);
