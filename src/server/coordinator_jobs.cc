@@ -53,9 +53,7 @@ Reply Coordinator::ListJobs(const std::string& state_name) {
   if (!state_name.empty()) {
     only = ParseJobState(state_name);
     if (!only) {
-      return Error(Outcome::kInvalid,
-                   "query parameter 'state' must be registering, profiling, planning, ready or "
-                   "failed",
+      return Error(Outcome::kInvalid, "query parameter 'state' must be " + JobStateNames(),
                    "state");
     }
   }

@@ -7,7 +7,9 @@
 // A job is deleted from any state (DELETE /v1/jobs/{id} cancels its planning).
 #pragma once
 
+#include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace perseus::server {
@@ -30,13 +32,27 @@ constexpr std::string_view JobStateName(JobState s) {
   return "failed";
 }
 
+// Every state, in the order of its life (and of /metrics' gauges).
+inline constexpr JobState kJobStates[] = {JobState::kRegistering, JobState::kProfiling,
+                                          JobState::kPlanning, JobState::kReady, JobState::kFailed};
+
 // The state a name stands for; nullopt for any other text.
 constexpr std::optional<JobState> ParseJobState(std::string_view name) {
-  for (JobState s : {JobState::kRegistering, JobState::kProfiling, JobState::kPlanning,
-                     JobState::kReady, JobState::kFailed}) {
+  for (JobState s : kJobStates) {
     if (JobStateName(s) == name) return s;
   }
   return std::nullopt;
+}
+
+// The names, for messages: "registering, profiling, planning, ready or failed".
+inline std::string JobStateNames() {
+  constexpr size_t n = sizeof(kJobStates) / sizeof(kJobStates[0]);
+  std::string names;
+  for (size_t k = 0; k < n; ++k) {
+    if (k > 0) names += k + 1 == n ? " or " : ", ";
+    names += JobStateName(kJobStates[k]);
+  }
+  return names;
 }
 
 // Whether the job still waits for (part of) its profile.

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "src/server/job_state.h"
+
 namespace perseus::server {
 namespace {
 
@@ -32,9 +34,10 @@ void Metrics::Reject(const std::string& reason) {
 std::string Metrics::Render(const CoordinatorStats& stats, int open_connections) {
   std::string out;
   out += "# HELP perseus_jobs Jobs by state.\n# TYPE perseus_jobs gauge\n";
-  for (const char* state : {"registering", "profiling", "planning", "ready", "failed"}) {
+  for (JobState s : kJobStates) {
+    const std::string state(JobStateName(s));
     auto it = stats.jobs_by_state.find(state);
-    out += "perseus_jobs{state=\"" + std::string(state) + "\"} " +
+    out += "perseus_jobs{state=\"" + state + "\"} " +
            std::to_string(it == stats.jobs_by_state.end() ? 0 : it->second) + "\n";
   }
   out += "# HELP perseus_ranks Registered ranks.\n# TYPE perseus_ranks gauge\n";
