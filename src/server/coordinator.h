@@ -130,6 +130,9 @@ struct Job {
 };
 
 std::optional<BlockingPowerUsed> BlockingPower(const Job& job);
+// The same from a config and measured watts (an upload not yet applied).
+std::optional<BlockingPowerUsed> BlockingPower(
+    const JobConfig& config, const std::map<std::pair<int, int>, double>& measured_w);
 
 // The jobs table's mutable columns: a change is written as a whole row, and
 // applied to the Job in memory only once its transaction has committed.

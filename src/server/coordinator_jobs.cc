@@ -403,11 +403,8 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     // job that fails or exhausts the server later).
     auto profile = planner::ParseProfileCsv(row.profile_csv, "profile");
     job::JobSpec spec = job->config.spec;
-    if (!job->config.blocking_power_given) {
-      std::vector<double> watts;
-      for (const auto& [k, w] : measured_blocking) watts.push_back(w);
-      spec.blocking_power_w = watts.empty() ? 0 : Median(watts);
-    }
+    const auto blocking = BlockingPower(job->config, measured_blocking);
+    spec.blocking_power_w = blocking ? blocking->watts : 0;
     if (profile.ok()) {
       auto prepared = job::PrepareJob(spec, std::move(profile).value(), options_.limits);
       if (!prepared.ok()) {
@@ -445,13 +442,17 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   return Ok(Outcome::kAccepted, {{"state", StateName(job->state)}});
 }
 
-std::optional<BlockingPowerUsed> BlockingPower(const Job& job) {
-  if (job.config.blocking_power_given)
-    return BlockingPowerUsed{job.config.spec.blocking_power_w, "config"};
-  if (job.measured_blocking_w.empty()) return std::nullopt;
+std::optional<BlockingPowerUsed> BlockingPower(
+    const JobConfig& config, const std::map<std::pair<int, int>, double>& measured_w) {
+  if (config.blocking_power_given) return BlockingPowerUsed{config.spec.blocking_power_w, "config"};
+  if (measured_w.empty()) return std::nullopt;
   std::vector<double> watts;
-  for (const auto& [key, w] : job.measured_blocking_w) watts.push_back(w);
+  for (const auto& [key, w] : measured_w) watts.push_back(w);
   return BlockingPowerUsed{Median(watts), "measured"};
+}
+
+std::optional<BlockingPowerUsed> BlockingPower(const Job& job) {
+  return BlockingPower(job.config, job.measured_blocking_w);
 }
 
 }  // namespace perseus::server
