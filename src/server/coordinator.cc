@@ -58,10 +58,21 @@ Coordinator::~Coordinator() {
 // range for its job (a damaged or hand-edited database), fails that job's
 // loading with a logged reason; the job is shown `failed`, the rows stay as
 // they were for inspection, and the server and every other job go on.
+namespace {
+
+constexpr std::string_view kNotLoaded = "not loaded: ";
+
+// Whether FailLoad failed the job (its first reason is kept).
+bool NotLoaded(const Job& job) {
+  return job.state == JobState::kFailed && job.reason.rfind(kNotLoaded, 0) == 0;
+}
+
+}  // namespace
+
 void Coordinator::FailLoad(Job* job, const std::string& what) {
-  if (job->state == JobState::kFailed && job->reason.rfind("not loaded: ", 0) == 0) return;
+  if (NotLoaded(*job)) return;
   job->state = JobState::kFailed;
-  job->reason = "not loaded: " + what;
+  job->reason = std::string(kNotLoaded) + what;
   job->frontier = nullptr;
   job->pipelines.clear();
   if (log_) log_("job " + std::to_string(job->id) + ": " + job->reason);
@@ -122,7 +133,7 @@ Status Coordinator::Load() {
       job.measured[key] = m.rows;
       if (m.blocking_power >= 0) job.measured_blocking_w[key] = m.blocking_power;
     }
-    if (job.state == JobState::kFailed && job.reason.rfind("not loaded: ", 0) == 0) continue;
+    if (NotLoaded(job)) continue;
     if (stored.frontier) {
       auto parsed =
           planner::StoredFrontier::Parse(*stored.frontier, "job " + std::to_string(job.id));
@@ -148,7 +159,7 @@ Status Coordinator::Load() {
       state_p.point = static_cast<size_t>(p.point);
       state_p.target_time_s = p.target_time_s;
     }
-    if (job.state == JobState::kFailed && job.reason.rfind("not loaded: ", 0) == 0) continue;
+    if (NotLoaded(job)) continue;
     for (const StoredStraggler& st : stored.stragglers) {
       if (!in_range(st.pipeline, 0, c.spec.dp - 1) || !std::isfinite(st.slowdown) ||
           !std::isfinite(st.iteration_time_s) || st.slowdown < 0 || st.iteration_time_s < 0) {
@@ -158,7 +169,7 @@ Status Coordinator::Load() {
       job.stragglers[static_cast<int>(st.pipeline)] =
           Straggler{st.slowdown, st.iteration_time_s, st.source == "detected", st.reference_time_s};
     }
-    if (job.state == JobState::kFailed && job.reason.rfind("not loaded: ", 0) == 0) continue;
+    if (NotLoaded(job)) continue;
     const bool ready = job.state == JobState::kReady;
     if (ready && job.frontier == nullptr) {
       FailLoad(&job, "it is ready but has no stored frontier");

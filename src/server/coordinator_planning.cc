@@ -216,12 +216,20 @@ Status Coordinator::PlanningDone(int64_t id, Result<planner::FrontierFiles> file
   return Status::Ok();
 }
 
+namespace {
+
+// Keeps `plan` in the job's memo (at most 64 targets: beyond, it starts afresh).
+const PipelineState& Remember(Job& job, double target_time_s, PipelineState plan) {
+  if (job.plan_memo.size() >= 64) job.plan_memo.clear();
+  return job.plan_memo.emplace(target_time_s, std::move(plan)).first->second;
+}
+
+}  // namespace
+
 PipelineState Coordinator::PlanFor(Job& job, double target_time_s) {
   auto memo = job.plan_memo.find(target_time_s);
   if (memo != job.plan_memo.end()) return memo->second;
-  if (job.plan_memo.size() >= 64) job.plan_memo.clear();
-  return job.plan_memo.emplace(target_time_s, ComputePlan(*job.frontier, target_time_s))
-      .first->second;
+  return Remember(job, target_time_s, ComputePlan(*job.frontier, target_time_s));
 }
 
 Job* Coordinator::PrecomputePlan(std::unique_lock<std::mutex>& lock, int64_t id,
@@ -236,10 +244,7 @@ Job* Coordinator::PrecomputePlan(std::unique_lock<std::mutex>& lock, int64_t id,
   PipelineState plan = ComputePlan(*frontier, target_time_s);
   lock.lock();
   job = Find(id);
-  if (job != nullptr && job->frontier == frontier) {
-    if (job->plan_memo.size() >= 64) job->plan_memo.clear();
-    job->plan_memo.emplace(target_time_s, std::move(plan));
-  }
+  if (job != nullptr && job->frontier == frontier) Remember(*job, target_time_s, std::move(plan));
   return job;
 }
 
