@@ -37,7 +37,10 @@ Status CheckWorkLimits(const JobSpec& spec, const WorkLimits& limits) {
   if (!spec.schedule_file.empty() || !spec.schedule_csv.empty()) return Status::Ok();
   // A built-in schedule: S x M x V forwards and as many backwards (split in
   // two by zb-h1), before anything is generated.
-  const int64_t per_chunk = spec.schedule == "zb-h1" ? 3 : 2;
+  schedules::ScheduleKind kind = schedules::ScheduleKind::kOneFOneB;
+  const bool zero_bubble = schedules::ParseScheduleName(spec.schedule, &kind) &&
+                           kind == schedules::ScheduleKind::kZeroBubbleH1;
+  const int64_t per_chunk = zero_bubble ? 3 : 2;
   const int64_t computations = static_cast<int64_t>(std::max(spec.stages, 0)) *
                                std::max(spec.microbatches, 0) * spec.virtual_stages * per_chunk;
   if (computations > limits.max_computations) {
