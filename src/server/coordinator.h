@@ -100,6 +100,9 @@ struct Job {
   // the running planning's stop flag (set by DELETE).
   int64_t planning_attempts = 0;
   std::shared_ptr<std::atomic<bool>> cancel;
+  // The planning problem PutProfile built to check the profile, which the
+  // planning then takes (after a restart, the planning builds it again).
+  std::shared_ptr<const job::PreparedJob> prepared;
   double progress = 0;
   std::map<int, RankInfo> ranks;
   std::string profile_csv;

@@ -259,6 +259,8 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   double blocking_w = -1;
   auto measured = job->measured;
   auto measured_blocking = job->measured_blocking_w;
+  std::optional<planner::Profile> whole;             // the complete profile, parsed
+  std::shared_ptr<const job::PreparedJob> prepared;  // its problem, once complete
   if (csv) {
     auto profile = planner::ParseProfileCsv(body, "profile");
     if (!profile.ok()) return Error(Outcome::kInvalid, profile.status().message(), "profile");
@@ -289,6 +291,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
                    "blocking_power_w");
     }
     row.profile_csv = body;
+    whole = std::move(profile).value();
   } else {
     // JSON: one rank's measurements of its stage, validated alone (a rank's
     // mistake is that rank's 400, naming its own entry); a rank may upload
@@ -396,23 +399,22 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
             "measurements");
       }
       row.profile_csv = assembled;
+      whole = std::move(profile).value();
     }
   }
   if (complete) {
     // The whole profile: it must plan within the limits (a 400 now, not a
     // job that fails or exhausts the server later).
-    auto profile = planner::ParseProfileCsv(row.profile_csv, "profile");
     job::JobSpec spec = job->config.spec;
     const auto blocking = BlockingPower(job->config, measured_blocking);
     spec.blocking_power_w = blocking ? blocking->watts : 0;
-    if (profile.ok()) {
-      auto prepared = job::PrepareJob(spec, std::move(profile).value(), options_.limits);
-      if (!prepared.ok()) {
-        const std::string& m = prepared.status().message();
-        return Error(Outcome::kInvalid, "the profile cannot be planned for this job: " + m,
-                     m.rfind("unit_time", 0) == 0 ? "unit_time" : "profile");
-      }
+    auto checked = job::PrepareJob(spec, std::move(*whole), options_.limits);
+    if (!checked.ok()) {
+      const std::string& m = checked.status().message();
+      return Error(Outcome::kInvalid, "the profile cannot be planned for this job: " + m,
+                   m.rfind("unit_time", 0) == 0 ? "unit_time" : "profile");
     }
+    prepared = std::make_shared<const job::PreparedJob>(std::move(checked).value());
     row.state = JobState::kPlanning;
     row.reason.clear();
     row.planning_attempts = 0;
@@ -438,6 +440,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
                {"stages_expected", job->config.spec.stages * job->config.spec.tp}});
   }
   job->progress = 0;
+  job->prepared = std::move(prepared);
   Enqueue(id);
   return Ok(Outcome::kAccepted, {{"state", StateName(job->state)}});
 }

@@ -63,6 +63,7 @@ void Coordinator::Plan(int64_t id) {
   JobConfig config;
   std::string profile_csv;
   std::optional<BlockingPowerUsed> blocking;
+  std::shared_ptr<const job::PreparedJob> prepared;  // PutProfile's, if this server built it
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -81,6 +82,7 @@ void Coordinator::Plan(int64_t id) {
     profile_csv = job->profile_csv;
     blocking = BlockingPower(*job);
     if (blocking) config.spec.blocking_power_w = blocking->watts;
+    prepared = std::move(job->prepared);
   }
   // Plan without the lock: other requests (and other plannings) go on.
   const auto start = std::chrono::steady_clock::now();
@@ -93,34 +95,41 @@ void Coordinator::Plan(int64_t id) {
   Result<planner::FrontierFiles> files = Status::Internal("not planned");
   double all_max_time = 0, all_max_energy = 0;
   try {
-    auto profile = planner::ParseProfileCsv(profile_csv, "profile");
-    if (!profile.ok()) {
-      files = profile.status();
-    } else if (!blocking) {
-      files = Status::InvalidInput(
-          "no blocking power: the job was created without blocking_power_w and no rank's "
-          "measurements carried one");
+    // The planning problem: the one PutProfile built and checked, or (after a
+    // restart) built again from the stored profile.
+    auto problem = [&]() -> Result<std::shared_ptr<const job::PreparedJob>> {
+      std::optional<planner::Profile> profile;
+      if (prepared == nullptr) {
+        PERSEUS_ASSIGN_OR_RETURN(profile, planner::ParseProfileCsv(profile_csv, "profile"));
+      }
+      if (!blocking) {
+        return Status::InvalidInput(
+            "no blocking power: the job was created without blocking_power_w and no rank's "
+            "measurements carried one");
+      }
+      if (prepared != nullptr) return prepared;
+      PERSEUS_ASSIGN_OR_RETURN(job::PreparedJob built,
+                               job::PrepareJob(config.spec, std::move(*profile), options_.limits));
+      return std::make_shared<const job::PreparedJob>(std::move(built));
+    }();
+    if (!problem.ok()) {
+      files = problem.status();
     } else {
-      auto prepared = job::PrepareJob(config.spec, std::move(profile).value(), options_.limits);
-      if (!prepared.ok()) {
-        files = prepared.status();
+      planner::SolverOptions solver;
+      solver.should_stop = should_stop;
+      auto frontier = job::SolveJob(
+          **problem,
+          [this, id](double f) {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (Job* job = Find(id)) job->progress = f;
+          },
+          solver, options_.limits);
+      if (!frontier.ok()) {
+        files = frontier.status();
       } else {
-        planner::SolverOptions solver;
-        solver.should_stop = should_stop;
-        auto frontier = job::SolveJob(
-            *prepared,
-            [this, id](double f) {
-              std::lock_guard<std::mutex> lock(mu_);
-              if (Job* job = Find(id)) job->progress = f;
-            },
-            solver, options_.limits);
-        if (!frontier.ok()) {
-          files = frontier.status();
-        } else {
-          files = planner::FrontierToFiles(*frontier);
-          all_max_time = frontier->all_max.time_s;
-          all_max_energy = frontier->all_max.energy_j;
-        }
+        files = planner::FrontierToFiles(*frontier);
+        all_max_time = frontier->all_max.time_s;
+        all_max_energy = frontier->all_max.energy_j;
       }
     }
   } catch (const std::bad_alloc&) {
