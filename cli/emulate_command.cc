@@ -16,8 +16,7 @@ struct EmulateArgs {
   job::JobSpec job;
   int pipelines = 0;
   std::vector<std::string> slowdowns = {"1.0"};
-  std::vector<std::string> methods = {"all-max", "perseus", "envpipe", "zeus-global",
-                                      "zeus-per-stage"};
+  std::vector<std::string> methods = emulator::AllMethodNames();
   bool json = false;
 };
 
@@ -27,16 +26,9 @@ int RunEmulate(const EmulateArgs& args) {
   auto slowdowns = emulator::ParseSlowdowns(args.slowdowns);
   if (!slowdowns.ok()) return ReportError(slowdowns.status());
   options.slowdowns = slowdowns.value();
-  options.methods.clear();
-  for (const std::string& name : args.methods) {
-    emulator::Method m;
-    if (!emulator::ParseMethodName(name, &m)) {
-      return ReportError(
-          Status::InvalidInput("--methods: unknown method '" + name +
-                               "' (all-max, perseus, envpipe, zeus-global, zeus-per-stage)"));
-    }
-    options.methods.push_back(m);
-  }
+  auto methods = emulator::ParseMethodNames(args.methods, "--methods");
+  if (!methods.ok()) return ReportError(methods.status());
+  options.methods = std::move(methods).value();
   job::JobSpec spec = args.job;
   spec.dp = 1;  // plan one pipeline; the emulator multiplies
   auto planned = PlanJob(spec, TerminalProgress("planning"));
@@ -105,8 +97,7 @@ void RegisterEmulate(CLI::App* app, int* exit_code) {
   cmd->add_option("--straggler-slowdown", args->slowdowns,
                   "Straggler slowdown X = T'/T_min (repeatable; or START:STOP:STEP)")
       ->capture_default_str();
-  cmd->add_option("--methods", args->methods,
-                  "Methods to compare: all-max perseus envpipe zeus-global zeus-per-stage")
+  cmd->add_option("--methods", args->methods, "Methods to compare: " + emulator::MethodNames())
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
   cmd->callback([args, exit_code] { *exit_code = RunEmulate(*args); });

@@ -435,16 +435,7 @@ PYBIND11_MODULE(_perseus, m) {
         emulator::EmulationOptions o;
         o.pipelines = pipelines;
         o.slowdowns = slowdowns;
-        o.methods.clear();
-        for (const auto& name : methods) {
-          emulator::Method method;
-          if (!emulator::ParseMethodName(name, &method)) {
-            throw StatusError(Status::InvalidInput(
-                "unknown method '" + name +
-                "': all-max, perseus, envpipe, zeus-global or zeus-per-stage"));
-          }
-          o.methods.push_back(method);
-        }
+        o.methods = Check(emulator::ParseMethodNames(methods));
         std::vector<emulator::EmulationRow> rows;
         {
           py::gil_scoped_release release;
@@ -467,8 +458,7 @@ PYBIND11_MODULE(_perseus, m) {
       },
       py::arg("frontier"), py::kw_only(), py::arg("pipelines") = 1,
       py::arg("slowdowns") = std::vector<double>{1.0},
-      py::arg("methods") = std::vector<std::string>{"all-max", "perseus", "envpipe", "zeus-global",
-                                                    "zeus-per-stage"},
+      py::arg("methods") = emulator::AllMethodNames(),
       "Emulates `pipelines` data-parallel copies with one straggler `slowdown` times slower: "
       "each method's job iteration time, energy and saving against all-max (as `perseus "
       "emulate`). Returns one dict per (slowdown, method).");

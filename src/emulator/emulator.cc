@@ -44,15 +44,43 @@ std::vector<std::string> MethodApproximations(const std::vector<Method>& methods
   return out;
 }
 
+std::vector<std::string> AllMethodNames() {
+  std::vector<std::string> names;
+  for (Method m : kMethods) names.emplace_back(MethodName(m));
+  return names;
+}
+
+std::string MethodNames() {
+  std::string names;
+  for (Method m : kMethods) {
+    if (!names.empty()) names += ", ";
+    names += MethodName(m);
+  }
+  return names;
+}
+
 bool ParseMethodName(std::string_view text, Method* out) {
-  for (Method m : {Method::kAllMax, Method::kPerseus, Method::kEnvPipe, Method::kZeusGlobal,
-                   Method::kZeusPerStage}) {
+  for (Method m : kMethods) {
     if (text == MethodName(m)) {
       *out = m;
       return true;
     }
   }
   return false;
+}
+
+Result<std::vector<Method>> ParseMethodNames(const std::vector<std::string>& names,
+                                             std::string_view field) {
+  std::vector<Method> out;
+  for (const std::string& name : names) {
+    Method m;
+    if (!ParseMethodName(name, &m)) {
+      return Status::InvalidInput(std::string(field) + ": unknown method '" + name + "' (" +
+                                  MethodNames() + ")");
+    }
+    out.push_back(m);
+  }
+  return out;
 }
 
 namespace {

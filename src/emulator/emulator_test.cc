@@ -166,6 +166,22 @@ TEST(EmulatorTest, ParseSlowdowns) {
   EXPECT_FALSE(Emulate(f, opt).ok());
 }
 
+TEST(EmulatorTest, MethodNamesComeFromOneRegistry) {
+  // Every method's name parses back to it, and the default list is all of them.
+  const std::vector<std::string> names = AllMethodNames();
+  ASSERT_EQ(names.size(), std::size(kMethods));
+  auto parsed = ParseMethodNames(names);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(*parsed, EmulationOptions{}.methods);
+  EXPECT_EQ(MethodNames(), "all-max, perseus, envpipe, zeus-global, zeus-per-stage");
+  auto bad = ParseMethodNames({"perseus", "zeus"}, "--methods");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidInput);
+  EXPECT_EQ(bad.status().message(),
+            "--methods: unknown method 'zeus' (all-max, perseus, envpipe, zeus-global, "
+            "zeus-per-stage)");
+}
+
 // With no latency and no noise the simulator reproduces the planner's realized
 // figures exactly, for every frontier point of the shipped GPT-3 profile.
 TEST(SimulatorTest, ReproducesRealizedFiguresExactly) {

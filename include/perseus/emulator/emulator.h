@@ -21,13 +21,25 @@
 namespace perseus::emulator {
 
 enum class Method { kAllMax, kPerseus, kEnvPipe, kZeusGlobal, kZeusPerStage };
+// Every method, in the order outputs list them: the one registry from which
+// names, defaults, parsing and error messages come.
+inline constexpr Method kMethods[] = {Method::kAllMax, Method::kPerseus, Method::kEnvPipe,
+                                      Method::kZeusGlobal, Method::kZeusPerStage};
 // "all-max", "perseus", "envpipe", "zeus-global", "zeus-per-stage"
 std::string_view MethodName(Method method);
+// Every method's name, in kMethods' order (a default list of names).
+std::vector<std::string> AllMethodNames();
+// "all-max, perseus, envpipe, zeus-global, zeus-per-stage" (for messages).
+std::string MethodNames();
 // Approximations a method makes with the data a profile has ("" if none).
 std::string_view MethodApproximation(Method method);
 // The non-empty approximations of `methods`, for output.
 std::vector<std::string> MethodApproximations(const std::vector<Method>& methods);
 bool ParseMethodName(std::string_view text, Method* out);
+// Names to methods; an unknown name is an InvalidInput naming `field`, the
+// name and the methods there are.
+Result<std::vector<Method>> ParseMethodNames(const std::vector<std::string>& names,
+                                             std::string_view field = "methods");
 
 // EnvPipe (Choi et al., ATC'23) as its paper describes it: the last stage and
 // every stage's first forward and last backward run at the highest frequency;
@@ -72,8 +84,7 @@ struct EmulationRow {
 struct EmulationOptions {
   int pipelines = 1;  // D
   std::vector<double> slowdowns = {1.0};
-  std::vector<Method> methods = {Method::kAllMax, Method::kPerseus, Method::kEnvPipe,
-                                 Method::kZeusGlobal, Method::kZeusPerStage};
+  std::vector<Method> methods = {std::begin(kMethods), std::end(kMethods)};
 };
 
 // The frontier's problem gives the pipeline, blocking power and all-max.
