@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -128,7 +129,14 @@ struct Job {
   // for iterations not yet complete; the last iteration fed to the policy.
   std::map<int64_t, std::map<int, double>> pending_times;
   int64_t last_observed_iteration = -1;
-  std::shared_ptr<StragglerPolicy> policy;                    // made on first use
+  std::optional<StragglerWatch> watch;  // the policy's memory; built on first use
+  // Decisions taken, not yet applied, oldest first: applied in this order,
+  // each after its plan was computed without the lock.
+  struct Detection {
+    StragglerDecision decision;
+    int64_t iteration = 0;
+  };
+  std::deque<Detection> detections;
   int64_t stragglers_detected = 0, stragglers_recovered = 0;  // since the server started
 };
 
@@ -183,6 +191,8 @@ struct CoordinatorOptions {
   // failed at the next start instead of planned again: no crash loop.
   int max_planning_attempts = 2;
   job::WorkLimits limits;  // checked when the job and its profile arrive
+  // Tests: runs while a straggler's plan is computed with the lock released.
+  std::function<void()> while_unlocked;
 };
 
 class Coordinator {
@@ -244,10 +254,16 @@ class Coordinator {
   // every pipeline, and commits both; the in-memory state is undone on failure.
   Reply ChangeStraggler(Job* job, int pipeline, std::optional<Straggler> straggler);  // mu_ held
   // Straggler detection: records one report's time; feeds the policy each
-  // iteration every rank reported and applies its decisions.
+  // iteration every rank reported and queues its decisions (job->detections).
   void DetectStragglers(Job* job, int rank, int64_t iteration, double time_s);  // mu_ held
-  StragglerPolicy& PolicyFor(Job* job);                                         // mu_ held
-  Result<nlohmann::json> MeasuredSavings(const Job& job);                       // mu_ held
+  // Applies the job's queued decisions in order, each plan computed without
+  // the lock (as a manual request's). REQUIRES: lock held; released meanwhile.
+  void ApplyDetections(std::unique_lock<std::mutex>& lock, int64_t id);
+  StragglerWatch& WatchFor(Job* job);  // mu_ held
+  // A manual request took `pipeline` over: detection forgets it and drops
+  // its queued decisions. REQUIRES: mu_ held.
+  static void Forget(Job* job, int pipeline);
+  Result<nlohmann::json> MeasuredSavings(const Job& job);  // mu_ held
   Status SaveJobRow(const Job& job) { return SaveJobRow(job.id, JobRow::Of(job)); }
   Status SaveJobRow(int64_t id, const JobRow& row);
   nlohmann::json JobJson(const Job* job) const;  // REQUIRES: mu_ held

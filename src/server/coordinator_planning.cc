@@ -250,6 +250,7 @@ Job* Coordinator::PrecomputePlan(std::unique_lock<std::mutex>& lock, int64_t id,
   }
   const std::shared_ptr<const planner::StoredFrontier> frontier = job->frontier;
   lock.unlock();
+  if (options_.while_unlocked) options_.while_unlocked();
   PipelineState plan = ComputePlan(*frontier, target_time_s);
   lock.lock();
   job = Find(id);

@@ -141,19 +141,16 @@ Reply Coordinator::AddStraggler(int64_t id, const std::string& body) {
   }
   // The others' plan for the new T', computed without the lock (other
   // requests go on meanwhile); then the change, under it.
-  double t_prime = TPrime(s, t_min);
-  for (const auto& [p, other] : job->stragglers) {
-    if (p != pipeline) t_prime = std::max(t_prime, TPrime(other, t_min));
-  }
-  job = PrecomputePlan(lock, id, t_prime);
+  job =
+      PrecomputePlan(lock, id, TargetAfter(job->stragglers, t_min, static_cast<int>(pipeline), s));
   if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   if (job->state != JobState::kReady) {
     return Error(Outcome::kConflict,
                  "job " + std::to_string(id) + " is " + StateName(job->state) + ", not ready");
   }
-  // A manual straggler overrides detection: the policy forgets the pipeline and
-  // leaves it alone until a DELETE clears it.
-  if (job->policy != nullptr) job->policy->Forget(static_cast<int>(pipeline));
+  // A manual straggler overrides detection: the policy forgets the pipeline
+  // (and what it decided about it) and leaves it alone until a DELETE clears it.
+  Forget(job, static_cast<int>(pipeline));
   return ChangeStraggler(job, static_cast<int>(pipeline), s);
 }
 
@@ -172,12 +169,9 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
   }
   // The remaining stragglers' T' (if any), computed without the lock.
   if (job->frontier != nullptr) {
-    const double t_min = TMin(*job->frontier);
-    double t_prime = 0;
-    for (const auto& [p, other] : job->stragglers) {
-      if (p != pipeline) t_prime = std::max(t_prime, TPrime(other, t_min));
-    }
-    job = PrecomputePlan(lock, id, t_prime);
+    job = PrecomputePlan(lock, id,
+                         TargetAfter(job->stragglers, TMin(*job->frontier),
+                                     static_cast<int>(pipeline), std::nullopt));
     if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
     if (job->stragglers.count(static_cast<int>(pipeline)) == 0) {
       return Error(Outcome::kNotFound,
@@ -185,7 +179,7 @@ Reply Coordinator::RemoveStraggler(int64_t id, const std::string& pipeline_text)
     }
   }
   // A detected straggler removed by hand: detection starts afresh for it.
-  if (job->policy != nullptr) job->policy->Forget(static_cast<int>(pipeline));
+  Forget(job, static_cast<int>(pipeline));
   return ChangeStraggler(job, static_cast<int>(pipeline), std::nullopt);
 }
 
@@ -217,16 +211,15 @@ Reply Coordinator::ChangeStraggler(Job* job, int pipeline, std::optional<Straggl
   return Ok(Outcome::kOk, JobJson(job));
 }
 
-StragglerPolicy& Coordinator::PolicyFor(Job* job) {
-  if (job->policy == nullptr) {
-    job->policy = std::make_shared<StragglerPolicy>(
-        StragglerPolicyOptions{job->config.straggler_threshold, job->config.straggler_iterations});
+StragglerWatch& Coordinator::WatchFor(Job* job) {
+  if (!job->watch) {
     // Stragglers declared before a restart are judged as they were.
+    job->watch.emplace();
     for (const auto& [p, s] : job->stragglers) {
-      if (s.detected) job->policy->SetDeclared(p, s.iteration_time_s, s.reference_s);
+      if (s.detected) (*job->watch)[p] = DeclaredWatch(s.iteration_time_s, s.reference_s);
     }
   }
-  return *job->policy;
+  return *job->watch;
 }
 
 void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double time_s) {
@@ -255,14 +248,41 @@ void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double
   for (const auto& [p, s] : job->stragglers) {
     if (!s.detected) manual.insert(p);
   }
-  StragglerPolicy& policy = PolicyFor(job);
-  for (const StragglerDecision& d : policy.Observe(times, manual)) {
-    const std::string what = "job " + std::to_string(job->id) + ": iteration " +
-                             std::to_string(iteration) + ": pipeline " + std::to_string(d.pipeline);
-    std::optional<Straggler> next;
-    if (d.kind != StragglerDecision::Kind::kClear) {
-      next = Straggler{0, d.time_s, true, d.reference_s};
+  const StragglerPolicyOptions options{c.straggler_threshold, c.straggler_iterations};
+  for (const StragglerDecision& d : ObserveIteration(options, times, manual, &WatchFor(job))) {
+    job->detections.push_back({d, iteration});
+  }
+}
+
+void Coordinator::ApplyDetections(std::unique_lock<std::mutex>& lock, int64_t id) {
+  // One plan computed without the lock per decision: a decision whose plan
+  // went missing meanwhile (the frontier changed) is applied with it computed
+  // under the lock rather than waited for again.
+  std::optional<std::tuple<int64_t, int, StragglerDecision::Kind>> precomputed;
+  for (;;) {
+    Job* job = Find(id);
+    if (job == nullptr || job->detections.empty()) return;
+    if (job->state != JobState::kReady || job->frontier == nullptr) {
+      job->detections.clear();  // planning again: detection starts afresh
+      job->watch.reset();
+      return;
     }
+    const Job::Detection front = job->detections.front();
+    const StragglerDecision& d = front.decision;
+    std::optional<Straggler> next;
+    if (d.kind != StragglerDecision::Kind::kClear)
+      next = Straggler{0, d.time_s, true, d.reference_s};
+    const double target = TargetAfter(job->stragglers, TMin(*job->frontier), d.pipeline, next);
+    const auto key = std::make_tuple(front.iteration, d.pipeline, d.kind);
+    if (precomputed != key && job->plan_memo.count(target) == 0 && target > TMin(*job->frontier)) {
+      precomputed = key;
+      PrecomputePlan(lock, id, target);
+      continue;  // the job may have changed meanwhile: look again
+    }
+    job->detections.pop_front();
+    const std::string what = "job " + std::to_string(job->id) + ": iteration " +
+                             std::to_string(front.iteration) + ": pipeline " +
+                             std::to_string(d.pipeline);
     if (log_) {
       switch (d.kind) {
         case StragglerDecision::Kind::kDeclare:
@@ -279,19 +299,26 @@ void Coordinator::DetectStragglers(Job* job, int rank, int64_t iteration, double
     }
     Reply r = ChangeStraggler(job, d.pipeline, next);
     if (r.outcome != Outcome::kOk) {
-      // Nothing changed: the policy goes back to the job's own view of the pipeline.
+      // Nothing changed: the watch goes back to the job's own view of the pipeline.
       if (log_) log_(what + ": applying the detection failed: " + r.body.value("error", ""));
+      StragglerWatch& watch = WatchFor(job);
       auto kept = job->stragglers.find(d.pipeline);
       if (kept != job->stragglers.end() && kept->second.detected) {
-        policy.SetDeclared(d.pipeline, kept->second.iteration_time_s, kept->second.reference_s);
+        watch[d.pipeline] = DeclaredWatch(kept->second.iteration_time_s, kept->second.reference_s);
       } else {
-        policy.Forget(d.pipeline);
+        watch.erase(d.pipeline);
       }
       continue;
     }
     if (d.kind == StragglerDecision::Kind::kDeclare) ++job->stragglers_detected;
     if (d.kind == StragglerDecision::Kind::kClear) ++job->stragglers_recovered;
   }
+}
+
+void Coordinator::Forget(Job* job, int pipeline) {
+  if (job->watch) job->watch->erase(pipeline);
+  std::erase_if(job->detections,
+                [pipeline](const Job::Detection& d) { return d.decision.pipeline == pipeline; });
 }
 
 }  // namespace perseus::server

@@ -12,7 +12,7 @@ using nlohmann::json;
 Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   json j;
   if (auto error = ParseObject(body, &j)) return *error;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   Job* job = Find(id);
   if (job == nullptr) return Error(Outcome::kNotFound, "no job " + std::to_string(id));
   if (auto e = OnlyFields(j, {"rank", "iteration", "time_s", "energy_j", "mismatches", "phase",
@@ -82,6 +82,9 @@ Reply Coordinator::ReportIteration(int64_t id, const std::string& body) {
   job->mismatches += mismatches - old_mismatches;
   job->iterations_with_mismatches += (mismatches > 0 ? 1 : 0) - (old_mismatches > 0 ? 1 : 0);
   DetectStragglers(job, static_cast<int>(rank), iteration, time_s);
+  // The report is stored; what detection decided is applied before the reply
+  // (so the next plan poll sees it), each plan computed without the lock.
+  ApplyDetections(lock, id);
   return Ok(Outcome::kOk, {{"stored", true}});
 }
 

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
+
 #include "src/server/memory_job_store.h"
 #include "tests/support/profiles.h"
 
@@ -26,10 +29,10 @@ json Rank(int rank, int pp, int dp) {
 struct Fixture {
   MemoryJobStore* store = nullptr;  // owned by the coordinator
   std::unique_ptr<Coordinator> coordinator;
-  Fixture() {
+  explicit Fixture(const CoordinatorOptions& options = {}) {
     auto owned = std::make_unique<MemoryJobStore>();
     store = owned.get();
-    auto opened = Coordinator::Open(std::move(owned), {});
+    auto opened = Coordinator::Open(std::move(owned), {}, options);
     EXPECT_TRUE(opened.ok()) << opened.status().message();
     coordinator = std::move(opened).value();
   }
@@ -95,6 +98,54 @@ TEST(CoordinatorTest, AFailedCommitChangesNothingInMemory) {
   EXPECT_EQ(f.coordinator->DeleteJob(job).outcome, Outcome::kFailed);
   EXPECT_EQ(f.coordinator->GetJob(job).outcome, Outcome::kOk);  // still there
   EXPECT_EQ(f.coordinator->ListJobs("").body["jobs"].size(), 1u);
+}
+
+// A detected straggler's plan (the discrete local search, up to ~0.6 s) is
+// computed with the lock released, as a manual straggler's: while it runs,
+// another request is answered. Were the lock held, the request below would
+// wait until the hook returned, and its future would not be ready in time.
+TEST(CoordinatorTest, ADetectedStragglersPlanIsComputedWithoutTheLock) {
+  CoordinatorOptions options;
+  Coordinator* coordinator = nullptr;
+  int64_t job = 0;
+  int unlocked = 0, answered = 0;
+  options.while_unlocked = [&] {
+    ++unlocked;
+    auto other = std::async(std::launch::async, [&] { return coordinator->GetJob(job).outcome; });
+    if (other.wait_for(std::chrono::seconds(60)) == std::future_status::ready &&
+        other.get() == Outcome::kOk) {
+      ++answered;
+    }
+  };
+  Fixture f(options);
+  coordinator = f.coordinator.get();
+  job = f.CreateJob(2);
+  for (int r = 0; r < 8; ++r) {
+    ASSERT_EQ(coordinator->RegisterRank(job, Rank(r, r % 4, r / 4).dump()).outcome, Outcome::kOk);
+  }
+  ASSERT_EQ(coordinator->PutProfile(job, "text/csv", ProfileCsv(4)).outcome, Outcome::kAccepted);
+  coordinator->WaitIdle();
+  ASSERT_EQ(coordinator->GetJob(job).body["state"], "ready");
+  const double t_min = coordinator->GetPlan(job, "0", "").body["target_time"];
+  // Pipeline 1 (ranks 4-7) 30% slower for K = 3 iterations: declared at the third.
+  for (int iteration = 0; iteration < 3; ++iteration) {
+    EXPECT_EQ(unlocked, 0);
+    for (int r = 0; r < 8; ++r) {
+      const double t = r < 4 ? t_min : 1.3 * t_min;
+      Reply reply = coordinator->ReportIteration(
+          job,
+          json{{"rank", r}, {"iteration", iteration}, {"time_s", t}, {"energy_j", 100}}.dump());
+      ASSERT_EQ(reply.outcome, Outcome::kOk) << reply.body.dump();
+    }
+  }
+  EXPECT_EQ(unlocked, 1);
+  EXPECT_EQ(answered, 1);
+  const json declared = coordinator->GetJob(job).body;
+  ASSERT_EQ(declared["stragglers"].size(), 1u) << declared.dump();
+  EXPECT_EQ(declared["stragglers"][0]["source"], "detected");
+  const json slowed = coordinator->GetPlan(job, "0", "").body;
+  EXPECT_EQ(slowed["version"], 2);
+  EXPECT_NEAR(slowed["target_time"].get<double>(), 1.3 * t_min, 1e-9);
 }
 
 }  // namespace

@@ -97,6 +97,15 @@ double TPrime(const Straggler& s, double t_min_s) {
   return s.iteration_time_s > 0 ? s.iteration_time_s : s.slowdown * t_min_s;
 }
 
+double TargetAfter(const std::map<int, Straggler>& stragglers, double t_min_s, int pipeline,
+                   const std::optional<Straggler>& change) {
+  double t_prime = change ? TPrime(*change, t_min_s) : 0;
+  for (const auto& [p, other] : stragglers) {
+    if (p != pipeline) t_prime = std::max(t_prime, TPrime(other, t_min_s));
+  }
+  return t_prime;
+}
+
 bool ParseCount(const std::string& text, int64_t* out) {
   if (text.empty() || text.size() > 18) return false;
   int64_t v = 0;

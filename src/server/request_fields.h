@@ -41,5 +41,9 @@ bool IsPhase(const std::string& phase);  // warmup | baseline | profiling | plan
 double TMin(const planner::StoredFrontier& f);
 // The iteration time a straggler imposes: given, or its slowdown times T_min.
 double TPrime(const Straggler& s, double t_min_s);
+// The time the other pipelines are planned for once `pipeline`'s entry is set
+// to `change` (nullopt: cleared): the slowest straggler's T' (0 if none).
+double TargetAfter(const std::map<int, Straggler>& stragglers, double t_min_s, int pipeline,
+                   const std::optional<Straggler>& change);
 
 }  // namespace perseus::server

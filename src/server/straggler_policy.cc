@@ -19,35 +19,37 @@ double Mean(const std::deque<double>& values) {
 }
 }  // namespace
 
-void StragglerPolicy::SetDeclared(int pipeline, double time_s, double reference_s) {
-  State& s = state_[pipeline];
-  s = State{};
-  s.declared = true;
-  s.time_s = time_s;
-  s.reference_s = reference_s;
+PipelineWatch DeclaredWatch(double time_s, double reference_s) {
+  PipelineWatch w;
+  w.declared = true;
+  w.time_s = time_s;
+  w.reference_s = reference_s;
+  return w;
 }
 
-bool StragglerPolicy::declared(int pipeline) const {
-  auto it = state_.find(pipeline);
-  return it != state_.end() && it->second.declared;
+bool IsDeclared(const StragglerWatch& watch, int pipeline) {
+  auto it = watch.find(pipeline);
+  return it != watch.end() && it->second.declared;
 }
 
-std::vector<StragglerDecision> StragglerPolicy::Observe(const std::vector<double>& times,
-                                                        const std::set<int>& manual) {
+std::vector<StragglerDecision> ObserveIteration(const StragglerPolicyOptions& options,
+                                                const std::vector<double>& times,
+                                                const std::set<int>& manual,
+                                                StragglerWatch* watch) {
   std::vector<StragglerDecision> out;
   const int n = static_cast<int>(times.size());
-  const auto k = static_cast<size_t>(options_.iterations);
-  const double th = options_.threshold;
+  const auto k = static_cast<size_t>(options.iterations);
+  const double th = options.threshold;
   std::set<int> declared_before;  // as the iteration began
-  for (const auto& [p, s] : state_) {
+  for (const auto& [p, s] : *watch) {
     if (s.declared) declared_before.insert(p);
   }
   for (int p = 0; p < n; ++p) {
     if (manual.count(p) > 0) {
-      state_.erase(p);
+      watch->erase(p);
       continue;
     }
-    State& s = state_[p];
+    PipelineWatch& s = (*watch)[p];
     // The baseline: the other pipelines that are neither stragglers (declared
     // or manual) nor this one; a declared straggler keeps the baseline it was
     // declared against, since the others then run plans slowed to its pace.
@@ -85,13 +87,13 @@ std::vector<StragglerDecision> StragglerPolicy::Observe(const std::vector<double
       if (s.slow_times.size() == k) {
         const double t_prime = Median({s.slow_times.begin(), s.slow_times.end()});
         const double ref = Median({s.slow_references.begin(), s.slow_references.end()});
-        SetDeclared(p, t_prime, ref);
+        s = DeclaredWatch(t_prime, ref);
         out.push_back({StragglerDecision::Kind::kDeclare, p, t_prime, ref});
       }
     } else if (s.since_declared.size() == k &&
                Mean(s.since_declared) <= 1 + th / 2) {  // hysteresis: th/2
       const double ref = s.reference_s;
-      state_.erase(p);
+      watch->erase(p);
       out.push_back({StragglerDecision::Kind::kClear, p, 0, ref});
     } else if (s.slow_times.size() == k) {
       const double t_prime = Median({s.slow_times.begin(), s.slow_times.end()});

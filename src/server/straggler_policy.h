@@ -29,35 +29,34 @@ struct StragglerDecision {
   bool operator==(const StragglerDecision&) const = default;
 };
 
+// What the policy remembers about one pipeline between iterations.
+struct PipelineWatch {
+  bool declared = false;
+  double time_s = 0, reference_s = 0;  // declared: T' and the baseline it was judged against
+  std::deque<double> slow_times, slow_references;  // the current run of slow iterations
+  std::deque<double> since_declared;               // the last K time/reference ratios
+  bool operator==(const PipelineWatch&) const = default;
+};
+
+// What the policy remembers about a job, by pipeline: a plain value, so that
+// the caller can keep it, copy it, and put back an earlier one.
+using StragglerWatch = std::map<int, PipelineWatch>;
+
 // The median of a non-empty list (the mean of the middle two for even sizes).
 double Median(std::vector<double> values);
 
-class StragglerPolicy {
- public:
-  explicit StragglerPolicy(StragglerPolicyOptions options) : options_(options) {}
+// One iteration: times[p] is pipeline p's compute time. `manual`: pipelines
+// that are manual stragglers (neither judged nor used as a baseline; their
+// watch is dropped). Returns the decisions to take and updates `watch`.
+// Iterations must come in increasing order; the caller skips older ones.
+std::vector<StragglerDecision> ObserveIteration(const StragglerPolicyOptions& options,
+                                                const std::vector<double>& times,
+                                                const std::set<int>& manual, StragglerWatch* watch);
 
-  // One iteration: times[p] is pipeline p's compute time. `manual`: pipelines
-  // that are manual stragglers (neither judged nor used as a baseline).
-  // Iterations must come in increasing order; the caller skips older ones.
-  std::vector<StragglerDecision> Observe(const std::vector<double>& times,
-                                         const std::set<int>& manual = {});
+// The watch of a straggler declared earlier (e.g. loaded from the database):
+// judged against `reference_s` (0: unknown, then against the others' median).
+PipelineWatch DeclaredWatch(double time_s, double reference_s);
 
-  // A straggler declared earlier (e.g. loaded from the database): judged
-  // against `reference_s` (0: unknown, then against the others' median).
-  void SetDeclared(int pipeline, double time_s, double reference_s);
-  // Forgets everything about a pipeline (a manual request took it over).
-  void Forget(int pipeline) { state_.erase(pipeline); }
-  bool declared(int pipeline) const;
-
- private:
-  struct State {
-    bool declared = false;
-    double time_s = 0, reference_s = 0;
-    std::deque<double> slow_times, slow_references;  // the current run of slow iterations
-    std::deque<double> since_declared;               // the last K time/reference ratios
-  };
-  StragglerPolicyOptions options_;
-  std::map<int, State> state_;
-};
+bool IsDeclared(const StragglerWatch& watch, int pipeline);
 
 }  // namespace perseus::server

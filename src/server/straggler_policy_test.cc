@@ -8,13 +8,21 @@ namespace {
 
 using Kind = StragglerDecision::Kind;
 
+// The options and the watch a job keeps between iterations.
+struct Policy {
+  StragglerPolicyOptions options;
+  StragglerWatch watch;
+  bool declared(int pipeline) const { return IsDeclared(watch, pipeline); }
+};
+
 // Feeds each row; returns every decision with the row index it came at.
-std::vector<std::pair<size_t, StragglerDecision>> Feed(StragglerPolicy& policy,
+std::vector<std::pair<size_t, StragglerDecision>> Feed(Policy& policy,
                                                        const std::vector<std::vector<double>>& rows,
                                                        const std::set<int>& manual = {}) {
   std::vector<std::pair<size_t, StragglerDecision>> out;
   for (size_t i = 0; i < rows.size(); ++i) {
-    for (const auto& d : policy.Observe(rows[i], manual)) out.emplace_back(i, d);
+    for (const auto& d : ObserveIteration(policy.options, rows[i], manual, &policy.watch))
+      out.emplace_back(i, d);
   }
   return out;
 }
@@ -26,7 +34,7 @@ TEST(StragglerPolicyTest, MedianOfOddAndEvenLists) {
 }
 
 TEST(StragglerPolicyTest, NoiseBelowTheThresholdNeverDeclares) {
-  StragglerPolicy policy({0.05, 3});
+  Policy policy{{0.05, 3}, {}};
   std::vector<std::vector<double>> rows;
   for (int i = 0; i < 100; ++i) {
     const double wobble = (i % 7) * 0.007;  // at most 4.2% slower
@@ -36,7 +44,7 @@ TEST(StragglerPolicyTest, NoiseBelowTheThresholdNeverDeclares) {
 }
 
 TEST(StragglerPolicyTest, KMinusOneSlowIterationsDoNotDeclareAndKDo) {
-  StragglerPolicy policy({0.05, 3});
+  Policy policy{{0.05, 3}, {}};
   // Two slow, one normal, two slow: never three in a row.
   auto none = Feed(policy, {{1, 1.2}, {1, 1.2}, {1, 1.0}, {1, 1.2}, {1, 1.2}, {1, 1.01}});
   EXPECT_TRUE(none.empty());
@@ -49,7 +57,7 @@ TEST(StragglerPolicyTest, KMinusOneSlowIterationsDoNotDeclareAndKDo) {
 }
 
 TEST(StragglerPolicyTest, RecoveryNeedsTheMeanOfTheLastKWithinTheMargin) {
-  StragglerPolicy policy({0.05, 3});
+  Policy policy{{0.05, 3}, {}};
   ASSERT_EQ(Feed(policy, {{1, 1.2}, {1, 1.2}, {1, 1.2}}).size(), 1u);
   // Once declared the other pipeline runs slowed to 1.2: that is not a baseline.
   EXPECT_TRUE(Feed(policy, {{1.2, 1.2}, {1.2, 1.2}, {1.2, 1.2}}).empty());
@@ -66,7 +74,7 @@ TEST(StragglerPolicyTest, RecoveryNeedsTheMeanOfTheLastKWithinTheMargin) {
 // reference, and one iteration in three may be 4% slow. The mean of K still
 // clears it; a run of K in-margin iterations (the rule before) would not have.
 TEST(StragglerPolicyTest, OneNoisyIterationInKDoesNotHoldARecoveryBack) {
-  StragglerPolicy policy({0.05, 3});
+  Policy policy{{0.05, 3}, {}};
   ASSERT_EQ(Feed(policy, {{1, 1.2}, {1, 1.2}, {1, 1.2}}).size(), 1u);
   auto d = Feed(policy, {{1.2, 1.0}, {1.2, 1.04}, {1.2, 0.99}});
   ASSERT_EQ(d.size(), 1u);
@@ -78,7 +86,7 @@ TEST(StragglerPolicyTest, OneNoisyIterationInKDoesNotHoldARecoveryBack) {
 }
 
 TEST(StragglerPolicyTest, BetweenTheMarginsNeitherRecoversNorRedeclares) {
-  StragglerPolicy policy({0.10, 2});
+  Policy policy{{0.10, 2}, {}};
   ASSERT_EQ(Feed(policy, {{1, 1.5}, {1, 1.5}}).size(), 1u);
   // 1.07 is neither slow (> 1.10) nor recovered (<= 1.05): it stays declared.
   EXPECT_TRUE(Feed(policy, {{1.5, 1.07}, {1.5, 1.07}, {1.5, 1.07}, {1.5, 1.07}}).empty());
@@ -88,7 +96,7 @@ TEST(StragglerPolicyTest, BetweenTheMarginsNeitherRecoversNorRedeclares) {
 }
 
 TEST(StragglerPolicyTest, AlternatingNoiseAroundTheThresholdDoesNotFlap) {
-  StragglerPolicy policy({0.05, 3});
+  Policy policy{{0.05, 3}, {}};
   std::vector<std::vector<double>> rows;
   for (int i = 0; i < 60; ++i) rows.push_back({1.0, i % 2 == 0 ? 1.06 : 1.04});
   EXPECT_TRUE(Feed(policy, rows).empty());
@@ -101,7 +109,7 @@ TEST(StragglerPolicyTest, AlternatingNoiseAroundTheThresholdDoesNotFlap) {
 }
 
 TEST(StragglerPolicyTest, RetargetsWhenTheStragglersTimeChangesByMoreThanTheThreshold) {
-  StragglerPolicy policy({0.05, 3});
+  Policy policy{{0.05, 3}, {}};
   ASSERT_EQ(Feed(policy, {{1, 1.2}, {1, 1.2}, {1, 1.2}}).size(), 1u);
   // 1.24 is within 5% of 1.2: no change.
   EXPECT_TRUE(Feed(policy, {{1.2, 1.24}, {1.2, 1.24}, {1.2, 1.24}, {1.2, 1.24}}).empty());
@@ -112,7 +120,7 @@ TEST(StragglerPolicyTest, RetargetsWhenTheStragglersTimeChangesByMoreThanTheThre
 }
 
 TEST(StragglerPolicyTest, OneOfFourAgainstTheOthersMedian) {
-  StragglerPolicy policy({0.05, 2});
+  Policy policy{{0.05, 2}, {}};
   auto d = Feed(policy, {{1.0, 1.02, 1.3, 0.99}, {1.01, 1.0, 1.3, 1.0}});
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].second.pipeline, 2);
@@ -120,24 +128,37 @@ TEST(StragglerPolicyTest, OneOfFourAgainstTheOthersMedian) {
 }
 
 TEST(StragglerPolicyTest, ManualStragglersAreNeitherJudgedNorABaseline) {
-  StragglerPolicy policy({0.05, 2});
+  Policy policy{{0.05, 2}, {}};
   // Pipeline 0 is manual and slow; 1 and 2 are alike; nothing to declare.
   EXPECT_TRUE(Feed(policy, {{2.0, 1.0, 1.0}, {2.0, 1.0, 1.0}, {2.0, 1.0, 1.0}}, {0}).empty());
   EXPECT_FALSE(policy.declared(0));
   // A declared straggler taken over manually is forgotten.
   ASSERT_EQ(Feed(policy, {{1.0, 1.5, 1.0}, {1.0, 1.5, 1.0}}).size(), 1u);
-  policy.Forget(1);
+  policy.watch.erase(1);
   EXPECT_FALSE(policy.declared(1));
 }
 
 TEST(StragglerPolicyTest, OnePipelineHasNoBaseline) {
-  StragglerPolicy policy({0.05, 1});
+  Policy policy{{0.05, 1}, {}};
   EXPECT_TRUE(Feed(policy, {{1.0}, {5.0}, {9.0}}).empty());
 }
 
+TEST(StragglerPolicyTest, TheWatchIsAValueThatCanBePutBack) {
+  // A caller that could not apply a decision restores the watch it had: the
+  // same iterations then give the same decision again.
+  Policy policy{{0.05, 2}, {}};
+  ASSERT_TRUE(Feed(policy, {{1.0, 1.5}}).empty());
+  const StragglerWatch before = policy.watch;
+  const auto first = Feed(policy, {{1.0, 1.5}});
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_NE(policy.watch, before);
+  policy.watch = before;
+  EXPECT_EQ(Feed(policy, {{1.0, 1.5}}), first);
+}
+
 TEST(StragglerPolicyTest, ADeclaredStragglerWithoutAReferenceUsesTheOthers) {
-  StragglerPolicy policy({0.05, 2});
-  policy.SetDeclared(0, 1.4, 0);
+  Policy policy{{0.05, 2}, {}};
+  policy.watch[0] = DeclaredWatch(1.4, 0);
   EXPECT_TRUE(Feed(policy, {{1.4, 1.4}}).empty());
   auto d = Feed(policy, {{1.0, 1.0}});
   ASSERT_EQ(d.size(), 1u);
