@@ -185,6 +185,12 @@ struct CoordinatorOptions {
   // Jobs planned at once, each on its own thread; queued jobs go smallest
   // first, so one large job never holds back the small ones behind it.
   int planning_threads = 2;
+  // A job of more computations per pipeline (stages x microbatches x virtual
+  // stages) is large: large jobs run on at most planning_threads - 1 workers,
+  // so the others always have one (4096: 32 x 128 plans in seconds).
+  int64_t large_job_size = 4096;
+  // Tests: runs on the worker as a job's planning begins (without the lock).
+  std::function<void(int64_t job)> on_planning;
   // A planning that runs longer fails its job (never the server or others).
   double planning_time_limit_s = 900;
   // A job whose planning was interrupted (a crash, a kill) this many times is
@@ -232,8 +238,10 @@ class Coordinator {
   Status Load();
   Job* Find(int64_t id);  // REQUIRES: mu_ held
   void PlanLoop();
-  void Enqueue(int64_t job);                         // REQUIRES: mu_ held
-  int64_t NextQueued();                              // REQUIRES: mu_ held, a queued job; removes it
+  void Enqueue(int64_t job);  // REQUIRES: mu_ held
+  // The queued job a free worker takes next, if one may start. REQUIRES: mu_ held.
+  std::optional<std::deque<int64_t>::iterator> Runnable();
+  int64_t PlanningSize(int64_t id);                  // REQUIRES: mu_ held
   void Plan(int64_t id);                             // one job's planning, outside mu_
   void FailLoad(Job* job, const std::string& what);  // a row did not parse
   // Straggler set -> every pipeline's point and target; bumps versions that changed.
@@ -278,6 +286,7 @@ class Coordinator {
   CoordinatorOptions options_;
   std::deque<int64_t> queue_;
   int planning_running_ = 0;
+  int large_running_ = 0;  // of which large (CoordinatorOptions::large_job_size)
   bool stop_ = false;
   std::condition_variable queue_cv_, idle_cv_;
   std::vector<std::thread> planners_;

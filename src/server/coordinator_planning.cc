@@ -17,23 +17,30 @@ void Coordinator::Enqueue(int64_t id) {
   queue_cv_.notify_one();
 }
 
-int64_t Coordinator::NextQueued() {
-  // Smallest job first (computations per pipeline, as the limits count them;
-  // ties in arrival order): a large job never holds back the small ones
-  // queued behind it, and at most planning_threads large ones run at once.
-  auto size = [&](int64_t id) -> int64_t {
-    const Job* job = Find(id);
-    if (job == nullptr) return 0;
-    const JobConfig& c = job->config;
-    return static_cast<int64_t>(c.spec.stages) * c.spec.microbatches * c.spec.virtual_stages;
-  };
+int64_t Coordinator::PlanningSize(int64_t id) {
+  // Computations per pipeline, as the limits count them (0: the job went).
+  const Job* job = Find(id);
+  if (job == nullptr) return 0;
+  const JobConfig& c = job->config;
+  return static_cast<int64_t>(c.spec.stages) * c.spec.microbatches * c.spec.virtual_stages;
+}
+
+std::optional<std::deque<int64_t>::iterator> Coordinator::Runnable() {
+  // Smallest job first (ties in arrival order): a large job never holds back
+  // the small ones queued behind it. Large jobs leave one worker to the
+  // others: while planning_threads - 1 of them run, the next large one waits,
+  // so a small job never waits for large ones (only a 1-thread server has no
+  // worker to spare).
+  if (queue_.empty()) return std::nullopt;
   auto best = queue_.begin();
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    if (size(*it) < size(*best)) best = it;
+    if (PlanningSize(*it) < PlanningSize(*best)) best = it;
   }
-  const int64_t id = *best;
-  queue_.erase(best);
-  return id;
+  const int large_lanes = std::max(1, options_.planning_threads - 1);
+  if (PlanningSize(*best) > options_.large_job_size && large_running_ >= large_lanes) {
+    return std::nullopt;
+  }
+  return best;
 }
 
 void Coordinator::WaitIdle() {
@@ -44,17 +51,26 @@ void Coordinator::WaitIdle() {
 void Coordinator::PlanLoop() {
   for (;;) {
     int64_t id = 0;
+    bool large = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      queue_cv_.wait(lock, [&] { return stop_ || Runnable().has_value(); });
       if (stop_) return;
-      id = NextQueued();
+      const auto next = *Runnable();
+      id = *next;
+      queue_.erase(next);
       if (Find(id) == nullptr) continue;
+      large = PlanningSize(id) > options_.large_job_size;
+      if (large) ++large_running_;
       ++planning_running_;
     }
     Plan(id);
     std::lock_guard<std::mutex> lock(mu_);
     --planning_running_;
+    if (large) {
+      --large_running_;
+      queue_cv_.notify_all();  // a large job queued behind it may run now
+    }
     idle_cv_.notify_all();
   }
 }
@@ -85,6 +101,7 @@ void Coordinator::Plan(int64_t id) {
     prepared = std::move(job->prepared);
   }
   // Plan without the lock: other requests (and other plannings) go on.
+  if (options_.on_planning) options_.on_planning(id);
   const auto start = std::chrono::steady_clock::now();
   const double limit_s = options_.planning_time_limit_s;
   auto should_stop = [&] {

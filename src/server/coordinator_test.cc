@@ -6,7 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "src/server/memory_job_store.h"
 #include "tests/support/profiles.h"
@@ -36,11 +40,11 @@ struct Fixture {
     EXPECT_TRUE(opened.ok()) << opened.status().message();
     coordinator = std::move(opened).value();
   }
-  int64_t CreateJob(int dp) {
+  int64_t CreateJob(int dp, int microbatches = 8) {
     Reply r = coordinator->CreateJob(json{
         {"name", "gpt3"},
         {"stages", 4},
-        {"microbatches", 8},
+        {"microbatches", microbatches},
         {"dp", dp},
         {"blocking_power_w", 83.64}}.dump());
     EXPECT_EQ(r.outcome, Outcome::kCreated) << r.body.dump();
@@ -146,6 +150,63 @@ TEST(CoordinatorTest, ADetectedStragglersPlanIsComputedWithoutTheLock) {
   const json slowed = coordinator->GetPlan(job, "0", "").body;
   EXPECT_EQ(slowed["version"], 2);
   EXPECT_NEAR(slowed["target_time"].get<double>(), 1.3 * t_min, 1e-9);
+}
+
+// Large jobs leave a worker to the others: with two workers, two large jobs
+// whose planning does not end (held in the hook) do not keep a small job from
+// its plan. Were both workers given to the large ones, the small job would
+// still be queued when the wait below gives up.
+TEST(CoordinatorTest, LargeJobsLeaveAWorkerToSmallOnes) {
+  CoordinatorOptions options;
+  options.planning_threads = 2;
+  options.large_job_size = 100;  // 4 x 32 is large, 4 x 8 small
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::set<int64_t> large, held;
+  options.on_planning = [&](int64_t id) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (large.count(id) == 0) return;
+    held.insert(id);
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  };
+  Fixture f(options);
+  Coordinator& c = *f.coordinator;
+  auto profiled = [&](int64_t id) {
+    for (int r = 0; r < 4; ++r) {
+      ASSERT_EQ(c.RegisterRank(id, Rank(r, r, 0).dump()).outcome, Outcome::kOk);
+    }
+    ASSERT_EQ(c.PutProfile(id, "text/csv", ProfileCsv(4)).outcome, Outcome::kAccepted);
+  };
+  const int64_t a = f.CreateJob(1, 32), b = f.CreateJob(1, 32), small = f.CreateJob(1, 8);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    large = {a, b};
+  }
+  profiled(a);
+  profiled(b);
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return !held.empty(); }));
+  }
+  profiled(small);
+  std::string state;
+  for (int i = 0; i < 600 && state != "ready"; ++i) {
+    state = c.GetJob(small).body.value("state", "");
+    if (state != "ready") std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(state, "ready");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(held.size(), 1u);  // the second large job waits for the first
+    release = true;
+  }
+  cv.notify_all();
+  c.WaitIdle();
+  EXPECT_EQ(c.GetJob(a).body["state"], "ready");
+  EXPECT_EQ(c.GetJob(b).body["state"], "ready");
+  EXPECT_EQ(held.size(), 2u);
 }
 
 }  // namespace
