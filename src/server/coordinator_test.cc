@@ -104,6 +104,25 @@ TEST(CoordinatorTest, AFailedCommitChangesNothingInMemory) {
   EXPECT_EQ(f.coordinator->ListJobs("").body["jobs"].size(), 1u);
 }
 
+// A job's name is 1..200 characters as the OpenAPI description's maxLength
+// counts them (code points), not bytes: 200 two-byte characters are a name.
+TEST(CoordinatorTest, ANamesLengthIsCountedInCharacters) {
+  Fixture f;
+  auto create = [&](const std::string& name) {
+    return f.coordinator->CreateJob(
+        json{{"name", name}, {"stages", 4}, {"microbatches", 8}, {"blocking_power_w", 83.64}}
+            .dump());
+  };
+  std::string accented;
+  for (int i = 0; i < 200; ++i) accented += "\xc3\xa9";  // é: 400 bytes
+  EXPECT_EQ(create(accented).outcome, Outcome::kCreated);
+  Reply longer = create(accented + "e");
+  EXPECT_EQ(longer.outcome, Outcome::kInvalid);
+  EXPECT_EQ(longer.body["field"], "name");
+  EXPECT_EQ(create("").outcome, Outcome::kInvalid);
+  EXPECT_EQ(create(std::string(200, 'x')).outcome, Outcome::kCreated);
+}
+
 // A detected straggler's plan (the discrete local search, up to ~0.6 s) is
 // computed with the lock released, as a manual straggler's: while it runs,
 // another request is answered. Were the lock held, the request below would

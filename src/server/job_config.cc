@@ -143,7 +143,11 @@ Result<JobConfig> ParseJobConfig(const json& j, std::string* field) {
         Get(j, "straggler_iterations", false, &c.straggler_iterations, field)}) {
     if (!s.ok()) return s;
   }
-  if (c.name.empty() || c.name.size() > 200) return Bad(field, "name", "must be 1..200 characters");
+  // Characters as JSON Schema's maxLength counts them: code points (the JSON
+  // parser has checked the UTF-8; continuation bytes are 10xxxxxx).
+  const auto characters =
+      std::count_if(c.name.begin(), c.name.end(), [](char b) { return (b & 0xC0) != 0x80; });
+  if (characters < 1 || characters > 200) return Bad(field, "name", "must be 1..200 characters");
   if (csv) {
     if (Status s = ApplyScheduleCsv(j, &c, field); !s.ok()) return s;
   } else if (c.spec.schedule == "csv") {
