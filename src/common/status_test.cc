@@ -31,6 +31,24 @@ TEST(StatusTest, PropagationMacrosReturnTheFirstError) {
   EXPECT_EQ(CheckQuarter(2).message(), "odd: 1");
 }
 
+// A status may name the input field at fault; it travels with the status
+// through Result and the propagation macros.
+TEST(StatusTest, TheFieldAtFaultTravelsWithTheStatus) {
+  EXPECT_EQ(Status::InvalidInput("x").field(), "");
+  auto named = [](int v) -> Result<int> {
+    if (v < 1) return Status::InvalidInput("stages is required").WithField("stages");
+    return v;
+  };
+  auto twice = [&](int v) -> Result<int> {
+    PERSEUS_ASSIGN_OR_RETURN(int x, named(v));
+    return 2 * x;
+  };
+  const Status s = twice(0).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidInput);
+  EXPECT_EQ(s.message(), "stages is required");
+  EXPECT_EQ(s.field(), "stages");
+}
+
 // abseil's rule: a Result made from an OK status holds no value, so it is an
 // error (kInternal) rather than an OK Result without a value.
 TEST(StatusTest, AResultFromAnOkStatusIsAnInternalError) {

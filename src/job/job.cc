@@ -15,7 +15,8 @@ namespace {
 
 Status CheckPositive(double value, const char* option) {
   if (!(value > 0) || !std::isfinite(value)) {
-    return Status::InvalidInput(std::string(option) + " must be a positive number");
+    return Status::InvalidInput(std::string(option) + " must be a positive number")
+        .WithField(option);
   }
   return Status::Ok();
 }
@@ -32,7 +33,8 @@ Status CheckWorkLimits(const JobSpec& spec, const WorkLimits& limits) {
   if (spec.virtual_stages < 1 || spec.virtual_stages > limits.max_virtual_stages) {
     return Status::InvalidInput("virtual_stages must be between 1 and " +
                                 std::to_string(limits.max_virtual_stages) + ", not " +
-                                std::to_string(spec.virtual_stages));
+                                std::to_string(spec.virtual_stages))
+        .WithField("virtual_stages");
   }
   if (!spec.schedule_file.empty() || !spec.schedule_csv.empty()) return Status::Ok();
   // A built-in schedule: S x M x V forwards and as many backwards (split in
@@ -45,11 +47,14 @@ Status CheckWorkLimits(const JobSpec& spec, const WorkLimits& limits) {
                                std::max(spec.microbatches, 0) * spec.virtual_stages * per_chunk;
   if (computations > limits.max_computations) {
     return Status::InvalidInput(
-        "stages x microbatches" + std::string(spec.virtual_stages > 1 ? " x virtual_stages" : "") +
-        " make " + std::to_string(computations) + " computations per pipeline (" +
-        std::to_string(spec.stages) + " x " + std::to_string(spec.microbatches) +
-        (spec.virtual_stages > 1 ? " x " + std::to_string(spec.virtual_stages) : "") + " x " +
-        std::to_string(per_chunk) + "); at most " + std::to_string(limits.max_computations));
+               "stages x microbatches" +
+               std::string(spec.virtual_stages > 1 ? " x virtual_stages" : "") + " make " +
+               std::to_string(computations) + " computations per pipeline (" +
+               std::to_string(spec.stages) + " x " + std::to_string(spec.microbatches) +
+               (spec.virtual_stages > 1 ? " x " + std::to_string(spec.virtual_stages) : "") +
+               " x " + std::to_string(per_chunk) + "); at most " +
+               std::to_string(limits.max_computations))
+        .WithField("microbatches");
   }
   return Status::Ok();
 }
@@ -75,11 +80,15 @@ Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec, const WorkLimits& 
     schedules::ScheduleKind kind;
     if (!schedules::ParseScheduleName(spec.schedule, &kind)) {
       return Status::InvalidInput("schedule must be one of " + schedules::ScheduleNames() +
-                                  ", not '" + spec.schedule + "'");
+                                  ", not '" + spec.schedule + "'")
+          .WithField("schedule");
     }
-    if (spec.stages < 1) return Status::InvalidInput("stages is required (at least 1)");
+    if (spec.stages < 1) {
+      return Status::InvalidInput("stages is required (at least 1)").WithField("stages");
+    }
     if (spec.microbatches < 1) {
-      return Status::InvalidInput("microbatches is required (at least 1)");
+      return Status::InvalidInput("microbatches is required (at least 1)")
+          .WithField("microbatches");
     }
     auto generated =
         schedules::GenerateRankOrders(kind, {spec.stages, spec.microbatches, spec.virtual_stages});
@@ -96,8 +105,9 @@ Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec, const WorkLimits& 
   r.dag = std::move(dag).value();
   if (r.dag.num_nodes() > limits.max_computations) {
     return Status::InvalidInput(
-        CsvSource(spec) + ": the schedule has " + std::to_string(r.dag.num_nodes()) +
-        " computations per pipeline; at most " + std::to_string(limits.max_computations));
+               CsvSource(spec) + ": the schedule has " + std::to_string(r.dag.num_nodes()) +
+               " computations per pipeline; at most " + std::to_string(limits.max_computations))
+        .WithField(spec.schedule_csv.empty() ? "schedule_file" : "schedule_csv");
   }
   return r;
 }
@@ -112,7 +122,8 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
   planner::PlannerOptions options;
   if (!planner::ParseCostModel(spec.cost_model, &options.cost_model)) {
     return Status::InvalidInput("cost_model must be " + planner::CostModelNames() + ", not '" +
-                                spec.cost_model + "'");
+                                spec.cost_model + "'")
+        .WithField("cost_model");
   }
   for (Status s : {CheckPositive(spec.time_scale, "time_scale"),
                    CheckPositive(spec.energy_scale, "energy_scale")}) {
@@ -122,10 +133,11 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
     if (Status s = CheckPositive(spec.unit_time_s, "unit_time"); !s.ok()) return s;
   }
   if (!(spec.blocking_power_w >= 0) || !std::isfinite(spec.blocking_power_w)) {
-    return Status::InvalidInput("blocking_power_w must be a non-negative number of watts");
+    return Status::InvalidInput("blocking_power_w must be a non-negative number of watts")
+        .WithField("blocking_power_w");
   }
-  if (spec.tp < 1) return Status::InvalidInput("tp must be at least 1");
-  if (spec.dp < 1) return Status::InvalidInput("dp must be at least 1");
+  if (spec.tp < 1) return Status::InvalidInput("tp must be at least 1").WithField("tp");
+  if (spec.dp < 1) return Status::InvalidInput("dp must be at least 1").WithField("dp");
 
   PreparedJob job;
   job.tp = spec.tp;

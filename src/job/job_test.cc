@@ -282,6 +282,36 @@ TEST(JobTest, WorkBeyondTheLimitsIsRefusedNamingTheField) {
   EXPECT_EQ(message(spec, kTwoStages), "");
 }
 
+// Each refusal names the job field at fault (Status::field), which the
+// coordinator returns as its reply's "field"; a profile's own fault names none.
+TEST(JobTest, RefusalsNameTheFieldAtFault) {
+  auto field = [](JobSpec spec, const std::string& csv) {
+    auto job = PrepareJob(spec, Parse(csv));
+    return job.ok() ? std::string("(ok)") : job.status().field();
+  };
+  JobSpec spec = Spec("1f1b", 2, 2);
+  spec.unit_time_s = 1e-5;
+  EXPECT_EQ(field(spec, std::string(kTwoStages) + "0,forward,100,100,1\n"), "unit_time");
+  spec = Spec("interleaved-1f1b", 2, 4);
+  spec.virtual_stages = 1000;
+  EXPECT_EQ(field(spec, kTwoStages), "virtual_stages");
+  EXPECT_EQ(field(Spec("1f1b", 2048, 1024), kTwoStages), "microbatches");
+  EXPECT_EQ(field(Spec("2f2b", 2, 2), kTwoStages), "schedule");
+  spec = Spec("1f1b", 2, 2);
+  spec.cost_model = "cubic";
+  EXPECT_EQ(field(spec, kTwoStages), "cost_model");
+  spec = Spec("1f1b", 2, 2);
+  spec.time_scale = -1;
+  EXPECT_EQ(field(spec, kTwoStages), "time_scale");
+  spec = Spec("1f1b", 2, 2);
+  spec.tp = 0;
+  EXPECT_EQ(field(spec, kTwoStages), "tp");
+  EXPECT_EQ(field(Spec("1f1b", 2, 2), kTwoStages), "(ok)");
+  spec.tp = 1;
+  spec.energy_scale = 1e13;  // the profile's energies: no job field
+  EXPECT_EQ(field(spec, kTwoStages), "");
+}
+
 // The automatic quantum: the fastest computation / 500, rounded down to 1, 2 or
 // 5 x 10^k, within [1e-5, 1] s; a scaled profile gets a scaled quantum.
 TEST(JobTest, TheDefaultUnitComesFromTheFastestComputation) {

@@ -124,10 +124,12 @@ Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& prof
                              const PlannerOptions& options) {
   if (!dag || !dag->finalized()) return Status::Internal("BuildProblem needs a finalized DAG");
   if (!(options.unit_time_s > 0) || !std::isfinite(options.unit_time_s)) {
-    return Status::InvalidInput("unit_time must be a positive number of seconds");
+    return Status::InvalidInput("unit_time must be a positive number of seconds")
+        .WithField("unit_time");
   }
   if (!(options.blocking_power_w >= 0) || !std::isfinite(options.blocking_power_w)) {
-    return Status::InvalidInput("blocking_power_w must be a non-negative number of watts");
+    return Status::InvalidInput("blocking_power_w must be a non-negative number of watts")
+        .WithField("blocking_power_w");
   }
   Problem problem;
   problem.dag = dag;
@@ -154,23 +156,26 @@ Result<Problem> BuildProblem(std::shared_ptr<const Dag> dag, const Profile& prof
       const double units = std::ceil(max_time / options.unit_time_s);
       if (units > static_cast<double>(options.max_units_per_computation)) {
         return Status::InvalidInput(
-            "unit_time " + NumberText(options.unit_time_s) + " s is too small: stage " +
-            std::to_string(key.key.stage) + " " +
-            std::string(InstructionName(key.key.instruction)) + " takes up to " +
-            NumberText(max_time) + " s, " + NumberText(units) + " units (at most " +
-            std::to_string(options.max_units_per_computation) +
-            " per computation); a unit_time of at least " +
-            NumberText(max_time / static_cast<double>(options.max_units_per_computation)) +
-            " s fits");
+                   "unit_time " + NumberText(options.unit_time_s) + " s is too small: stage " +
+                   std::to_string(key.key.stage) + " " +
+                   std::string(InstructionName(key.key.instruction)) + " takes up to " +
+                   NumberText(max_time) + " s, " + NumberText(units) + " units (at most " +
+                   std::to_string(options.max_units_per_computation) +
+                   " per computation); a unit_time of at least " +
+                   NumberText(max_time / static_cast<double>(options.max_units_per_computation)) +
+                   " s fits")
+            .WithField("unit_time");
       }
       total_units += static_cast<int64_t>(units);
       if (total_units > options.max_total_units) {
         return Status::InvalidInput(
-            "unit_time " + NumberText(options.unit_time_s) +
-            " s is too small for this profile: its computations span more than " +
-            std::to_string(options.max_total_units) +
-            " time units in all (the planner's tables would not fit its memory bound); choose "
-            "a larger unit_time (or 0 for the automatic one)");
+                   "unit_time " + NumberText(options.unit_time_s) +
+                   " s is too small for this profile: its computations span more than " +
+                   std::to_string(options.max_total_units) +
+                   " time units in all (the planner's tables would not fit its memory bound); "
+                   "choose "
+                   "a larger unit_time (or 0 for the automatic one)")
+            .WithField("unit_time");
       }
       // Integer costs (kCostUnitJoules) and their sums over the DAG must stay
       // far from int64 overflow.

@@ -18,12 +18,7 @@ Reply Coordinator::CreateJob(const std::string& body) {
   auto config = ParseJobConfig(j, &field);
   if (!config.ok()) return Error(Outcome::kInvalid, config.status().message(), field);
   if (Status s = job::CheckWorkLimits(config->spec, options_.limits); !s.ok()) {
-    // The message begins with the field at fault.
-    const bool virtual_stages = s.message().rfind("virtual_stages", 0) == 0;
-    return Error(Outcome::kInvalid, s.message(),
-                 virtual_stages                      ? "virtual_stages"
-                 : config->spec.schedule_csv.empty() ? "microbatches"
-                                                     : "schedule_csv");
+    return Error(Outcome::kInvalid, s.message(), s.field());
   }
   std::lock_guard<std::mutex> lock(mu_);
   JobStore::Transaction tx(*store_);
@@ -410,9 +405,10 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     spec.blocking_power_w = blocking ? blocking->watts : 0;
     auto checked = job::PrepareJob(spec, std::move(*whole), options_.limits);
     if (!checked.ok()) {
-      const std::string& m = checked.status().message();
-      return Error(Outcome::kInvalid, "the profile cannot be planned for this job: " + m,
-                   m.rfind("unit_time", 0) == 0 ? "unit_time" : "profile");
+      // A job field at fault (unit_time too small for it) is named; else the profile.
+      const Status& st = checked.status();
+      return Error(Outcome::kInvalid, "the profile cannot be planned for this job: " + st.message(),
+                   st.field().empty() ? "profile" : st.field());
     }
     prepared = std::make_shared<const job::PreparedJob>(std::move(checked).value());
     row.state = JobState::kPlanning;

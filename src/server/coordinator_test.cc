@@ -109,9 +109,11 @@ TEST(CoordinatorTest, AFailedCommitChangesNothingInMemory) {
 TEST(CoordinatorTest, ANamesLengthIsCountedInCharacters) {
   Fixture f;
   auto create = [&](const std::string& name) {
-    return f.coordinator->CreateJob(
-        json{{"name", name}, {"stages", 4}, {"microbatches", 8}, {"blocking_power_w", 83.64}}
-            .dump());
+    return f.coordinator->CreateJob(json{
+        {"name", name},
+        {"stages", 4},
+        {"microbatches", 8},
+        {"blocking_power_w", 83.64}}.dump());
   };
   std::string accented;
   for (int i = 0; i < 200; ++i) accented += "\xc3\xa9";  // é: 400 bytes

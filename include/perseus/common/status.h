@@ -46,11 +46,20 @@ class [[nodiscard]] Status {
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // The input field at fault, when the error is about one ("unit_time",
+  // "virtual_stages": a job specification's names); "" otherwise. Interfaces
+  // map it to what they call the field (an HTTP reply's "field").
+  const std::string& field() const { return field_; }
+  Status WithField(std::string field) && {
+    field_ = std::move(field);
+    return std::move(*this);
+  }
 
  private:
   Status(StatusCode code, std::string msg) : code_(code), message_(std::move(msg)) {}
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string field_;
 };
 
 // Either a value or a non-OK Status. Made from an OK Status (a bug: there is
