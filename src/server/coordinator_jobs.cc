@@ -43,6 +43,21 @@ Reply Coordinator::GetJob(int64_t id) {
   return Ok(Outcome::kOk, JobJson(job));
 }
 
+namespace {
+
+// What GET /v1/jobs lists of a job and its own view begins with.
+json JobSummary(const Job& job) {
+  json row = {{"job_id", job.id},
+              {"state", StateName(job.state)},
+              {"progress", job.progress},
+              {"ranks_registered", job.ranks.size()},
+              {"ranks_expected", job.config.ranks()}};
+  if (!job.reason.empty()) row["reason"] = job.reason;
+  return row;
+}
+
+}  // namespace
+
 Reply Coordinator::ListJobs(const std::string& state_name) {
   std::optional<JobState> only;
   if (!state_name.empty()) {
@@ -56,13 +71,8 @@ Reply Coordinator::ListJobs(const std::string& state_name) {
   json jobs = json::array();
   for (const auto& [id, job] : jobs_) {
     if (only && job.state != *only) continue;
-    json row = {{"job_id", id},
-                {"name", job.config.name},
-                {"state", StateName(job.state)},
-                {"progress", job.progress},
-                {"ranks_registered", job.ranks.size()},
-                {"ranks_expected", job.config.ranks()}};
-    if (!job.reason.empty()) row["reason"] = job.reason;
+    json row = JobSummary(job);
+    row["name"] = job.config.name;
     jobs.push_back(std::move(row));
   }
   return Ok(Outcome::kOk, {{"jobs", std::move(jobs)}});
@@ -87,13 +97,8 @@ Reply Coordinator::DeleteJob(int64_t id) {
 }
 
 json Coordinator::JobJson(const Job* job) const {
-  json body = {{"job_id", job->id},
-               {"config", job->config.ToJson()},
-               {"state", StateName(job->state)},
-               {"progress", job->progress},
-               {"ranks_registered", job->ranks.size()},
-               {"ranks_expected", job->config.ranks()}};
-  if (!job->reason.empty()) body["reason"] = job->reason;
+  json body = JobSummary(*job);
+  body["config"] = job->config.ToJson();
   if (auto blocking = BlockingPower(*job)) {
     body["blocking_power"] = {{"w", blocking->watts}, {"source", blocking->source}};
   }
