@@ -56,6 +56,129 @@ json JobSummary(const Job& job) {
   return row;
 }
 
+// The first profile row whose clock one of `ranks` does not support, and that
+// rank: each distinct frequency is checked once, at its first row, against
+// every rank in rank order. Both arrival orders use it: a profile checked
+// against the ranks registered, and a late rank against the profile.
+struct UnsupportedClock {
+  const planner::Measurement* row = nullptr;
+  int rank = 0;
+};
+std::optional<UnsupportedClock> FirstUnsupportedClock(const planner::Profile& profile,
+                                                      const std::map<int, RankInfo>& ranks) {
+  std::set<int> checked;
+  for (const auto& [key, rows] : profile.measurements) {
+    for (const auto& m : rows) {
+      if (!checked.insert(m.frequency_mhz).second) continue;
+      for (const auto& [r, info] : ranks) {
+        const auto& allowed = info.frequencies_mhz;
+        if (std::find(allowed.begin(), allowed.end(), m.frequency_mhz) == allowed.end()) {
+          return UnsupportedClock{&m, r};
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// One rank's measurement upload (JSON), validated alone: its rows as profile
+// CSV lines at the rank's (stage, tp_rank), and its measured blocking power.
+struct RankUpload {
+  int rank = 0;
+  std::pair<int, int> key;  // (stage, tp_rank)
+  std::string rows;         // CSV lines, without the header
+  double blocking_w = -1;   // -1: not measured
+};
+const char kMeasurementsHeader[] = "stage,instruction,frequency,time,energy,tp_rank\n";
+
+// A rank's mistake is that rank's 400, naming its own entry ("rank 3's
+// measurements[7] ...").
+std::optional<Reply> ReadRankUpload(const Job& job, const std::string& body, RankUpload* out) {
+  json j;
+  if (auto error = ParseObject(body, &j)) return *error;
+  if (auto e = OnlyFields(j, {"rank", "blocking_power_w", "measurements"})) return *e;
+  int64_t rank = 0;
+  if (auto e = IntField(j, "rank", 0, job.config.ranks() - 1, &rank)) return *e;
+  auto info = job.ranks.find(static_cast<int>(rank));
+  if (info == job.ranks.end()) {
+    return Error(Outcome::kConflict,
+                 "rank " + std::to_string(rank) + " is not registered (register it first)", "rank");
+  }
+  if (auto e = NumberField(j, "blocking_power_w", 0, 1e5, &out->blocking_w, false)) return *e;
+  auto rows = j.find("measurements");
+  if (rows == j.end() || !rows->is_array() || rows->empty() || rows->size() > 100000) {
+    return Error(Outcome::kInvalid,
+                 "field 'measurements' must be a non-empty array (at most 100000 entries)",
+                 "measurements");
+  }
+  const std::string who = "rank " + std::to_string(rank) + "'s ";
+  std::string text, alone;  // alone: the same rows as stage 0, tp_rank 0
+  std::map<std::pair<planner::Instruction, int64_t>, size_t> seen;
+  for (size_t k = 0; k < rows->size(); ++k) {
+    const json& m = (*rows)[k];
+    const std::string where = "measurements[" + std::to_string(k) + "]";
+    if (!m.is_object())
+      return Error(Outcome::kInvalid, who + where + " must be an object", "measurements");
+    if (auto e = OnlyFields(m, {"instruction", "frequency_mhz", "time_s", "energy_j"},
+                            " in " + who + where)) {
+      return *e;
+    }
+    auto instr = m.find("instruction");
+    planner::Instruction parsed;
+    if (instr == m.end() || !instr->is_string() ||
+        !planner::ParseInstruction(instr->get<std::string>(), &parsed)) {
+      return Error(Outcome::kInvalid,
+                   who + where +
+                       ": 'instruction' must be forward, backward, backward_input or "
+                       "backward_weight",
+                   "measurements");
+    }
+    int64_t mhz = 0;
+    double time_s = 0, energy_j = 0;
+    if (auto e = IntField(m, "frequency_mhz", 1, 100000, &mhz)) return *e;
+    const auto& allowed = info->second.frequencies_mhz;
+    if (std::find(allowed.begin(), allowed.end(), mhz) == allowed.end()) {
+      return Error(Outcome::kInvalid,
+                   who + where + ": " + std::to_string(mhz) + " MHz is not among rank " +
+                       std::to_string(rank) + "'s supported frequencies",
+                   "frequency_mhz");
+    }
+    if (auto e = NumberField(m, "time_s", 1e-9, 1e6, &time_s)) return *e;
+    if (auto e = NumberField(m, "energy_j", 0, 1e12, &energy_j)) return *e;
+    auto [previous, fresh] = seen.emplace(std::make_pair(parsed, mhz), k);
+    if (!fresh) {
+      return Error(Outcome::kInvalid,
+                   who + where + " repeats " + std::string(planner::InstructionName(parsed)) +
+                       " at " + std::to_string(mhz) + " MHz (measurements[" +
+                       std::to_string(previous->second) + "])",
+                   "measurements");
+    }
+    const std::string columns = std::string(planner::InstructionName(parsed)) + "," +
+                                std::to_string(mhz) + "," + json(time_s).dump() + "," +
+                                json(energy_j).dump() + ",";
+    text += std::to_string(info->second.pp_rank) + "," + columns +
+            std::to_string(info->second.tp_rank) + "\n";
+    alone += "0," + columns + "0\n";
+  }
+  if (auto parsed = planner::ParseProfileCsv(kMeasurementsHeader + alone, "measurements");
+      !parsed.ok()) {
+    // "measurements:L: ..." names line L, which is measurements[L - 2].
+    std::string message = parsed.status().message();
+    const size_t colon = message.find(':', 13);
+    if (message.rfind("measurements:", 0) == 0 && colon != std::string::npos) {
+      int64_t line = 0;
+      if (ParseCount(message.substr(13, colon - 13), &line) && line >= 2) {
+        message = "measurements[" + std::to_string(line - 2) + "]" + message.substr(colon);
+      }
+    }
+    return Error(Outcome::kInvalid, who + message, "measurements");
+  }
+  out->rank = static_cast<int>(rank);
+  out->key = {info->second.pp_rank, info->second.tp_rank};
+  out->rows = std::move(text);
+  return std::nullopt;
+}
+
 }  // namespace
 
 Reply Coordinator::ListJobs(const std::string& state_name) {
@@ -214,19 +337,13 @@ Reply Coordinator::RegisterRank(int64_t id, const std::string& body) {
   // A rank that arrives after the profile: the plan's clocks must be its GPU's.
   if (!job->profile_csv.empty()) {
     auto profile = planner::ParseProfileCsv(job->profile_csv, "profile");
-    if (profile.ok()) {
-      for (const auto& [key, rows] : profile->measurements) {
-        for (const auto& m : rows) {
-          const auto& allowed = info.frequencies_mhz;
-          if (std::find(allowed.begin(), allowed.end(), m.frequency_mhz) == allowed.end()) {
-            return Error(Outcome::kInvalid,
-                         "the job's profile uses " + std::to_string(m.frequency_mhz) +
-                             " MHz, which is not among rank " + std::to_string(info.rank) +
-                             "'s frequencies_mhz",
-                         "frequencies_mhz");
-          }
-        }
-      }
+    if (!profile.ok()) return FromStatus(profile.status());  // it parsed when it came
+    if (auto bad = FirstUnsupportedClock(*profile, {{info.rank, info}})) {
+      return Error(Outcome::kInvalid,
+                   "the job's profile uses " + std::to_string(bad->row->frequency_mhz) +
+                       " MHz, which is not among rank " + std::to_string(info.rank) +
+                       "'s frequencies_mhz",
+                   "frequencies_mhz");
     }
   }
   JobStore::Transaction tx(*store_);
@@ -255,8 +372,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   const bool csv = content_type.rfind("text/csv", 0) == 0;
   const bool was_profiling = job->state == JobState::kProfiling;
   bool complete = csv;
-  std::optional<std::pair<std::pair<int, int>, std::string>> upload;  // (stage, tp) -> rows
-  double blocking_w = -1;
+  std::optional<RankUpload> upload;  // a rank's measurements (JSON)
   auto measured = job->measured;
   auto measured_blocking = job->measured_blocking_w;
   std::optional<planner::Profile> whole;             // the complete profile, parsed
@@ -264,23 +380,13 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   if (csv) {
     auto profile = planner::ParseProfileCsv(body, "profile");
     if (!profile.ok()) return Error(Outcome::kInvalid, profile.status().message(), "profile");
-    // Every frequency the plan may use must be one the ranks' GPUs support
-    // (each distinct frequency checked once, at its first row).
-    std::set<int> checked;
-    for (const auto& [key, rows] : profile->measurements) {
-      for (const auto& m : rows) {
-        if (!checked.insert(m.frequency_mhz).second) continue;
-        for (const auto& [r, info] : job->ranks) {
-          const auto& allowed = info.frequencies_mhz;
-          if (std::find(allowed.begin(), allowed.end(), m.frequency_mhz) == allowed.end()) {
-            return Error(Outcome::kInvalid,
-                         "profile:" + std::to_string(m.line) + ": " +
-                             std::to_string(m.frequency_mhz) + " MHz is not among rank " +
-                             std::to_string(r) + "'s supported frequencies",
-                         "frequency");
-          }
-        }
-      }
+    // Every frequency the plan may use must be one the ranks' GPUs support.
+    if (auto bad = FirstUnsupportedClock(*profile, job->ranks)) {
+      return Error(Outcome::kInvalid,
+                   "profile:" + std::to_string(bad->row->line) + ": " +
+                       std::to_string(bad->row->frequency_mhz) + " MHz is not among rank " +
+                       std::to_string(bad->rank) + "'s supported frequencies",
+                   "frequency");
     }
     if (!job->config.blocking_power_given) {
       return Error(Outcome::kInvalid,
@@ -293,109 +399,29 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
     row.profile_csv = body;
     whole = std::move(profile).value();
   } else {
-    // JSON: one rank's measurements of its stage, validated alone (a rank's
-    // mistake is that rank's 400, naming its own entry); a rank may upload
-    // again until the profile is complete, replacing its rows.
-    json j;
-    if (auto error = ParseObject(body, &j)) return *error;
-    if (auto e = OnlyFields(j, {"rank", "blocking_power_w", "measurements"})) return *e;
-    int64_t rank = 0;
-    if (auto e = IntField(j, "rank", 0, job->config.ranks() - 1, &rank)) return *e;
-    auto info = job->ranks.find(static_cast<int>(rank));
-    if (info == job->ranks.end()) {
-      return Error(Outcome::kConflict,
-                   "rank " + std::to_string(rank) + " is not registered (register it first)",
-                   "rank");
-    }
-    if (auto e = NumberField(j, "blocking_power_w", 0, 1e5, &blocking_w, false)) return *e;
-    auto rows = j.find("measurements");
-    if (rows == j.end() || !rows->is_array() || rows->empty() || rows->size() > 100000) {
-      return Error(Outcome::kInvalid,
-                   "field 'measurements' must be a non-empty array (at most 100000 entries)",
-                   "measurements");
-    }
-    const std::string who = "rank " + std::to_string(rank) + "'s ";
-    std::string text, alone;  // alone: the same rows as stage 0, tp_rank 0
-    std::map<std::pair<planner::Instruction, int64_t>, size_t> seen;
-    for (size_t k = 0; k < rows->size(); ++k) {
-      const json& m = (*rows)[k];
-      const std::string where = "measurements[" + std::to_string(k) + "]";
-      if (!m.is_object())
-        return Error(Outcome::kInvalid, who + where + " must be an object", "measurements");
-      if (auto e = OnlyFields(m, {"instruction", "frequency_mhz", "time_s", "energy_j"},
-                              " in " + who + where)) {
-        return *e;
-      }
-      auto instr = m.find("instruction");
-      planner::Instruction parsed;
-      if (instr == m.end() || !instr->is_string() ||
-          !planner::ParseInstruction(instr->get<std::string>(), &parsed)) {
-        return Error(Outcome::kInvalid,
-                     who + where +
-                         ": 'instruction' must be forward, backward, backward_input or "
-                         "backward_weight",
-                     "measurements");
-      }
-      int64_t mhz = 0;
-      double time_s = 0, energy_j = 0;
-      if (auto e = IntField(m, "frequency_mhz", 1, 100000, &mhz)) return *e;
-      const auto& allowed = info->second.frequencies_mhz;
-      if (std::find(allowed.begin(), allowed.end(), mhz) == allowed.end()) {
-        return Error(Outcome::kInvalid,
-                     who + where + ": " + std::to_string(mhz) + " MHz is not among rank " +
-                         std::to_string(rank) + "'s supported frequencies",
-                     "frequency_mhz");
-      }
-      if (auto e = NumberField(m, "time_s", 1e-9, 1e6, &time_s)) return *e;
-      if (auto e = NumberField(m, "energy_j", 0, 1e12, &energy_j)) return *e;
-      auto [previous, fresh] = seen.emplace(std::make_pair(parsed, mhz), k);
-      if (!fresh) {
-        return Error(Outcome::kInvalid,
-                     who + where + " repeats " + std::string(planner::InstructionName(parsed)) +
-                         " at " + std::to_string(mhz) + " MHz (measurements[" +
-                         std::to_string(previous->second) + "])",
-                     "measurements");
-      }
-      const std::string columns = std::string(planner::InstructionName(parsed)) + "," +
-                                  std::to_string(mhz) + "," + json(time_s).dump() + "," +
-                                  json(energy_j).dump() + ",";
-      text += std::to_string(info->second.pp_rank) + "," + columns +
-              std::to_string(info->second.tp_rank) + "\n";
-      alone += "0," + columns + "0\n";
-    }
-    const std::string header = "stage,instruction,frequency,time,energy,tp_rank\n";
-    if (auto parsed = planner::ParseProfileCsv(header + alone, "measurements"); !parsed.ok()) {
-      // "measurements:L: ..." names line L, which is measurements[L - 2].
-      std::string message = parsed.status().message();
-      const size_t colon = message.find(':', 13);
-      if (message.rfind("measurements:", 0) == 0 && colon != std::string::npos) {
-        int64_t line = 0;
-        if (ParseCount(message.substr(13, colon - 13), &line) && line >= 2) {
-          message = "measurements[" + std::to_string(line - 2) + "]" + message.substr(colon);
-        }
-      }
-      return Error(Outcome::kInvalid, who + message, "measurements");
-    }
-    const std::pair<int, int> key{info->second.pp_rank, info->second.tp_rank};
-    measured[key] = text;
-    if (blocking_w >= 0) {
-      measured_blocking[key] = blocking_w;
+    // JSON: one rank's measurements of its stage, validated alone; a rank may
+    // upload again until the profile is complete, replacing its rows.
+    upload.emplace();
+    if (auto error = ReadRankUpload(*job, body, &*upload)) return *error;
+    measured[upload->key] = upload->rows;
+    if (upload->blocking_w >= 0) {
+      measured_blocking[upload->key] = upload->blocking_w;
     } else {
-      measured_blocking.erase(key);
+      measured_blocking.erase(upload->key);
     }
-    upload.emplace(key, text);
     // Complete once every stage (and tensor-parallel rank) has measurements.
     complete = static_cast<int>(measured.size()) == job->config.spec.stages * job->config.spec.tp;
     if (!complete) {
       row.state = JobState::kProfiling;
     } else {
-      std::string assembled = header;
+      std::string assembled = kMeasurementsHeader;
       for (const auto& [k, rows_text] : measured) assembled += rows_text;
       auto profile = planner::ParseProfileCsv(assembled, "measurements");
       if (!profile.ok()) {
         return Error(
             Outcome::kInvalid,
-            who + "upload completes a profile that does not parse: " + profile.status().message(),
+            "rank " + std::to_string(upload->rank) +
+                "'s upload completes a profile that does not parse: " + profile.status().message(),
             "measurements");
       }
       row.profile_csv = assembled;
@@ -424,7 +450,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   if (!tx.begun().ok()) return FromStatus(tx.begun());
   if (upload) {
     Status s = store_->PutMeasurement(
-        id, {upload->first.first, upload->first.second, upload->second, blocking_w});
+        id, {upload->key.first, upload->key.second, upload->rows, upload->blocking_w});
     if (!s.ok()) return FromStatus(s);
   }
   if (Status s = SaveJobRow(id, row); !s.ok()) return FromStatus(s);
