@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "perseus/common/number_text.h"
 #include "perseus/planner/profile_transforms.h"
 #include "perseus/schedules/schedule_csv.h"
 
@@ -110,6 +111,12 @@ Result<ResolvedSchedule> ResolveSchedule(const JobSpec& spec, const WorkLimits& 
         .WithField(spec.schedule_csv.empty() ? "schedule_file" : "schedule_csv");
   }
   return r;
+}
+
+std::string BlockingPowerText(double w_per_gpu, int tp) {
+  if (tp <= 1) return NumberText(w_per_gpu) + " W per GPU (1-GPU stages)";
+  return NumberText(w_per_gpu) + " W per GPU (" + NumberText(w_per_gpu * tp) + " W per " +
+         std::to_string(tp) + "-GPU stage)";
 }
 
 Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits) {

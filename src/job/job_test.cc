@@ -282,6 +282,11 @@ TEST(JobTest, WorkBeyondTheLimitsIsRefusedNamingTheField) {
   EXPECT_EQ(message(spec, kTwoStages), "");
 }
 
+TEST(JobTest, BlockingPowerIsSaidOneWay) {
+  EXPECT_EQ(BlockingPowerText(83.64, 8), "83.64 W per GPU (669.1 W per 8-GPU stage)");
+  EXPECT_EQ(BlockingPowerText(669.12, 1), "669.1 W per GPU (1-GPU stages)");
+}
+
 // Each refusal names the job field at fault (Status::field), which the
 // coordinator returns as its reply's "field"; a profile's own fault names none.
 TEST(JobTest, RefusalsNameTheFieldAtFault) {

@@ -86,6 +86,11 @@ struct PreparedJob {
   double unit_time_s = 0;  // the quantum used (the spec's, or AutoUnitTime's)
 };
 
+// The blocking power as every output says it: one meaning (blocking_power_w
+// is per GPU; a pipeline stage of tp GPUs draws tp times that), one wording:
+// "83.64 W per GPU (669.1 W per 8-GPU stage)", "70.38 W per GPU (1-GPU stages)".
+std::string BlockingPowerText(double w_per_gpu, int tp);
+
 // The default time quantum: the fastest computation of the (scaled) profile
 // divided by kAutoUnitDivisions, rounded down to 1, 2 or 5 x 10^k, within
 // [1e-5 s, 1 s]. Relative to the computations, so a scaled profile plans
