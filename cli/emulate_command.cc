@@ -33,6 +33,7 @@ int RunEmulate(const EmulateArgs& args) {
   spec.dp = 1;  // plan one pipeline; the emulator multiplies
   auto planned = PlanJob(spec, TerminalProgress("planning"));
   if (!planned.ok()) return ReportError(planned.status());
+  const int64_t gpus = int64_t{planned->job.stages} * planned->job.tp * options.pipelines;
   auto rows = emulator::Emulate(planned->frontier, options);
   if (!rows.ok()) return ReportError(rows.status());
 
@@ -54,7 +55,7 @@ int RunEmulate(const EmulateArgs& args) {
                           {"microbatches", planned->job.microbatches},
                           {"tp", planned->job.tp},
                           {"pipelines", options.pipelines},
-                          {"gpus", planned->job.stages * planned->job.tp * options.pipelines},
+                          {"gpus", gpus},
                           {"notes", planned->job.notes},
                           {"approximations", emulator::MethodApproximations(options.methods)},
                           {"energy_scope", "job"},
@@ -62,10 +63,10 @@ int RunEmulate(const EmulateArgs& args) {
     std::cout << out.dump() << std::endl;
     return 0;
   }
-  std::printf("Perseus emulation: %s, %d stages x %d microbatches, TP %d, %d pipelines (%d GPUs)\n",
-              planned->job.schedule.c_str(), planned->job.stages, planned->job.microbatches,
-              planned->job.tp, options.pipelines,
-              planned->job.stages * planned->job.tp * options.pipelines);
+  std::printf(
+      "Perseus emulation: %s, %d stages x %d microbatches, TP %d, %d pipelines (%lld GPUs)\n",
+      planned->job.schedule.c_str(), planned->job.stages, planned->job.microbatches,
+      planned->job.tp, options.pipelines, static_cast<long long>(gpus));
   for (const std::string& note : planned->job.notes) std::printf("  note: %s\n", note.c_str());
   for (const std::string& a : emulator::MethodApproximations(options.methods)) {
     std::printf("  approximation: %s\n", a.c_str());
@@ -93,11 +94,16 @@ void RegisterEmulate(CLI::App* app, int* exit_code) {
       "Zeus, "
       "with a straggler pipeline T'/T_min times slower");
   AddJobOptions(cmd, &args->job);
-  cmd->add_option("--pipelines", args->pipelines, "Data-parallel pipelines D (default: --dp)");
+  cmd->add_option("--pipelines", args->pipelines,
+                  "Data-parallel pipelines D, 1..1000000 (default: --dp)")
+      ->check(CLI::Range(1, 1000000));
   cmd->add_option("--straggler-slowdown", args->slowdowns,
-                  "Straggler slowdown X = T'/T_min (repeatable; or START:STOP:STEP)")
+                  "Straggler slowdowns X = T'/T_min (a list: 1.1,1.2; or START:STOP:STEP)")
+      ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--methods", args->methods, "Methods to compare: " + emulator::MethodNames())
+  cmd->add_option("--methods", args->methods,
+                  "Methods to compare (a list): " + emulator::MethodNames())
+      ->delimiter(',')
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
   cmd->callback([args, exit_code] { *exit_code = RunEmulate(*args); });

@@ -1,6 +1,7 @@
 #include "cli/gpu_backend.h"
 
 #include "cli/job.h"
+#include "cli/options.h"
 
 namespace perseus::cli {
 
@@ -23,16 +24,11 @@ void AddBackendOptions(CLI::App* command, BackendArgs* args, const std::string& 
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   if (!noise_options) return;
-  command
-      ->add_option("--noise", args->sim.noise,
-                   "Relative standard deviation of simulated times and energies")
-      ->check(CLI::Range(0.0, 0.5))
-      ->capture_default_str();
-  command
-      ->add_option("--outlier-rate", args->sim.outlier_rate,
-                   "Chance that a simulated computation is an outlier (x3 time and energy)")
-      ->check(CLI::Range(0.0, 0.5))
-      ->capture_default_str();
+  AddPercentOption(command, "--noise", &args->sim.noise,
+                   "Relative standard deviation of simulated times and energies", 50, 0.01);
+  AddPercentOption(command, "--outlier-rate", &args->sim.outlier_rate,
+                   "Chance that a simulated computation is an outlier (x3 time and energy)", 50,
+                   0.01);
   command->add_option("--seed", args->sim.seed, "Seed of the simulated noise")
       ->capture_default_str();
 }

@@ -2,9 +2,11 @@
 // default clocks, or hold a clock (directly, or through gpud).
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -114,9 +116,9 @@ int RunInfo(const GpuArgs& args) {
               << std::endl;
     return 0;
   }
-  std::printf("%s backend, %s\n%-4s %-30s %-10s %-18s %12s %10s\n", b.name().c_str(),
-              b.version().c_str(), "GPU", "Name", "SM clock", "SM clocks (MHz)", "Energy (J)",
-              "Power (W)");
+  std::printf("%s backend, %s\n%-4s %-30s %-40s %-10s %-18s %12s %10s\n", b.name().c_str(),
+              b.version().c_str(), "GPU", "Name", "UUID", "SM clock", "SM clocks (MHz)",
+              "Energy (J)", "Power (W)");
   for (const json& g : list) {
     const std::vector<int> clocks = g["supported_sm_clocks_mhz"].is_null()
                                         ? std::vector<int>{}
@@ -129,9 +131,9 @@ int RunInfo(const GpuArgs& args) {
     }
     if (!g["power_w"].is_null())
       std::snprintf(power, sizeof power, "%.1f", g["power_w"].get<double>());
-    std::printf("%-4d %-30s %-10s %-18s %12s %10s\n", g["index"].get<int>(),
-                g["name"].get<std::string>().c_str(), mhz.c_str(), ClockRange(clocks).c_str(),
-                energy, power);
+    std::printf("%-4d %-30s %-40s %-10s %-18s %12s %10s\n", g["index"].get<int>(),
+                g["name"].get<std::string>().c_str(), g["uuid"].get<std::string>().c_str(),
+                mhz.c_str(), ClockRange(clocks).c_str(), energy, power);
   }
   return 0;
 }
@@ -186,6 +188,23 @@ int RunLock(const GpuArgs& args) {
     backend = std::move(opened).value();
     auto device = gpu::DeviceAt(*backend, args.gpu);
     if (!device.ok()) return ReportError(device.status());
+    // A clock the GPU does not support is refused, as gpud refuses it (a
+    // driver would round it to one it has, silently).
+    auto clocks = (*device)->SupportedSmClocks();
+    if (!clocks.ok()) return ReportError(clocks.status());
+    if (std::find(clocks->begin(), clocks->end(), args.mhz) == clocks->end()) {
+      int nearest = clocks->empty() ? 0 : clocks->front();
+      for (int c : *clocks) {
+        if (std::abs(c - args.mhz) < std::abs(nearest - args.mhz)) nearest = c;
+      }
+      return ReportError(Status::InvalidInput(
+          "--mhz " + std::to_string(args.mhz) + " is not a supported SM clock of GPU " +
+          std::to_string(args.gpu) + " (it has " + std::to_string(clocks->size()) + ", " +
+          (clocks->empty()
+               ? std::string("none")
+               : std::to_string(clocks->back()) + ".." + std::to_string(clocks->front()) + " MHz") +
+          "; the nearest is " + std::to_string(nearest) + " MHz; see perseus gpu info)"));
+    }
     target = *device;
   }
   gpu::FrequencyController controller(*target);

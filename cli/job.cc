@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 
+#include "cli/options.h"
 #include "perseus/client/client.h"
 #include "perseus/planner/profile.h"
 #include "perseus/schedules/schedule.h"
@@ -24,12 +25,16 @@ void AddScheduleOptions(CLI::App* command, job::JobSpec* spec) {
   command->add_option("--schedule-file", spec->schedule_file,
                       "A schedule exported by torch.distributed.pipelining as CSV (one row per "
                       "rank, actions such as 0F3, 1B2, 2I0, 2W0); gives stages and microbatches");
-  command->add_option("--stages", spec->stages,
-                      "Pipeline stages S (GPUs per pipeline, one per tensor-parallel group)");
-  command->add_option("--microbatches", spec->microbatches, "Microbatches per iteration M");
+  command
+      ->add_option("--stages", spec->stages,
+                   "Pipeline stages S, a count (GPUs per pipeline, one per tensor-parallel group)")
+      ->check(CLI::Range(1, 1 << 20));
+  command->add_option("--microbatches", spec->microbatches, "Microbatches per iteration M")
+      ->check(CLI::Range(1, 1 << 20));
   command
       ->add_option("--virtual-stages", spec->virtual_stages,
-                   "Model chunks per GPU V (interleaved-1f1b)")
+                   "Model chunks per GPU V (interleaved-1f1b), 1..128")
+      ->check(CLI::Range(1, job::WorkLimits{}.max_virtual_stages))
       ->capture_default_str();
 }
 
@@ -39,22 +44,31 @@ void AddJobOptions(CLI::App* command, job::JobSpec* spec) {
                    "Profile CSV (stage,instruction,frequency,time,energy[,tp_rank])")
       ->required();
   AddScheduleOptions(command, spec);
-  command->add_option("--tp", spec->tp, "Tensor-parallel degree N (GPUs per stage)")
+  command->add_option("--tp", spec->tp, "Tensor-parallel degree N (GPUs per stage), 1..1024")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  command->add_option("--dp", spec->dp, "Data-parallel degree D (pipelines)")
+  command->add_option("--dp", spec->dp, "Data-parallel degree D (pipelines), 1..1000000")
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   command
       ->add_option("--blocking-power", spec->blocking_power_w,
-                   "Power (W) one GPU draws while waiting (A100: 83.64, A40: 70.38)")
-      ->capture_default_str();
-  command->add_option("--unit-time", spec->unit_time_s,
-                      "Time quantum of the solver, seconds (default: the fastest computation / "
-                      "500, rounded down to 1, 2 or 5 x 10^k; an expert option)");
+                   "Watts one GPU draws while waiting (A100: 83.64, A40: 70.38); a stage of --tp "
+                   "GPUs draws --tp times this [default: the one perseus profile measured beside "
+                   "the profile (PROFILE.meta.json), else 0 with a warning]")
+      ->check(Within(0, job::kMaxBlockingPowerW))
+      ->each([spec](const std::string&) { spec->blocking_power_source = "given"; });
+  command
+      ->add_option("--unit-time", spec->unit_time_s,
+                   "Time quantum of the solver, seconds (default: the fastest computation / "
+                   "500, rounded down to 1, 2 or 5 x 10^k; an expert option)")
+      ->check(Within(0, 1));
   command->add_option("--cost-model", spec->cost_model, "exponential | convex")
       ->capture_default_str();
   command->add_option("--time-scale", spec->time_scale, "Multiply every profiled time")
+      ->check(Above(0, 1e15))
       ->capture_default_str();
   command->add_option("--energy-scale", spec->energy_scale, "Multiply every profiled energy")
+      ->check(Above(0, 1e15))
       ->capture_default_str();
 }
 
@@ -69,6 +83,8 @@ Result<PlannedJob> PlanJob(const job::JobSpec& spec, const planner::ProgressFn& 
 void PrintNotes(const job::PreparedJob& job) {
   for (const std::string& note : job.notes)
     std::fprintf(stderr, "perseus: note: %s\n", note.c_str());
+  for (const std::string& warning : job.warnings)
+    std::fprintf(stderr, "perseus: warning: %s\n", warning.c_str());
 }
 
 job::JobSpec DemoJobSpec() {
@@ -80,6 +96,7 @@ job::JobSpec DemoJobSpec() {
   // stage, which is exactly a tensor-parallel degree of 8 with energy x10.
   spec.tp = 8;
   spec.blocking_power_w = 83.64;
+  spec.blocking_power_source = "given";
   spec.time_scale = 10;
   spec.energy_scale = 10;
   return spec;

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // One line, as every other error: what is wrong, and where to look.
+    std::fprintf(stderr, "perseus: error: %s (see --help)\n", e.what());
     return 2;  // bad command line: same code as any other bad input
   }
   return exit_code;

@@ -13,7 +13,9 @@
 #include "cli/job.h"
 #include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
+#include "perseus/common/number_text.h"
 #include "perseus/gpu/profiler.h"
+#include "perseus/job/job.h"
 
 namespace perseus::cli {
 namespace {
@@ -24,6 +26,7 @@ struct ProfileArgs {
   BackendArgs backend;
   gpu::ProfilerOptions options;
   std::vector<int> stages;  // empty: all
+  std::vector<std::string> stages_misused;
   std::string out;
   bool json = false;
 };
@@ -48,6 +51,11 @@ int RunProfile(const ProfileArgs& args) {
         "the CLI profiles simulated GPUs only (--backend sim): real GPUs are profiled inside the "
         "training job, where the work runs (C++ library: perseus::gpu::FrequencySweep "
         "with MeasurementWindow, or ProfileStage with an InstructionRunner)"));
+  }
+  if (!args.stages_misused.empty()) {
+    return ReportError(Status::InvalidInput(
+        "--stages is the number of pipeline stages in every other command; give the stages to "
+        "profile as a list with --only-stages (e.g. --only-stages 0,3)"));
   }
   auto opened = OpenCommandBackend(args.backend);
   if (!opened.ok()) return ReportError(opened.status());
@@ -79,8 +87,27 @@ int RunProfile(const ProfileArgs& args) {
   }
   if (tty) std::fprintf(stderr, "\r\033[K");
   const std::string csv = gpu::ProfileCsv(results);
+  // The blocking power the plan uses: one figure per GPU, the median of the
+  // stages' measurements (as the coordinator takes the ranks').
+  std::vector<double> blocking;
+  for (const gpu::StageProfile& r : results) blocking.push_back(r.blocking_power_w);
+  std::sort(blocking.begin(), blocking.end());
+  const size_t n = blocking.size();
+  const double blocking_w =
+      n == 0 ? 0 : (n % 2 == 1 ? blocking[n / 2] : (blocking[n / 2 - 1] + blocking[n / 2]) / 2);
+  const std::string meta_path = args.out.empty() ? "" : job::ProfileMetaPath(args.out);
   if (!args.out.empty()) {
+    // The CSV, then what plan takes from beside it (PrepareJob reads it when
+    // no blocking power is given).
     if (Status s = WriteFileAtomically(args.out, csv); !s.ok()) return ReportError(s);
+    json meta = {{"blocking_power_w", blocking_w},
+                 {"blocking_power_w_by_stage", blocking},
+                 {"profile", args.out},
+                 {"backend", args.backend.backend},
+                 {"written_by", "perseus profile"}};
+    if (Status s = WriteFileAtomically(meta_path, meta.dump(2) + "\n"); !s.ok()) {
+      return ReportError(s);
+    }
   }
   json summary = json::array();
   for (const gpu::StageProfile& r : results) {
@@ -104,6 +131,8 @@ int RunProfile(const ProfileArgs& args) {
   }
   if (args.json) {
     std::cout << json{{"out", args.out.empty() ? json(nullptr) : json(args.out)},
+                      {"meta", meta_path.empty() ? json(nullptr) : json(meta_path)},
+                      {"blocking_power_w", blocking_w},
                       {"sim_profile", sim.profile().source},
                       {"stages", summary}}
                      .dump(2)
@@ -124,7 +153,18 @@ int RunProfile(const ProfileArgs& args) {
         s["samples_dropped"].get<int>(), s["blocking_power_w"].get<double>(),
         100 * s["max_time_deviation"].get<double>(), 100 * s["max_energy_deviation"].get<double>());
   }
-  if (!args.out.empty()) std::fprintf(table, "profile written to %s\n", args.out.c_str());
+  if (!args.out.empty()) {
+    std::fprintf(table,
+                 "profile written to %s; blocking power %s W per GPU (median of the stages) to "
+                 "%s, where perseus plan --profile %s takes it\n",
+                 args.out.c_str(), NumberText(blocking_w).c_str(), meta_path.c_str(),
+                 args.out.c_str());
+  } else {
+    std::fprintf(table,
+                 "blocking power %s W per GPU (median of the stages): give it to perseus plan as "
+                 "--blocking-power %s, or use --out FILE to keep it beside the profile\n",
+                 NumberText(blocking_w).c_str(), NumberText(blocking_w).c_str());
+  }
   return 0;
 }
 
@@ -138,8 +178,10 @@ void RegisterProfile(CLI::App* app, int* exit_code) {
       "frequency, high to low, stopping once energy only rises. In the CLI the work is simulated "
       "(--backend sim) from a profile, with optional noise; the result is the planner's CSV.");
   AddBackendOptions(cmd, &args->backend, "sim", true);
-  cmd->add_option("--stages", args->stages, "Stages to profile (e.g. 0,3) [default: all]")
+  cmd->add_option("--only-stages", args->stages, "Stages to profile, a list (0,3) [default: all]")
       ->delimiter(',');
+  // --stages is a count everywhere else: refused here with the option to use.
+  cmd->add_option("--stages", args->stages_misused)->group("");
   cmd->add_option("--warmup", args->options.warmup_iterations,
                   "Unmeasured iterations at each frequency")
       ->check(CLI::NonNegativeNumber)

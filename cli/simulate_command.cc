@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/job.h"
+#include "cli/options.h"
 #include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
 #include "perseus/emulator/simulator.h"
@@ -105,18 +106,22 @@ void RegisterSimulate(CLI::App* app, int* exit_code) {
       "latency and time noise, and compare with the planned figures");
   AddJobOptions(cmd, &args->job);
   cmd->add_option("--time", args->deadline_s,
-                  "Simulate the plan for this iteration-time deadline (default: the T_min plan)");
+                  "Simulate the plan for this iteration-time deadline, seconds (default: the "
+                  "T_min plan)")
+      ->check(Above(0, 1e7));
   cmd->add_option("--p2p-latency", args->sim.p2p_latency_s,
                   "Seconds added to every dependency between two GPUs")
+      ->check(Within(0, 60))
       ->capture_default_str();
   cmd->add_option("--switch-latency", args->sim.switch_latency_s,
                   "Seconds after which a requested frequency takes effect")
+      ->check(Within(0, 60))
       ->capture_default_str();
-  cmd->add_option("--noise", args->sim.noise_pct,
-                  "Standard deviation of random time noise, percent")
-      ->capture_default_str();
+  AddPercentOption(cmd, "--noise", &args->sim.noise_pct, "Standard deviation of random time noise",
+                   50);
   cmd->add_option("--seed", args->sim.seed, "Random seed")->capture_default_str();
-  cmd->add_option("--repeat", args->repeat, "Runs to average (seeds seed, seed+1, ...)")
+  cmd->add_option("--repeat", args->repeat, "Runs to average (seeds seed, seed+1, ...), 1..10000")
+      ->check(CLI::Range(1, 10000))
       ->capture_default_str();
   cmd->add_option("--timeline", args->timeline_path, "Write the first run's timeline as CSV");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");

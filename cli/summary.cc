@@ -49,13 +49,15 @@ nlohmann::json SummaryJson(const job::JobSpec& spec, const PlannedJob& planned) 
       {"dp", j.dp},
       {"gpus", j.gpus},
       {"computations", f.problem().dag->num_nodes()},
-      {"blocking_power_w", spec.blocking_power_w},
+      {"blocking_power_w", j.blocking_power_w},  // per GPU
+      {"blocking_power_source", j.blocking_power_source},
       {"unit_time_s", j.unit_time_s},
       {"cost_model", spec.cost_model},
       {"time_scale", spec.time_scale},
       {"energy_scale", spec.energy_scale},
       {"energy_scope", "job"},
       {"notes", j.notes},
+      {"warnings", j.warnings},
       {"all_max", {{"time", f.all_max.time_s}, {"energy", f.all_max.energy_j * j.dp}}},
       {"t_min", PointJson(planned, f.TMinIndex())},
       {"t_star", PointJson(planned, f.TStarIndex())},
@@ -72,12 +74,14 @@ std::string SummaryTable(const job::JobSpec& spec, const PlannedJob& planned) {
   std::snprintf(line, sizeof(line), "Perseus plan: %s\n",
                 std::filesystem::path(spec.profile_path).filename().c_str());
   out += line;
-  std::snprintf(line, sizeof(line),
-                "  %s\n  %s cost model, unit %g s, blocking power %g W per GPU\n",
-                ScheduleLine(planned).c_str(), spec.cost_model.c_str(), planned.job.unit_time_s,
-                spec.blocking_power_w);
+  const job::PreparedJob& j = planned.job;
+  std::snprintf(line, sizeof(line), "  %s\n  %s cost model, unit %g s\n  blocking power %s%s\n",
+                ScheduleLine(planned).c_str(), spec.cost_model.c_str(), j.unit_time_s,
+                job::BlockingPowerText(j.blocking_power_w, j.tp).c_str(),
+                j.blocking_power_source == "given" ? "" : (", " + j.blocking_power_source).c_str());
   out += line;
-  for (const std::string& note : planned.job.notes) out += "  note: " + note + "\n";
+  for (const std::string& note : j.notes) out += "  note: " + note + "\n";
+  for (const std::string& warning : j.warnings) out += "  warning: " + warning + "\n";
   std::snprintf(line, sizeof(line), "\n  %-22s %14s %16s %9s\n", "", "time (s)",
                 dp > 1 ? "job energy (J)" : "energy (J)", "saving");
   out += line;

@@ -139,8 +139,8 @@ TEST(GpuCliTest, ProfileReproducesTheSimProfileAndStopsEarly) {
   const std::string csv = TempPath("profile.csv");
   const Finished f =
       RunToEnd({"profile", "--backend", "sim", "--sim-profile",
-                PERSEUS_DATA_DIR "/profiles/gpt3-175b+a100_sxm_bf16.csv", "--noise", "0.01",
-                "--outlier-rate", "0.02", "--iterations", "10", "--out", csv, "--json"},
+                PERSEUS_DATA_DIR "/profiles/gpt3-175b+a100_sxm_bf16.csv", "--noise", "1",
+                "--outlier-rate", "2", "--iterations", "10", "--out", csv, "--json"},
                {});
   ASSERT_EQ(ExitCode(f.status), 0) << f.out;
   const json j = json::parse(f.out);

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
+#include "nlohmann/json.hpp"
 #include "perseus/common/number_text.h"
 #include "perseus/planner/profile_transforms.h"
 #include "perseus/schedules/schedule_csv.h"
@@ -13,6 +16,49 @@ namespace perseus::job {
 using planner::Instruction;
 
 namespace {
+
+// What looks wrong in a (scaled, combined) profile, one line per kind, each
+// naming up to three rows.
+std::vector<std::string> ProfileWarnings(const planner::Profile& profile) {
+  std::vector<std::string> warnings;
+  int highest = 0;
+  const planner::Measurement* fastest = nullptr;
+  for (const auto& [key, rows] : profile.measurements) {
+    for (const auto& m : rows) {
+      highest = std::max(highest, m.frequency_mhz);
+      if (fastest == nullptr || m.time_s < fastest->time_s) fastest = &m;
+    }
+  }
+  std::vector<std::string> lacking;
+  for (const auto& [key, rows] : profile.measurements) {
+    int top = 0;
+    for (const auto& m : rows) top = std::max(top, m.frequency_mhz);
+    if (top < highest) {
+      lacking.push_back("stage " + std::to_string(key.stage) + " " +
+                        std::string(planner::InstructionName(key.instruction)) + " (at most " +
+                        std::to_string(top) + " MHz)");
+    }
+  }
+  if (!lacking.empty()) {
+    std::string list;
+    for (size_t k = 0; k < lacking.size() && k < 3; ++k) list += (k > 0 ? ", " : "") + lacking[k];
+    if (lacking.size() > 3) list += ", and " + std::to_string(lacking.size() - 3) + " more";
+    warnings.push_back(profile.source + ": " + std::to_string(lacking.size()) +
+                       " computation(s) have no row at the profile's highest frequency, " +
+                       std::to_string(highest) + " MHz: " + list +
+                       "; their \"all-max\" is their own highest row, so savings against all-max "
+                       "are not against the GPU's highest clock");
+  }
+  // Forwards and backwards of one microbatch take milliseconds to seconds.
+  constexpr double kImplausibleFastestS = 10;
+  if (fastest != nullptr && fastest->time_s >= kImplausibleFastestS) {
+    warnings.push_back(profile.source + ":" + std::to_string(fastest->line) +
+                       ": the fastest computation takes " + NumberText(fastest->time_s) +
+                       " s; times look like milliseconds, but the time column is seconds (scale "
+                       "them with time_scale 0.001 if they are milliseconds)");
+  }
+  return warnings;
+}
 
 Status CheckPositive(double value, const char* option) {
   if (!(value > 0) || !std::isfinite(value)) {
@@ -119,9 +165,32 @@ std::string BlockingPowerText(double w_per_gpu, int tp) {
          std::to_string(tp) + "-GPU stage)";
 }
 
+std::string ProfileMetaPath(const std::string& profile_path) { return profile_path + ".meta.json"; }
+
 Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits) {
   PERSEUS_ASSIGN_OR_RETURN(planner::Profile profile, planner::ReadProfileCsv(spec.profile_path));
-  return PrepareJob(spec, std::move(profile), limits);
+  if (!spec.blocking_power_source.empty() || spec.blocking_power_w != 0) {
+    return PrepareJob(spec, std::move(profile), limits);
+  }
+  // No blocking power given: the one `perseus profile` measured, if recorded.
+  const std::string meta_path = ProfileMetaPath(spec.profile_path);
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(meta_path, error)) {
+    return PrepareJob(spec, std::move(profile), limits);
+  }
+  std::ifstream in(meta_path);
+  nlohmann::json meta = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const auto w = meta.is_object() ? meta.find("blocking_power_w") : meta.end();
+  if (!meta.is_object() || w == meta.end() || !w->is_number() || !(w->get<double>() >= 0) ||
+      !(w->get<double>() <= kMaxBlockingPowerW)) {
+    return Status::InvalidInput(meta_path +
+                                ": not a profile's metadata (a JSON object with blocking_power_w, "
+                                "watts per GPU, as perseus profile --out writes it)");
+  }
+  JobSpec measured = spec;
+  measured.blocking_power_w = w->get<double>();
+  measured.blocking_power_source = "measured by perseus profile (" + meta_path + ")";
+  return PrepareJob(measured, std::move(profile), limits);
 }
 
 Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
@@ -139,8 +208,9 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
   if (spec.unit_time_s != 0) {
     if (Status s = CheckPositive(spec.unit_time_s, "unit_time"); !s.ok()) return s;
   }
-  if (!(spec.blocking_power_w >= 0) || !std::isfinite(spec.blocking_power_w)) {
-    return Status::InvalidInput("blocking_power_w must be a non-negative number of watts")
+  if (!(spec.blocking_power_w >= 0) || !(spec.blocking_power_w <= kMaxBlockingPowerW)) {
+    return Status::InvalidInput("blocking_power_w must be 0.." + NumberText(kMaxBlockingPowerW) +
+                                " watts per GPU, not " + NumberText(spec.blocking_power_w))
         .WithField("blocking_power_w");
   }
   if (spec.tp < 1) return Status::InvalidInput("tp must be at least 1").WithField("tp");
@@ -214,6 +284,17 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
         "backward's at each frequency (torch runs them back to back)");
   }
 
+  job.warnings = ProfileWarnings(profile);
+  job.blocking_power_w = spec.blocking_power_w;
+  job.blocking_power_source = !spec.blocking_power_source.empty() ? spec.blocking_power_source
+                              : spec.blocking_power_w > 0         ? "given"
+                                                                  : "none given";
+  if (spec.blocking_power_w == 0) {
+    job.warnings.push_back(
+        "no blocking power: planned with 0 W while GPUs wait, so waiting looks free and the "
+        "savings are overstated; give blocking_power_w (--blocking-power; A100 83.64 W, A40 "
+        "70.38 W per GPU) or measure it with perseus profile --out");
+  }
   job.unit_time_s = spec.unit_time_s > 0 ? spec.unit_time_s : AutoUnitTime(profile);
   options.unit_time_s = job.unit_time_s;
   job.stage_blocking_power_w = spec.blocking_power_w * spec.tp;

@@ -16,6 +16,9 @@
 
 namespace perseus::job {
 
+// The most blocking power a GPU may be said to draw (watts per GPU).
+inline constexpr double kMaxBlockingPowerW = 10000;
+
 struct JobSpec {
   std::string profile_path;
   std::string schedule = "1f1b";  // a built-in schedule name, unless schedule_file/_csv is set
@@ -29,6 +32,10 @@ struct JobSpec {
   int tp = 1;                   // tensor-parallel degree N
   int dp = 1;                   // data-parallel degree D (pipelines)
   double blocking_power_w = 0;  // watts per GPU while not computing
+  // Where blocking_power_w comes from: "given" (a flag or field), or "" (not
+  // given: PrepareJob(spec) then takes the one `perseus profile` measured,
+  // from the profile's sidecar ProfileMetaPath, else plans with 0 W and warns).
+  std::string blocking_power_source;
   // The solver's time quantum tau; 0: chosen from the profile (AutoUnitTime).
   double unit_time_s = 0;
   std::string cost_model = "convex";
@@ -81,8 +88,15 @@ struct PreparedJob {
   // Data the planner derived rather than read (split backward, chunks, TP,
   // overlapped forward+backward).
   std::vector<std::string> notes;
-  // Blocking power of one pipeline rank's tp GPUs, watts.
+  // Blocking power of one pipeline rank's tp GPUs, watts; per GPU, and whence
+  // ("given", "measured by perseus profile (FILE)", "none").
   double stage_blocking_power_w = 0;
+  double blocking_power_w = 0;
+  std::string blocking_power_source;
+  // What looks wrong in the input but is planned anyway: a computation with
+  // no row at the profile's highest frequency ("all-max" is then not all-max),
+  // times that look like milliseconds, no blocking power. Printed as warnings.
+  std::vector<std::string> warnings;
   double unit_time_s = 0;  // the quantum used (the spec's, or AutoUnitTime's)
 };
 
@@ -100,7 +114,12 @@ std::string BlockingPowerText(double w_per_gpu, int tp);
 inline constexpr double kAutoUnitDivisions = 500;
 double AutoUnitTime(const planner::Profile& profile);
 
-// Reads the profile file, then as below.
+// The file beside a profile where `perseus profile --out FILE` records what it
+// measured besides the CSV (the blocking power): FILE.meta.json.
+std::string ProfileMetaPath(const std::string& profile_path);
+
+// Reads the profile file, then as below; a spec without a blocking power
+// takes the one measured beside the profile (ProfileMetaPath), if any.
 Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits = {});
 // Validates the spec against an already parsed profile (its source names it in
 // messages), applies scales, TP and the derivations the schedule needs, and
