@@ -259,6 +259,15 @@ PYBIND11_MODULE(_perseus, m) {
       .def_property_readonly("solve_seconds",
                              [](const PyFrontier& f) { return f.frontier.solve_seconds; })
       .def_property_readonly("notes", [](const PyFrontier& f) { return f.job.notes; })
+      .def_property_readonly(
+          "warnings", [](const PyFrontier& f) { return f.job.warnings; },
+          "What looks wrong in the input but was planned (each also a UserWarning).")
+      .def_property_readonly(
+          "blocking_power_w", [](const PyFrontier& f) { return f.job.blocking_power_w; },
+          "Watts per GPU while waiting, as planned.")
+      .def_property_readonly(
+          "blocking_power_source", [](const PyFrontier& f) { return f.job.blocking_power_source; },
+          "\"given\", \"measured by perseus profile (FILE)\" or \"none given\".")
       .def(
           "index_for_deadline",
           [](const PyFrontier& f, double deadline_s) -> std::optional<size_t> {
@@ -394,8 +403,8 @@ PYBIND11_MODULE(_perseus, m) {
       "plan",
       [](const std::string& profile, int stages, int microbatches, const std::string& schedule,
          const std::string& schedule_file, const std::string& schedule_csv, int virtual_stages,
-         int tp, int dp, double blocking_power_w, double unit_time, const std::string& cost_model,
-         double time_scale, double energy_scale) {
+         int tp, int dp, std::optional<double> blocking_power_w, double unit_time,
+         const std::string& cost_model, double time_scale, double energy_scale) {
         job::JobSpec spec;
         spec.profile_path = profile;
         spec.stages = stages;
@@ -406,7 +415,10 @@ PYBIND11_MODULE(_perseus, m) {
         spec.virtual_stages = virtual_stages;
         spec.tp = tp;
         spec.dp = dp;
-        spec.blocking_power_w = blocking_power_w;
+        if (blocking_power_w) {
+          spec.blocking_power_w = *blocking_power_w;
+          spec.blocking_power_source = "given";
+        }
         spec.unit_time_s = unit_time;
         spec.cost_model = cost_model;
         spec.time_scale = time_scale;
@@ -417,12 +429,16 @@ PYBIND11_MODULE(_perseus, m) {
           out->job = Check(job::PrepareJob(spec));
           out->frontier = Check(job::SolveJob(out->job));
         }
+        // What looks wrong in the input, as Python reports it (also in .warnings).
+        for (const std::string& w : out->job.warnings) {
+          if (PyErr_WarnEx(PyExc_UserWarning, w.c_str(), 1) != 0) throw py::error_already_set();
+        }
         return out;
       },
       py::arg("profile"), py::kw_only(), py::arg("stages") = 0, py::arg("microbatches") = 0,
       py::arg("schedule") = "1f1b", py::arg("schedule_file") = "", py::arg("schedule_csv") = "",
       py::arg("virtual_stages") = 1, py::arg("tp") = 1, py::arg("dp") = 1,
-      py::arg("blocking_power_w") = 0.0, py::arg("unit_time") = 0.0,
+      py::arg("blocking_power_w") = py::none(), py::arg("unit_time") = 0.0,
       py::arg("cost_model") = "convex", py::arg("time_scale") = 1.0, py::arg("energy_scale") = 1.0,
       "Plans a profile CSV: computes the job's whole iteration time-energy frontier (the GIL "
       "is released meanwhile). Same options as `perseus plan`; `schedule_csv` is a "

@@ -30,6 +30,9 @@ class Frontier:
     pipelines: int
     solve_seconds: float
     notes: List[str]
+    warnings: List[str]
+    blocking_power_w: float
+    blocking_power_source: str
     def __len__(self) -> int: ...
     def index_for_deadline(self, deadline_s: float) -> Optional[int]: ...
     def plan(self, index: int) -> List[List[PlanStep]]: ...
@@ -43,7 +46,7 @@ class Frontier:
 def plan(profile: str, *, stages: int = 0, microbatches: int = 0, schedule: str = "1f1b",
          schedule_file: str = "", schedule_csv: str = "", virtual_stages: int = 1,
          tp: int = 1, dp: int = 1,
-         blocking_power_w: float = 0.0, unit_time: float = 0.0, cost_model: str = "convex",
+         blocking_power_w: Optional[float] = None, unit_time: float = 0.0, cost_model: str = "convex",
          time_scale: float = 1.0, energy_scale: float = 1.0) -> Frontier: ...
 
 def emulate(frontier: Frontier, *, pipelines: int = 1, slowdowns: Sequence[float] = ...,

@@ -158,3 +158,22 @@ def test_client_frequency_for_overlap(perseus_bin, gpt3_profile, tmp_path):
             assert client.frequency_for(b["kind"], b["microbatch"], b["stage"]) == \
                 s["frequency_mhz"]
         assert client.frequency_for("overlap_f_b", 99) == 1410
+
+
+def test_blocking_power_is_taken_from_beside_the_profile_and_warned_about(gpt3_profile, tmp_path):
+    # No blocking power and none measured: planned with 0 W, and Python warns.
+    with pytest.warns(UserWarning, match="no blocking power"):
+        bare = perseus.plan(gpt3_profile, stages=8, microbatches=12)
+    assert bare.blocking_power_w == 0.0
+    assert bare.blocking_power_source == "none given"
+    assert any("no blocking power" in w for w in bare.warnings)
+    # What `perseus profile --out` writes beside a profile is used, and said.
+    profile = tmp_path / "p.csv"
+    profile.write_text(pathlib.Path(gpt3_profile).read_text())
+    (tmp_path / "p.csv.meta.json").write_text(json.dumps({"blocking_power_w": 83.64}))
+    measured = perseus.plan(str(profile), stages=8, microbatches=12)
+    assert measured.blocking_power_w == 83.64
+    assert measured.blocking_power_source == f"measured by perseus profile ({profile}.meta.json)"
+    assert measured.warnings == []
+    given = perseus.plan(str(profile), stages=8, microbatches=12, blocking_power_w=70.0)
+    assert (given.blocking_power_w, given.blocking_power_source) == (70.0, "given")
