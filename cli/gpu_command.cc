@@ -56,15 +56,15 @@ int RunInfoViaGpud(const GpuArgs& args) {
     std::cout << json{{"gpud", args.gpud_socket}, {"gpus", list}}.dump(2) << std::endl;
     return 0;
   }
-  std::printf("gpud at %s\n%-4s %-30s %-14s %-11s %s\n", args.gpud_socket.c_str(), "GPU", "Name",
-              "SM clocks", "Control", "Held by");
+  std::printf("gpud at %s\n%-4s %-30s %-40s %-14s %-11s %s\n", args.gpud_socket.c_str(), "GPU",
+              "Name", "UUID", "SM clocks", "Control", "Held by");
   for (const auto& g : *gpus) {
     const std::string held =
         g.owner_pid == 0
             ? "-"
             : "pid " + std::to_string(g.owner_pid) +
                   (g.locked_mhz != 0 ? " at " + std::to_string(g.locked_mhz) + " MHz" : "");
-    std::printf("%-4d %-30s %-14s %-11s %s\n", g.index, g.name.c_str(),
+    std::printf("%-4d %-30s %-40s %-14s %-11s %s\n", g.index, g.name.c_str(), g.uuid.c_str(),
                 ClockRange(g.clocks_mhz).c_str(), g.controllable ? "yes" : "no", held.c_str());
   }
   return 0;

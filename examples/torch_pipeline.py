@@ -269,6 +269,12 @@ def simulate(stage, gpu):
 # ---- one process ---------------------------------------------------------------
 
 class Worker:
+    def set_clock(self, mhz):
+        """The hook's set_frequency: through gpud (--gpud), then the simulated GPU."""
+        if self.remote is not None:
+            self.remote.lock_sm_clock(mhz)
+        self.gpu.lock_sm_clock(mhz)
+
     def __init__(self, rank, args, pp_group, dp_group):
         self.rank, self.args = rank, args
         self.S, self.M = args.stages, args.microbatches
@@ -295,6 +301,13 @@ class Worker:
                                       real_time=True)
         self.gpu = RankGpu({i: self.sim[i] for i in self.indices}, BLOCKING_POWER_W)
         self.clocks = self.gpu.clocks
+        # --gpud: clock changes go through the clock daemon (this process needs
+        # no privilege; gpud checks the clock and restores it if the rank dies),
+        # and the rank's simulated GPU follows them for time and energy.
+        self.remote = None
+        if args.gpud:
+            gpus = perseus.GpudBackend(args.gpud)
+            self.remote = gpus[rank % len(gpus)]
         for stage in stages:
             simulate(stage, self.gpu)
         if args.schedule in TORCH_SCHEDULES:
@@ -412,7 +425,7 @@ def profile_in_job(w, args, rank, world, job_id, order, step):
     profile = pt.InJobProfile(frequencies_mhz=w.clocks[::step_clocks],
                               kinds=profiled_kinds(order), warmup_iterations=0,
                               measure_iterations=2)
-    hook = pt.PerseusHook(client=client, set_frequency=w.gpu.lock_sm_clock, device=w.gpu,
+    hook = pt.PerseusHook(client=client, set_frequency=w.set_clock, device=w.gpu,
                           strict=False, rank=w.pp_rank, profile=profile,
                           baseline_iterations=args.baseline_iterations)
     wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
@@ -522,7 +535,8 @@ def main_worker(rank, args, world, store_path, result_path):
             out.update({"schedule": args.schedule, "torch_class": type(w.schedule).__name__,
                         "stages": S, "microbatches": args.microbatches, "dp": args.dp,
                         "iterations": args.iterations, "time_scale": args.time_scale,
-                        "loss_first": losses[0], "loss_last": losses[-1]})
+                        "loss_first": losses[0], "loss_last": losses[-1],
+                        "job_id": job_id, "server": args.server, "gpud": args.gpud})
             with open(result_path, "w") as f:
                 json.dump(out, f)
         dist.barrier()
@@ -560,7 +574,7 @@ def main_worker(rank, args, world, store_path, result_path):
         if not client.wait_for_plan(0, 600):
             raise RuntimeError("no plan from the coordinator")
         # This mode has its own baseline (all iterations at the highest clock, above).
-        hook = pt.PerseusHook(client=client, set_frequency=w.gpu.lock_sm_clock, device=w.gpu,
+        hook = pt.PerseusHook(client=client, set_frequency=w.set_clock, device=w.gpu,
                               strict=False, rank=w.pp_rank, warmup_iterations=0,
                               baseline_iterations=0)
         wrapper = pt.wrap_schedule(w.schedule, hook, check_order=True)
@@ -658,6 +672,8 @@ def main_worker(rank, args, world, store_path, result_path):
             if args.straggler:
                 straggler_summary(out, pipelines, slow_iterations, baseline, tuned,
                                   metrics_text(args.server), job_id)
+        if args.perseus:
+            out.update({"job_id": job_id, "server": args.server, "gpud": args.gpud})
         with open(result_path, "w") as f:
             json.dump(out, f)
     if args.trace:
@@ -782,6 +798,9 @@ def main():
                         help="with --profile-in-job: iterations at the highest clock the hook "
                              "reports as the measured baseline (after 1 warm-up)")
     parser.add_argument("--server", help="a running `perseus serve` (default: start one)")
+    parser.add_argument("--gpud", metavar="SOCKET",
+                        help="set clocks through `perseus gpud` at this socket (each rank its "
+                             "GPU rank %% the daemon's GPUs)")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="simulated computation times are the GPT-3 profile's times this "
                              "(1: 50 ms forwards; smaller runs faster, but torch's own few ms per "
