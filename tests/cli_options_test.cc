@@ -170,6 +170,17 @@ TEST_F(CliOptionsTest, BlockingPowerIsPerGpuAndPerStage) {
   Output one = Run("plan" + Job());
   EXPECT_NE(one.out.find("blocking power 83.64 W per GPU (1-GPU stages)"), std::string::npos)
       << one.out;
+  EXPECT_EQ(one.out.find("warning"), std::string::npos) << one.out;
+  // A stage's figure given as a GPU's is planned as given, with a warning saying so.
+  Output stage = Run("plan --profile " + Gpt3() +
+                     " --stages 8 --microbatches 12 --blocking-power 669.12 --json");
+  ASSERT_EQ(stage.exit_code, 0) << stage.err;
+  const json w = json::parse(stage.out)["warnings"];
+  ASSERT_EQ(w.size(), 1u) << w.dump();
+  EXPECT_EQ(w[0],
+            "blocking power 669.1 W per GPU (1-GPU stages) is more than a GPU draws while "
+            "waiting (A100: 83.64 W): blocking_power_w is per GPU; if 669.1 W is a stage's, give "
+            "the per-GPU figure and tp");
 }
 
 // A profile lacking the highest frequency for some computation, or whose

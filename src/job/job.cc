@@ -289,6 +289,16 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,
   job.blocking_power_source = !spec.blocking_power_source.empty() ? spec.blocking_power_source
                               : spec.blocking_power_w > 0         ? "given"
                                                                   : "none given";
+  // A GPU waiting in a collective draws well under its TDP (A100: 83.64 W of
+  // 400 W); a figure beyond kMostBlockingPerGpuW is likely a whole stage's.
+  constexpr double kMostBlockingPerGpuW = 250;
+  if (spec.blocking_power_w > kMostBlockingPerGpuW) {
+    job.warnings.push_back(
+        "blocking power " + BlockingPowerText(spec.blocking_power_w, spec.tp) +
+        " is more than a GPU draws while waiting (A100: 83.64 W): blocking_power_w is per GPU; "
+        "if " +
+        NumberText(spec.blocking_power_w) + " W is a stage's, give the per-GPU figure " + "and tp");
+  }
   if (spec.blocking_power_w == 0) {
     job.warnings.push_back(
         "no blocking power: planned with 0 W while GPUs wait, so waiting looks free and the "
