@@ -16,7 +16,9 @@
 #include "cli/job.h"
 #include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
+#include "perseus/common/number_text.h"
 #include "perseus/emulator/emulator.h"
+#include "perseus/job/job.h"
 #include "perseus/report/json_fields.h"
 #include "perseus/report/report.h"
 
@@ -214,7 +216,8 @@ int RunReport(ReportArgs args) {
     return ReportError(Status::InvalidInput(
         "--out DIR is required (or --server URL --job ID for a job on a coordinator)"));
   }
-  if (args.job.profile_path.empty()) {
+  const bool demo = args.job.profile_path.empty();
+  if (demo) {
     args.job = DemoJobSpec();
     if (args.pipelines == 0) args.pipelines = 1536 / 12;  // the paper's global batch of 1536
   }
@@ -238,12 +241,18 @@ int RunReport(ReportArgs args) {
   report::ReportInput in;
   in.title = "Perseus report: " + std::filesystem::path(spec.profile_path).filename().string();
   const auto& j = planned->job;
+  if (demo) {
+    in.facts.push_back(
+        "The demo job: the shipped GPT-3 175B A100 profile in the paper's emulation setting "
+        "(time x10, energy x10 per GPU: 8 stages of 8 tensor-parallel A100s, 12 "
+        "microbatches). Pass --profile for your own job.");
+  }
   in.facts.push_back(j.schedule + ", " + std::to_string(j.stages) + " stages x " +
                      std::to_string(j.microbatches) + " microbatches, TP " + std::to_string(j.tp) +
-                     ", " + std::to_string(pipelines) +
+                     "; " + std::to_string(pipelines) +
                      " pipelines in the straggler emulation; blocking power " +
-                     std::to_string(spec.blocking_power_w) + " W per GPU; " + spec.cost_model +
-                     " cost model, unit " + std::to_string(j.unit_time_s) + " s.");
+                     job::BlockingPowerText(spec.blocking_power_w, j.tp) + "; " + spec.cost_model +
+                     " cost model, time unit " + NumberText(j.unit_time_s) + " s.");
   for (const auto& note : j.notes) in.facts.push_back("Note: " + note);
   for (const std::string& a : emulator::MethodApproximations(eo.methods)) {
     in.facts.push_back("Approximation: " + a);
@@ -261,6 +270,20 @@ int RunReport(ReportArgs args) {
   }
   in.methods = eo.methods;
   in.rows = rows.value();
+  in.tp = j.tp;
+  const std::string plan_cmd =
+      demo ? "perseus demo --out plans" : "perseus plan <the same options> --out plans";
+  in.next_steps = {
+      {"Write the frontier and every plan to a directory", plan_cmd},
+      {"Print the per-stage frequencies to run for a deadline T (here the T_min plan)",
+       "perseus show-plan plans --time " + NumberText(f.points()[f.TMinIndex()].time_s)},
+      {"Run it in a training job: start the coordinator, which plans the job, hands every rank "
+       "its frequencies and reacts to stragglers; the ranks connect with the Python package "
+       "(README: perseus serve, Python package)",
+       "perseus serve --listen 127.0.0.1:8080 --db perseus.db"},
+      {"Check the schedule the plan assumes",
+       "perseus show-schedule --schedule " + j.schedule + " --stages " + std::to_string(j.stages) +
+           " --microbatches " + std::to_string(j.microbatches) + " --svg schedule.svg"}};
 
   std::error_code ec;
   std::filesystem::create_directories(args.out_dir, ec);
