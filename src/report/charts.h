@@ -53,7 +53,7 @@ struct Plot {
              "\" y=\"" + Px(top + height + 18) + "\" text-anchor=\"middle\">" +
              schedules::TickText(t, xs) + "</text>\n";
     }
-    const std::vector<double> yt = schedules::NiceTicks(y0, y1, 6);
+    const std::vector<double> yt = schedules::NiceTicks(y0, y1, 8);
     const double ys = yt.size() > 1 ? yt[1] - yt[0] : y1 - y0;
     for (double t : yt) {
       const double y = Y(t);

@@ -65,7 +65,7 @@ std::vector<double> NiceTicks(double lo, double hi, int target) {
   const double raw = span / std::max(1, target);
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = 10 * mag;
-  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
     if (raw <= m * mag * (1 + 1e-9)) {
       step = m * mag;
       break;
@@ -80,13 +80,17 @@ std::vector<double> NiceTicks(double lo, double hi, int target) {
 }
 
 std::string TickText(double value, double step) {
+  // The fewest decimals that write the step exactly (0.25: 2, 5: 0).
   int decimals = 0;
-  if (step > 0 && step < 1) {
-    decimals = static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
-    // 0.25-style steps of 2.5 x 10^k do not occur: 1, 2, 5 need one digit.
+  if (step > 0) {
+    while (decimals < 9) {
+      const double scaled = step * std::pow(10.0, decimals);
+      if (std::fabs(scaled - std::round(scaled)) < 1e-6 * std::max(1.0, scaled)) break;
+      ++decimals;
+    }
   }
   char buf[48];
-  std::snprintf(buf, sizeof(buf), "%.*f", std::min(decimals, 9), value);
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
   return buf;
 }
 
@@ -253,10 +257,10 @@ std::string RenderScheduleSvg(const planner::Dag& dag, const std::vector<double>
     if (d > 0) shortest = std::min(shortest, d);
   }
   if (shortest > 0) spec.width = std::clamp(34 * makespan / shortest, 1100.0, 2400.0);
-  char axis[96];
-  std::snprintf(axis, sizeof(axis), "time%s%s%s; iteration time %.4g%s%s",
+  char axis[160];
+  std::snprintf(axis, sizeof(axis), "time%s%s%s; iteration time %.4g%s",
                 time_unit.empty() ? "" : " (", time_unit.c_str(), time_unit.empty() ? "" : ")",
-                makespan, time_unit.empty() ? "" : " ", time_unit.c_str());
+                makespan, time_unit == "s" ? " s" : "");
   spec.axis_label = axis;
   const char* names[] = {"F forward", "B backward", "I backward (input)", "W backward (weight)",
                          "overlapped F+B"};

@@ -346,6 +346,18 @@ TEST(RenderTest, TextAndSvg) {
   EXPECT_EQ(svg.find(">F0c"), std::string::npos);
 }
 
+TEST(RenderTest, NiceTicks) {
+  EXPECT_EQ(NiceTicks(0, 9, 6), (std::vector<double>{0, 2, 4, 6, 8}));
+  EXPECT_EQ(NiceTicks(433, 601, 8), (std::vector<double>{450, 475, 500, 525, 550, 575, 600}));
+  const std::vector<double> small = NiceTicks(-0.03, 0.31, 8);  // step 0.05
+  ASSERT_EQ(small.size(), 7u);
+  EXPECT_EQ(small.front(), 0);
+  EXPECT_EQ(TickText(small[1], 0.05), "0.05");
+  EXPECT_EQ(TickText(0.25, 0.25), "0.25");
+  EXPECT_EQ(TickText(450, 25), "450");
+  EXPECT_EQ(TickText(1.1, 0.1), "1.1");
+}
+
 TEST(RenderTest, InterleavedLabelsNameTheChunkAndFitTheirBoxes) {
   auto orders = GenerateRankOrders(ScheduleKind::kInterleavedOneFOneB, {2, 4, 2});
   ASSERT_TRUE(orders.ok());

@@ -57,10 +57,10 @@ inline constexpr double kBoxLabelFontSize = 11;
 inline constexpr double kMinBoxLabelFontSize = 8;
 double LabelWidth(const std::string& text, double font_size);
 
-// "Nice" tick values (1, 2 or 5 x 10^k apart) covering [lo, hi], about
+// "Nice" tick values (1, 2, 2.5 or 5 x 10^k apart) covering [lo, hi], about
 // `target` of them.
 std::vector<double> NiceTicks(double lo, double hi, int target = 6);
-// A tick value with as many decimals as the step between ticks needs.
+// A tick value with as many decimals as the step between ticks needs (0.25: 2).
 std::string TickText(double value, double step);
 
 // The timeline as one self-contained <svg> element: row labels, boxes, a time
@@ -77,7 +77,8 @@ bool HasChunks(const planner::Dag& dag);
 
 // A timeline: every computation as a box at its earliest start, given a
 // duration per DAG node (seconds or any unit); colour by instruction.
-// `time_unit` names the unit on the axis ("s", or "" for unitless).
+// `time_unit` goes in the axis label: "time (s)", or a description of unitless
+// durations ("F = 1, B = 2, I = W = 1"); none if empty.
 std::string RenderScheduleSvg(const planner::Dag& dag, const std::vector<double>& duration,
                               const std::string& title, const std::string& time_unit = "");
 
