@@ -97,19 +97,26 @@ std::string Figure(const char* fmt, std::optional<double> v) {
   return report::FigureOr(fmt, v, "n/a");
 }
 
+// The job's blocking power in job::BlockingPowerText's words, and its source:
+// "83.64 W per GPU (1-GPU stages), from config".
+std::string BlockingText(const json& job) {
+  const json& blocking = Member(job, "blocking_power");
+  const auto w = Number(blocking, "w");
+  if (!w) return "n/a";
+  const auto tp = Number(Member(job, "config"), "tp");
+  return job::BlockingPowerText(*w, tp ? static_cast<int>(*tp) : 1) + ", from " +
+         Text(blocking, "source");
+}
+
 // The human table: the job, then one row per pipeline and one for the job.
 std::string JobTable(const json& job, const json& report) {
   const json& measured = Member(report, "measured");
-  const json& blocking = Member(job, "blocking_power");
   std::string out;
   char line[512];
   std::snprintf(line, sizeof(line), "Perseus job %s (%s): %s, blocking power %s\n",
                 Text(job, "job_id", Text(report, "job_id")).c_str(),
                 Text(Member(job, "config"), "name", "unnamed").c_str(), Text(job, "state").c_str(),
-                blocking.is_object() ? (Figure("%g W per GPU", Number(blocking, "w")) + " (" +
-                                        Text(blocking, "source") + ")")
-                                           .c_str()
-                                     : "n/a");
+                BlockingText(job).c_str());
   out += line;
   std::snprintf(line, sizeof(line), "  %s iteration reports over %s iterations\n\n",
                 Figure("%.0f", Number(report, "reports")).c_str(),
