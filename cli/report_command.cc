@@ -7,6 +7,7 @@
 // /v1/jobs/ID/report): a table, --json, or --out DIR for DIR/report.html.
 #include <httplib.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -257,7 +258,8 @@ int RunReport(ReportArgs args) {
   in.facts.push_back(j.schedule + ", " + std::to_string(j.stages) + " stages x " +
                      std::to_string(j.microbatches) + " microbatches, TP " + std::to_string(j.tp) +
                      "; " + std::to_string(pipelines) +
-                     " pipelines in the straggler emulation; blocking power " +
+                     (pipelines == 1 ? " pipeline" : " pipelines") +
+                     " in the straggler emulation; blocking power " +
                      job::BlockingPowerText(spec.blocking_power_w, j.tp) + "; " + spec.cost_model +
                      " cost model, time unit " + NumberText(j.unit_time_s) + " s.");
   for (const auto& note : j.notes) in.facts.push_back("Note: " + note);
@@ -278,12 +280,15 @@ int RunReport(ReportArgs args) {
   in.methods = eo.methods;
   in.rows = rows.value();
   in.tp = j.tp;
+  // The timeline plan's time, rounded up (a deadline below T_min is an error).
+  const std::string deadline =
+      NumberText(std::ceil(f.points()[in.timeline_point].time_s * 100) / 100);
   const std::string plan_cmd =
       demo ? "perseus demo --out plans" : "perseus plan <the same options> --out plans";
   in.next_steps = {
       {"Write the frontier and every plan to a directory", plan_cmd},
-      {"Print the per-stage frequencies to run for a deadline T (here the T_min plan)",
-       "perseus show-plan plans --time " + NumberText(f.points()[f.TMinIndex()].time_s)},
+      {"Print the per-stage frequencies to run for a deadline T (here the timeline's plan)",
+       "perseus show-plan plans --time " + deadline},
       {"Run it in a training job: start the coordinator, which plans the job, hands every rank "
        "its frequencies and reacts to stragglers; the ranks connect with the Python package "
        "(README: perseus serve, Python package)",
