@@ -204,6 +204,17 @@ def test_next_steps(demo_report):
     assert "perseus demo --out plans" in items
 
 
+def test_next_steps_commands_run(demo_report, perseus_bin, tmp_path):
+    """The demo's next steps work as written: perseus demo --out, then show-plan for the deadline."""
+    deadline = re.search(r"perseus show-plan plans --time ([\d.]+)", " ".join(demo_report.items)).group(1)
+    plans = tmp_path / "plans"
+    subprocess.run([perseus_bin, "demo", "--out", str(plans)], check=True, capture_output=True)
+    shown = subprocess.run(
+        [perseus_bin, "show-plan", str(plans), "--time", deadline], check=True, capture_output=True, text=True
+    )
+    assert '"stages"' in shown.stdout
+
+
 def schedule_svg(perseus_bin, tmp_path, *args):
     path = tmp_path / "s.svg"
     subprocess.run([perseus_bin, "show-schedule", *args, "--svg", str(path)], check=True, capture_output=True)
