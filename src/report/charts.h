@@ -18,7 +18,7 @@ namespace perseus::report {
 inline constexpr char kPageStyle[] =
     "body{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222;line-height:1.4}"
     "h2{margin-top:2em}td,th{padding:2px 10px;text-align:right}"
-    "td:first-child,th:first-child{text-align:left}.big{font-size:1.6em}"
+    "td:first-child,th:first-child{text-align:left;white-space:nowrap}.big{font-size:1.6em}"
     ".flag{color:#b40426;font-weight:bold}code{background:#f3f3f3;padding:1px 4px}"
     ".setting{background:#fff7e0;border-left:4px solid #f2b01e;padding:6px 10px}";
 

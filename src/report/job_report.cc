@@ -13,6 +13,7 @@
 #include "perseus/job/job.h"
 #include "perseus/report/json_fields.h"
 #include "perseus/report/report.h"
+#include "perseus/schedules/render.h"
 #include "src/report/charts.h"
 
 namespace perseus::report {
@@ -60,12 +61,24 @@ std::string EnergyBars(const std::vector<Row>& rows) {
   for (const Row& r : rows) top = std::max({top, r.base_j.value_or(0), r.perseus_j.value_or(0)});
   if (top <= 0) return "<p>No measured energy yet.</p>\n";
   const double left = 90, width = 640, bar = 12, gap = 14;
-  const double height = 20 + static_cast<double>(rows.size()) * (2 * bar + gap) + 10;
+  const double bars_end = 22 + static_cast<double>(rows.size()) * (2 * bar + gap);
+  const double height = bars_end + 26;
+  // The scale: nice ticks from 0 J, as the report's charts (at most to top).
+  const std::vector<double> ticks = schedules::NiceTicks(0, top, 6);
+  const double step = ticks.size() > 1 ? ticks[1] - ticks[0] : top;
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"" +
                     Format("%.0f", height) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   svg += "<text x=\"" + Format("%.0f", left) +
          "\" y=\"12\"><tspan fill=\"#999999\">&#9632; baseline (highest clock)</tspan> "
          "<tspan fill=\"#4e79a7\">&#9632; Perseus</tspan>, J per iteration</text>\n";
+  for (double t : ticks) {
+    const double x = left + t / top * width;
+    svg += "<line class=\"tick\" x1=\"" + Format("%.1f", x) + "\" y1=\"18\" x2=\"" +
+           Format("%.1f", x) + "\" y2=\"" + Format("%.1f", bars_end) +
+           "\" stroke=\"#e4e4e4\"/><text class=\"tick-label\" x=\"" + Format("%.1f", x) +
+           "\" y=\"" + Format("%.1f", bars_end + 14) + "\" text-anchor=\"middle\">" +
+           schedules::TickText(t, step) + "</text>\n";
+  }
   double y = 22;
   for (const Row& r : rows) {
     svg += "<text x=\"5\" y=\"" + Format("%.1f", y + bar + 4) + "\">" + HtmlEscape(r.name) +

@@ -55,6 +55,9 @@ TEST(JobReportTest, ShowsTheMeasuredFiguresPerPipelineAndForTheJob) {
       << html;
   EXPECT_NE(html.find("<b>20.00%</b>"), std::string::npos);
   EXPECT_NE(html.find("400.0"), std::string::npos);
+  // The bars' energy scale: nice ticks from 0 up to the largest bar (800 J).
+  EXPECT_NE(html.find("class=\"tick-label\""), std::string::npos);
+  EXPECT_NE(html.find("text-anchor=\"middle\">0</text>"), std::string::npos);
   EXPECT_NE(html.find("320.0"), std::string::npos);
   EXPECT_NE(html.find("10.00%"), std::string::npos);
   EXPECT_NE(html.find("2 / 3"), std::string::npos);
