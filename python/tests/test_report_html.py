@@ -196,6 +196,27 @@ def test_straggler_chart_shows_all_max_and_flags_slower_methods(demo_report):
     assert bool(flagged) == bool(rings) == bool(warnings)
 
 
+def test_flags_are_the_methods_emulate_finds_slower_than_all_max(demo_report, perseus_bin, gpt3_profile):
+    """Cross-check with `perseus emulate --json` on the demo's setting: a method is flagged on the
+    straggler chart exactly when its job iteration is slower than all-max's at some slowdown."""
+    import json
+
+    demo = ["--profile", gpt3_profile, "--stages", "8", "--microbatches", "12", "--tp", "8"]
+    demo += ["--blocking-power", "83.64", "--time-scale", "10", "--energy-scale", "10"]
+    demo += ["--pipelines", "128", "--straggler-slowdown", "1.0:1.5:0.05", "--json"]
+    rows = json.loads(subprocess.run([perseus_bin, "emulate", *demo], check=True, capture_output=True).stdout)["rows"]
+    slower = {
+        m
+        for r in rows
+        for m, v in r.items()
+        if isinstance(v, dict) and m != "all-max" and v["time"] > r["all-max"]["time"] * (1 + 1e-9)
+    }
+    legend = texts(demo_report.svgs[2], "legend")
+    flagged = {t.split(" ")[0] for t in legend if "slower than all-max" in t and not t.startswith("\u26a0")}
+    assert flagged == slower
+    assert slower, "the demo has a method slower than all-max (zeus-per-stage): the flag is exercised"
+
+
 def test_next_steps(demo_report):
     assert any(t == "Next steps" for _, _, t in demo_report.headings)
     items = " ".join(demo_report.items)
