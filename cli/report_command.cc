@@ -7,6 +7,7 @@
 // /v1/jobs/ID/report): a table, --json, or --out DIR for DIR/report.html.
 #include <httplib.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -16,7 +17,9 @@
 #include "cli/job.h"
 #include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
+#include "perseus/common/number_text.h"
 #include "perseus/emulator/emulator.h"
+#include "perseus/job/job.h"
 #include "perseus/report/json_fields.h"
 #include "perseus/report/report.h"
 
@@ -95,19 +98,26 @@ std::string Figure(const char* fmt, std::optional<double> v) {
   return report::FigureOr(fmt, v, "n/a");
 }
 
+// The job's blocking power in job::BlockingPowerText's words, and its source:
+// "83.64 W per GPU (1-GPU stages), from config".
+std::string BlockingText(const json& job) {
+  const json& blocking = Member(job, "blocking_power");
+  const auto w = Number(blocking, "w");
+  if (!w) return "n/a";
+  const auto tp = Number(Member(job, "config"), "tp");
+  return job::BlockingPowerText(*w, tp ? static_cast<int>(*tp) : 1) + ", from " +
+         Text(blocking, "source");
+}
+
 // The human table: the job, then one row per pipeline and one for the job.
 std::string JobTable(const json& job, const json& report) {
   const json& measured = Member(report, "measured");
-  const json& blocking = Member(job, "blocking_power");
   std::string out;
   char line[512];
   std::snprintf(line, sizeof(line), "Perseus job %s (%s): %s, blocking power %s\n",
                 Text(job, "job_id", Text(report, "job_id")).c_str(),
                 Text(Member(job, "config"), "name", "unnamed").c_str(), Text(job, "state").c_str(),
-                blocking.is_object() ? (Figure("%g W per GPU", Number(blocking, "w")) + " (" +
-                                        Text(blocking, "source") + ")")
-                                           .c_str()
-                                     : "n/a");
+                BlockingText(job).c_str());
   out += line;
   std::snprintf(line, sizeof(line), "  %s iteration reports over %s iterations\n\n",
                 Figure("%.0f", Number(report, "reports")).c_str(),
@@ -214,7 +224,8 @@ int RunReport(ReportArgs args) {
     return ReportError(Status::InvalidInput(
         "--out DIR is required (or --server URL --job ID for a job on a coordinator)"));
   }
-  if (args.job.profile_path.empty()) {
+  const bool demo = args.job.profile_path.empty();
+  if (demo) {
     args.job = DemoJobSpec();
     if (args.pipelines == 0) args.pipelines = 1536 / 12;  // the paper's global batch of 1536
   }
@@ -238,12 +249,19 @@ int RunReport(ReportArgs args) {
   report::ReportInput in;
   in.title = "Perseus report: " + std::filesystem::path(spec.profile_path).filename().string();
   const auto& j = planned->job;
+  if (demo) {
+    in.facts.push_back(
+        "The demo job: the shipped GPT-3 175B A100 profile in the paper's emulation setting "
+        "(time x10, energy x10 per GPU: 8 stages of 8 tensor-parallel A100s, 12 "
+        "microbatches). Pass --profile for your own job.");
+  }
   in.facts.push_back(j.schedule + ", " + std::to_string(j.stages) + " stages x " +
                      std::to_string(j.microbatches) + " microbatches, TP " + std::to_string(j.tp) +
-                     ", " + std::to_string(pipelines) +
-                     " pipelines in the straggler emulation; blocking power " +
-                     std::to_string(spec.blocking_power_w) + " W per GPU; " + spec.cost_model +
-                     " cost model, unit " + std::to_string(j.unit_time_s) + " s.");
+                     "; " + std::to_string(pipelines) +
+                     (pipelines == 1 ? " pipeline" : " pipelines") +
+                     " in the straggler emulation; blocking power " +
+                     job::BlockingPowerText(spec.blocking_power_w, j.tp) + "; " + spec.cost_model +
+                     " cost model, time unit " + NumberText(j.unit_time_s) + " s.");
   for (const auto& note : j.notes) in.facts.push_back("Note: " + note);
   for (const std::string& a : emulator::MethodApproximations(eo.methods)) {
     in.facts.push_back("Approximation: " + a);
@@ -261,6 +279,23 @@ int RunReport(ReportArgs args) {
   }
   in.methods = eo.methods;
   in.rows = rows.value();
+  in.tp = j.tp;
+  // The timeline plan's time, rounded up (a deadline below T_min is an error).
+  const std::string deadline =
+      NumberText(std::ceil(f.points()[in.timeline_point].time_s * 100) / 100);
+  const std::string plan_cmd =
+      demo ? "perseus demo --out plans" : "perseus plan <the same options> --out plans";
+  in.next_steps = {
+      {"Write the frontier and every plan to a directory", plan_cmd},
+      {"Print the per-stage frequencies to run for a deadline T (here the timeline's plan)",
+       "perseus show-plan plans --time " + deadline},
+      {"Run it in a training job: start the coordinator, which plans the job, hands every rank "
+       "its frequencies and reacts to stragglers; the ranks connect with the Python package "
+       "(README: perseus serve, Python package)",
+       "perseus serve --listen 127.0.0.1:8080 --db perseus.db"},
+      {"Check the schedule the plan assumes",
+       "perseus show-schedule --schedule " + j.schedule + " --stages " + std::to_string(j.stages) +
+           " --microbatches " + std::to_string(j.microbatches) + " --svg schedule.svg"}};
 
   std::error_code ec;
   std::filesystem::create_directories(args.out_dir, ec);

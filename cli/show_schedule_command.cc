@@ -32,6 +32,7 @@ int RunShowSchedule(const ShowScheduleArgs& args) {
   // Durations for the timeline: the profile at all-max if one is given.
   std::vector<double> duration = schedules::UnitDurations(dag);
   std::string unit = "F = 1, B = 2, I = W = 1";
+  std::string axis_unit = "F = 1, B = 2, I = W = 1";
   if (!spec.profile_path.empty()) {
     auto prepared = job::PrepareJob(spec);
     if (!prepared.ok()) return ReportError(prepared.status());
@@ -40,6 +41,7 @@ int RunShowSchedule(const ShowScheduleArgs& args) {
       duration[i] = problem.set(i).highest_frequency.time_s;
     }
     unit = "seconds at the highest frequency";
+    axis_unit = "s";
   }
   if (!args.csv_path.empty()) {
     Status s = WriteFileAtomically(args.csv_path, schedules::WriteScheduleCsv(orders));
@@ -47,7 +49,11 @@ int RunShowSchedule(const ShowScheduleArgs& args) {
   }
   if (!args.svg_path.empty()) {
     Status s = WriteFileAtomically(
-        args.svg_path, schedules::RenderScheduleSvg(dag, duration, name + " (" + unit + ")"));
+        args.svg_path, schedules::RenderScheduleSvg(
+                           dag, duration,
+                           name + ": " + std::to_string(dag.num_gpus()) + " ranks, " +
+                               std::to_string(dag.num_nodes()) + " computations, durations " + unit,
+                           axis_unit));
     if (!s.ok()) return ReportError(s);
   }
   if (args.json) {

@@ -114,7 +114,10 @@ TEST_F(ReportServerTest, TableShowsTheMeasuredSavingPerPipelineAndForTheJob) {
   EXPECT_NE(o.out.find("Perseus job " + std::to_string(job_) + " (gpt3-4x2): ready"),
             std::string::npos)
       << o.out;
-  EXPECT_NE(o.out.find("83.64 W per GPU (config)"), std::string::npos) << o.out;
+  // job::BlockingPowerText's wording (the job has 1-GPU stages), and the source.
+  EXPECT_NE(o.out.find("blocking power 83.64 W per GPU (1-GPU stages), from config"),
+            std::string::npos)
+      << o.out;
   // Pipeline rows: 4 ranks x 100 J against 4 x 80 J; the job's: 800 against 640.
   EXPECT_NE(o.out.find("2/3"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("400.0"), std::string::npos) << o.out;

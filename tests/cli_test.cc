@@ -525,10 +525,11 @@ TEST_F(CliTest, ShowScheduleSvgAndJson) {
   ASSERT_EQ(j["ranks"].size(), 2u);
   EXPECT_EQ(j["ranks"][1][2], "3F0");
   std::string text = ReadFile(svg);
-  size_t rects = 0;
-  for (size_t p = text.find("<rect"); p != std::string::npos; p = text.find("<rect", p + 1))
-    ++rects;
-  EXPECT_EQ(rects, 2u * 2 * 4 * 2);  // ranks x chunks x microbatches x (F, B)
+  size_t boxes = 0;
+  for (size_t p = text.find("<g class=\"box\">"); p != std::string::npos;
+       p = text.find("<g class=\"box\">", p + 1))
+    ++boxes;
+  EXPECT_EQ(boxes, 2u * 2 * 4 * 2);  // ranks x chunks x microbatches x (F, B)
 }
 
 }  // namespace

@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "perseus/common/html_escape.h"
+#include "perseus/job/job.h"
 #include "perseus/report/json_fields.h"
 #include "perseus/report/report.h"
-#include "src/report/html.h"
+#include "perseus/schedules/render.h"
+#include "src/report/charts.h"
 
 namespace perseus::report {
 namespace {
@@ -58,16 +61,28 @@ std::string EnergyBars(const std::vector<Row>& rows) {
   for (const Row& r : rows) top = std::max({top, r.base_j.value_or(0), r.perseus_j.value_or(0)});
   if (top <= 0) return "<p>No measured energy yet.</p>\n";
   const double left = 90, width = 640, bar = 12, gap = 14;
-  const double height = 20 + static_cast<double>(rows.size()) * (2 * bar + gap) + 10;
+  const double bars_end = 22 + static_cast<double>(rows.size()) * (2 * bar + gap);
+  const double height = bars_end + 26;
+  // The scale: nice ticks from 0 J, as the report's charts (at most to top).
+  const std::vector<double> ticks = schedules::NiceTicks(0, top, 6);
+  const double step = ticks.size() > 1 ? ticks[1] - ticks[0] : top;
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"" +
                     Format("%.0f", height) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   svg += "<text x=\"" + Format("%.0f", left) +
          "\" y=\"12\"><tspan fill=\"#999999\">&#9632; baseline (highest clock)</tspan> "
          "<tspan fill=\"#4e79a7\">&#9632; Perseus</tspan>, J per iteration</text>\n";
+  for (double t : ticks) {
+    const double x = left + t / top * width;
+    svg += "<line class=\"tick\" x1=\"" + Format("%.1f", x) + "\" y1=\"18\" x2=\"" +
+           Format("%.1f", x) + "\" y2=\"" + Format("%.1f", bars_end) +
+           "\" stroke=\"#e4e4e4\"/><text class=\"tick-label\" x=\"" + Format("%.1f", x) +
+           "\" y=\"" + Format("%.1f", bars_end + 14) + "\" text-anchor=\"middle\">" +
+           schedules::TickText(t, step) + "</text>\n";
+  }
   double y = 22;
   for (const Row& r : rows) {
-    svg +=
-        "<text x=\"5\" y=\"" + Format("%.1f", y + bar + 4) + "\">" + Escape(r.name) + "</text>\n";
+    svg += "<text x=\"5\" y=\"" + Format("%.1f", y + bar + 4) + "\">" + HtmlEscape(r.name) +
+           "</text>\n";
     const std::pair<std::optional<double>, const char*> bars[] = {{r.base_j, "#999999"},
                                                                   {r.perseus_j, "#4e79a7"}};
     for (const auto& [value, colour] : bars) {
@@ -92,12 +107,9 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
   const std::string title = "Perseus job " + id + ": " + Text(config, "name", "(unnamed)");
   std::string html =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>" +
-      Escape(title) +
-      "</title>\n<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
-      "h2{margin-top:2em}td,th{padding:2px 10px;text-align:right}"
-      "td:first-child,th:first-child{text-align:left}.big{font-size:1.6em}</style>\n</head>\n"
-      "<body>\n";
-  html += "<h1>" + Escape(title) + "</h1>\n";
+      HtmlEscape(title) + "</title>\n<style>" + std::string(kPageStyle) +
+      "</style>\n</head>\n<body>\n";
+  html += "<h1>" + HtmlEscape(title) + "</h1>\n";
 
   // The job: state, shape, blocking power, plan.
   std::string state = "State: " + Text(job, "state");
@@ -106,17 +118,19 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
       progress && (now == "planning" || now == "profiling"))
     state += Format(" (%.0f%%)", *progress * 100);
   if (job.is_object() && job.contains("reason")) state += "; " + Text(job, "reason");
-  html += "<p>" + Escape(state) + ".</p>\n";
+  html += "<p>" + HtmlEscape(state) + ".</p>\n";
   html += "<p>" +
-          Escape(Text(config, "schedule") + ", " + Text(config, "stages") + " stages x " +
-                 Text(config, "microbatches") + " microbatches, TP " + Text(config, "tp") +
-                 " x DP " + Text(config, "dp")) +
+          HtmlEscape(Text(config, "schedule") + ", " + Text(config, "stages") + " stages x " +
+                     Text(config, "microbatches") + " microbatches, TP " + Text(config, "tp") +
+                     " x DP " + Text(config, "dp")) +
           ".</p>\n";
   const json& blocking = Member(job, "blocking_power");
+  auto w = Number(blocking, "w");
+  auto tp = Number(config, "tp");
   html += "<p>Blocking power: " +
-          (blocking.is_object() ? Format("%.2f W", Number(blocking, "w")) + " per GPU (" +
-                                      Escape(Text(blocking, "source")) + ")"
-                                : std::string(kDash)) +
+          (w ? HtmlEscape(job::BlockingPowerText(*w, tp ? static_cast<int>(*tp) : 1)) + ", from " +
+                   HtmlEscape(Text(blocking, "source"))
+             : std::string(kDash)) +
           ".</p>\n";
 
   // The headline: the measured saving and slowdown of the job.
@@ -125,7 +139,7 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
           "</b> of energy per iteration, slowdown " + Format("%.2f%%", total.slowdown) +
           " (the model's saving: " + Format("%.2f%%", total.model_saving) + ").</p>\n";
   if (measured.is_object() && measured.contains("note")) {
-    html += "<p>Note: " + Escape(Text(measured, "note")) + ".</p>\n";
+    html += "<p>Note: " + HtmlEscape(Text(measured, "note")) + ".</p>\n";
   }
 
   // Per pipeline and for the job.
@@ -150,7 +164,7 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
       "<th>baseline s/iter</th><th>Perseus s/iter</th><th>slowdown</th></tr>\n";
   for (const Row& r : rows) {
     const bool job_row = &r == &rows.back();
-    html += std::string("<tr>") + (job_row ? "<td><b>" : "<td>") + Escape(r.name) +
+    html += std::string("<tr>") + (job_row ? "<td><b>" : "<td>") + HtmlEscape(r.name) +
             (job_row ? "</b>" : "") + "</td><td>" + (r.iterations.empty() ? kDash : r.iterations) +
             "</td><td>" + Format("%.1f", r.base_j) + "</td><td>" + Format("%.1f", r.perseus_j) +
             "</td><td>" + Format("%.2f%%", r.saving) + "</td><td>" +
@@ -164,7 +178,7 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
   // What the ranks reported, and the plan's figures.
   html += "<h2>Reports</h2>\n<table>\n";
   auto fact = [&html](const std::string& name, const std::string& value) {
-    html += "<tr><td>" + Escape(name) + "</td><td>" + Escape(value) + "</td></tr>\n";
+    html += "<tr><td>" + HtmlEscape(name) + "</td><td>" + HtmlEscape(value) + "</td></tr>\n";
   };
   fact("iteration reports", Format("%.0f", Number(report, "reports")));
   fact("iterations", Format("%.0f", Number(report, "iterations")));
@@ -202,8 +216,9 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
         "<th>straggler</th></tr>\n";
     for (const json& p : plans) {
       const json& straggler = Member(p, "straggler");
-      html += "<tr><td>" + Escape(Text(p, "pipeline")) + "</td><td>" + Escape(Text(p, "version")) +
-              "</td><td>" + Format("%.4f", Number(p, "target_time_s")) + "</td><td>" +
+      html += "<tr><td>" + HtmlEscape(Text(p, "pipeline")) + "</td><td>" +
+              HtmlEscape(Text(p, "version")) + "</td><td>" +
+              Format("%.4f", Number(p, "target_time_s")) + "</td><td>" +
               (straggler.is_boolean() ? (straggler.get<bool>() ? "yes" : "no") : kDash) +
               "</td></tr>\n";
     }
@@ -215,8 +230,8 @@ std::string RenderJobReportHtml(const json& job, const json& report) {
         "<h2>Stragglers</h2>\n<table>\n<tr><th>pipeline</th><th>slowdown</th>"
         "<th>source</th><th>T' (s)</th></tr>\n";
     for (const json& s : stragglers) {
-      html += "<tr><td>" + Escape(Text(s, "pipeline")) + "</td><td>" +
-              Format("%.3f", Number(s, "slowdown")) + "</td><td>" + Escape(Text(s, "source")) +
+      html += "<tr><td>" + HtmlEscape(Text(s, "pipeline")) + "</td><td>" +
+              Format("%.3f", Number(s, "slowdown")) + "</td><td>" + HtmlEscape(Text(s, "source")) +
               "</td><td>" + Format("%.4f", Number(s, "t_prime_s")) + "</td></tr>\n";
     }
     html += "</table>\n";

@@ -49,9 +49,15 @@ TEST(JobReportTest, ShowsTheMeasuredFiguresPerPipelineAndForTheJob) {
                          {"slowdown_pct", 10.0}}}};
   const std::string html = RenderJobReportHtml(job, report);
   EXPECT_NE(html.find("Perseus job 3: gpt3 &lt;4x2&gt;"), std::string::npos) << html;
-  EXPECT_NE(html.find("83.64 W per GPU (config)"), std::string::npos);
+  // job::BlockingPowerText's wording, and where the figure came from.
+  EXPECT_NE(html.find("Blocking power: 83.64 W per GPU (1-GPU stages), from config."),
+            std::string::npos)
+      << html;
   EXPECT_NE(html.find("<b>20.00%</b>"), std::string::npos);
   EXPECT_NE(html.find("400.0"), std::string::npos);
+  // The bars' energy scale: nice ticks from 0 up to the largest bar (800 J).
+  EXPECT_NE(html.find("class=\"tick-label\""), std::string::npos);
+  EXPECT_NE(html.find("text-anchor=\"middle\">0</text>"), std::string::npos);
   EXPECT_NE(html.find("320.0"), std::string::npos);
   EXPECT_NE(html.find("10.00%"), std::string::npos);
   EXPECT_NE(html.find("2 / 3"), std::string::npos);

@@ -4,96 +4,42 @@
 #include <cmath>
 #include <cstdio>
 
+#include "perseus/common/html_escape.h"
+#include "perseus/common/number_text.h"
 #include "perseus/emulator/simulator.h"
-#include "src/report/html.h"
+#include "perseus/schedules/render.h"
+#include "src/report/charts.h"
 
 namespace perseus::report {
 
 namespace {
 
-std::string Format(const char* fmt, double a) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), fmt, a);
-  return buf;
-}
-
-// "Nice" tick values covering [lo, hi].
-std::vector<double> Ticks(double lo, double hi, int target = 6) {
-  const double span = hi - lo > 0 ? hi - lo : 1;
-  const double raw = span / target;
-  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = mag;
-  for (double m : {1.0, 2.0, 5.0, 10.0}) {
-    if (raw <= m * mag) {
-      step = m * mag;
-      break;
-    }
-  }
-  std::vector<double> ticks;
-  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push_back(t);
-  return ticks;
-}
-
-// A plot area with axes, ticks and labels; maps data to pixels.
-struct Plot {
-  double x0, x1, y0, y1;  // data ranges
-  double left = 90, top = 20, width = 760, height = 360;
-  std::string svg;
-
-  Plot(double ax0, double ax1, double ay0, double ay1, const std::string& xlabel,
-       const std::string& ylabel, const char* xfmt, const char* yfmt)
-      : x0(ax0), x1(ax1), y0(ay0), y1(ay1) {
-    svg +=
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"450\" "
-        "font-family=\"sans-serif\" font-size=\"12\">\n";
-    svg += "<rect x=\"" + Format("%.1f", left) + "\" y=\"" + Format("%.1f", top) + "\" width=\"" +
-           Format("%.1f", width) + "\" height=\"" + Format("%.1f", height) +
-           "\" fill=\"none\" stroke=\"#888\"/>\n";
-    for (double t : Ticks(x0, x1)) {
-      const double x = X(t);
-      svg += "<line x1=\"" + Format("%.1f", x) + "\" y1=\"" + Format("%.1f", top + height) +
-             "\" x2=\"" + Format("%.1f", x) + "\" y2=\"" + Format("%.1f", top + height + 5) +
-             "\" stroke=\"#888\"/><text x=\"" + Format("%.1f", x) + "\" y=\"" +
-             Format("%.1f", top + height + 18) + "\" text-anchor=\"middle\">" + Format(xfmt, t) +
-             "</text>\n";
-    }
-    for (double t : Ticks(y0, y1)) {
-      const double y = Y(t);
-      svg += "<line x1=\"" + Format("%.1f", left - 5) + "\" y1=\"" + Format("%.1f", y) +
-             "\" x2=\"" + Format("%.1f", left + width) + "\" y2=\"" + Format("%.1f", y) +
-             "\" stroke=\"#eee\"/><text x=\"" + Format("%.1f", left - 8) + "\" y=\"" +
-             Format("%.1f", y + 4) + "\" text-anchor=\"end\">" + Format(yfmt, t) + "</text>\n";
-    }
-    svg += "<text x=\"" + Format("%.1f", left + width / 2) + "\" y=\"" +
-           Format("%.1f", top + height + 40) + "\" text-anchor=\"middle\">" + Escape(xlabel) +
-           "</text>\n";
-    svg += "<text transform=\"translate(18," + Format("%.1f", top + height / 2) +
-           ") rotate(-90)\" text-anchor=\"middle\">" + Escape(ylabel) + "</text>\n";
-  }
-  double X(double v) const { return left + (v - x0) / (x1 - x0) * width; }
-  double Y(double v) const { return top + height - (v - y0) / (y1 - y0) * height; }
-  void Polyline(const std::vector<std::pair<double, double>>& pts, const std::string& colour) {
-    svg += "<polyline fill=\"none\" stroke=\"" + colour + "\" stroke-width=\"2\" points=\"";
-    for (const auto& [x, y] : pts) svg += Format("%.1f", X(x)) + "," + Format("%.1f", Y(y)) + " ";
-    svg += "\"/>\n";
-  }
-  void Marker(double x, double y, const std::string& colour, const std::string& label) {
-    svg += "<circle cx=\"" + Format("%.1f", X(x)) + "\" cy=\"" + Format("%.1f", Y(y)) +
-           "\" r=\"5\" fill=\"" + colour + "\"><title>" + Escape(label) + "</title></circle>\n";
-    svg += "<text x=\"" + Format("%.1f", X(x) + 8) + "\" y=\"" + Format("%.1f", Y(y) - 8) +
-           "\" fill=\"" + colour + "\">" + Escape(label) + "</text>\n";
-  }
-  std::string Finish() { return svg + "</svg>\n"; }
-};
+using schedules::LabelWidth;
 
 const char* kColours[] = {"#333333", "#e15759", "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1"};
 
-std::string FrontierChart(const ReportInput& in) {
+// Energy shown in J, kJ or MJ, whichever keeps the numbers short.
+struct EnergyUnit {
+  double divisor = 1;
+  const char* name = "J";
+};
+
+EnergyUnit UnitFor(double joules) {
+  if (std::fabs(joules) >= 1e6) return {1e6, "MJ"};
+  if (std::fabs(joules) >= 1e3) return {1e3, "kJ"};
+  return {1, "J"};
+}
+
+std::string EnergyText(double joules, const EnergyUnit& u) {
+  return Format("%.5g", joules / u.divisor) + " " + u.name;
+}
+
+std::string FrontierChart(const ReportInput& in, const EnergyUnit& unit) {
   const planner::Frontier& f = *in.frontier;
   std::vector<std::pair<double, double>> pts;
-  for (const auto& p : f.points()) pts.push_back({p.time_s, p.energy_j});
+  for (const auto& p : f.points()) pts.push_back({p.time_s, p.energy_j / unit.divisor});
   std::sort(pts.begin(), pts.end());
-  // At most ~1500 vertices: the chart is 760 px wide.
+  // At most ~1500 vertices: the chart is 700 px wide.
   std::vector<std::pair<double, double>> shown;
   const size_t stride = std::max<size_t>(1, pts.size() / 1500);
   for (size_t k = 0; k < pts.size(); k += stride) shown.push_back(pts[k]);
@@ -107,35 +53,61 @@ std::string FrontierChart(const ReportInput& in) {
   auto include = [&](const planner::Figures& g) {
     tx0 = std::min(tx0, g.time_s);
     tx1 = std::max(tx1, g.time_s);
-    ey0 = std::min(ey0, g.energy_j);
-    ey1 = std::max(ey1, g.energy_j);
+    ey0 = std::min(ey0, g.energy_j / unit.divisor);
+    ey1 = std::max(ey1, g.energy_j / unit.divisor);
   };
   include(f.all_max);
   for (const auto& [name, g] : in.baselines) include(g);
-  const double tp = (tx1 - tx0) * 0.05 + 1e-9, ep = (ey1 - ey0) * 0.08 + 1e-9;
-  Plot plot(tx0 - tp, tx1 + tp, ey0 - ep, ey1 + ep, "iteration time (s)",
-            "energy per iteration, one pipeline (J)", "%.4g", "%.6g");
+  const double tp = (tx1 - tx0) * 0.06 + 1e-9, ep = (ey1 - ey0) * 0.1 + 1e-9;
+  Plot plot(tx0 - tp, tx1 + tp * 2, ey0 - ep, ey1 + ep, "iteration time (s)",
+            std::string("energy per iteration, one pipeline (") + unit.name + ")");
   plot.Polyline(shown, "#4e79a7");
+  plot.LegendLine("#4e79a7", "frontier (" + std::to_string(f.size()) + " plans)", false);
   const auto& tmin = f.points()[f.TMinIndex()];
   const auto& tstar = f.points()[f.TStarIndex()];
-  plot.Marker(f.all_max.time_s, f.all_max.energy_j, "#000000", "all-max");
-  plot.Marker(tmin.time_s, tmin.energy_j, "#e15759", "T_min");
-  plot.Marker(tstar.time_s, tstar.energy_j, "#9467bd", "T*");
+  plot.Marker(f.all_max.time_s, f.all_max.energy_j / unit.divisor, "#000000", "all-max");
+  plot.Marker(tmin.time_s, tmin.energy_j / unit.divisor, "#e15759", "T_min");
+  plot.Marker(tstar.time_s, tstar.energy_j / unit.divisor, "#9467bd", "T*");
   size_t c = 3;
   for (const auto& [name, g] : in.baselines) {
-    plot.Marker(g.time_s, g.energy_j, kColours[c++ % 6], name);
+    plot.Marker(g.time_s, g.energy_j / unit.divisor, kColours[c++ % 6], name);
   }
   return plot.Finish();
 }
 
-std::string TimelineChart(const ReportInput& in) {
+// Blue (lowest SM frequency of the plan) to red (highest).
+std::string FrequencyColour(double share) {
+  const int lo[3] = {0x3b, 0x4c, 0xc0}, hi[3] = {0xb4, 0x04, 0x26};
+  char colour[16];
+  auto mix = [&](int k) { return static_cast<int>(std::lround(lo[k] + (hi[k] - lo[k]) * share)); };
+  std::snprintf(colour, sizeof(colour), "#%02x%02x%02x", mix(0), mix(1), mix(2));
+  return colour;
+}
+
+std::string GpuRange(int stage, int tp) {
+  if (tp <= 1) return "stage " + std::to_string(stage) + " (GPU " + std::to_string(stage) + ")";
+  return "stage " + std::to_string(stage) + " (GPUs " + std::to_string(stage * tp) + "\u2013" +
+         std::to_string(stage * tp + tp - 1) + ")";
+}
+
+std::string TimelineName(const ReportInput& in) {
+  const planner::Frontier& f = *in.frontier;
+  if (in.timeline_point == f.TMinIndex()) return "T_min plan";
+  if (in.timeline_point == f.TStarIndex()) return "T* plan";
+  return "Plan for a deadline of " + NumberText(f.points()[in.timeline_point].time_s) + " s";
+}
+
+std::string TimelineChart(const ReportInput& in, double* makespan_out) {
   const planner::Frontier& f = *in.frontier;
   const planner::Problem& problem = f.problem();
   const planner::Dag& dag = *problem.dag;
   const planner::Plan plan = f.PlanAt(in.timeline_point);
   auto sim = emulator::Simulate(problem, plan, {});
-  if (!sim.ok()) return "<p>timeline unavailable: " + Escape(sim.status().message()) + "</p>\n";
+  if (!sim.ok()) {
+    return "<p>timeline unavailable: " + HtmlEscape(sim.status().message()) + "</p>\n";
+  }
   const double makespan = sim->figures.time_s;
+  *makespan_out = makespan;
   // Critical computations: no slack against the makespan.
   const int n = dag.num_nodes();
   std::vector<double> latest(n, makespan);
@@ -151,46 +123,44 @@ std::string TimelineChart(const ReportInput& in) {
     fmin = std::min(fmin, e.frequency_mhz);
     fmax = std::max(fmax, e.frequency_mhz);
   }
-  const double left = 70, top = 20, row = 26, width = 800;
-  const int rows = dag.num_gpus();
-  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"" +
-                    Format("%.0f", top + row * rows + 70) +
-                    "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  for (int g = 0; g < rows; ++g) {
-    svg += "<text x=\"5\" y=\"" + Format("%.1f", top + row * g + row * 0.65) + "\">GPU " +
-           std::to_string(g) + "</text>\n";
-  }
+  schedules::TimelineSpec spec;
+  spec.width = 760;
+  for (int g = 0; g < dag.num_gpus(); ++g) spec.row_labels.push_back(GpuRange(g, in.tp));
+  const bool chunked = schedules::HasChunks(dag);
   const double eps = 1e-9 * std::max(1.0, makespan);
   for (const auto& e : sim->timeline) {
     const auto& c = dag.node(e.node);
     const double share =
         fmax > fmin ? static_cast<double>(e.frequency_mhz - fmin) / (fmax - fmin) : 1;
-    const int red = static_cast<int>(60 + 195 * share),
-              blue = static_cast<int>(60 + 195 * (1 - share));
-    char colour[16];
-    std::snprintf(colour, sizeof(colour), "#%02x50%02x", red, blue);
     const bool critical = e.end_s >= latest[e.node] - eps;
-    const double x = left + e.start_s / makespan * width;
-    const double w = std::max(0.5, (e.end_s - e.start_s) / makespan * width);
-    svg += "<rect x=\"" + Format("%.2f", x) + "\" y=\"" + Format("%.1f", top + row * c.gpu + 2) +
-           "\" width=\"" + Format("%.2f", w) + "\" height=\"" + Format("%.1f", row - 4) +
-           "\" fill=\"" + colour + "\"" +
-           (critical ? " stroke=\"#000\" stroke-width=\"1.5\"" : " stroke=\"#fff\"") + "><title>" +
-           Escape(planner::ComputationLabel(c)) + " at " + std::to_string(e.frequency_mhz) +
-           " MHz, " + Format("%.4g", e.start_s) + "-" + Format("%.4g", e.end_s) + " s" +
-           (critical ? ", critical" : "") + "</title></rect>\n";
+    const bool backward = c.instruction != planner::Instruction::kForward;
+    spec.boxes.push_back({c.gpu, e.start_s, e.end_s, FrequencyColour(share), backward, critical,
+                          schedules::BoxLabel(c, dag.num_gpus(), chunked),
+                          planner::ComputationLabel(c) + " at " + std::to_string(e.frequency_mhz) +
+                              " MHz, " + NumberText(e.start_s) + "\u2013" + NumberText(e.end_s) +
+                              " s" + (critical ? ", critical" : "")});
   }
-  svg += "<text x=\"" + Format("%.0f", left) + "\" y=\"" + Format("%.0f", top + row * rows + 20) +
-         "\">time 0 to " + Format("%.4g", makespan) + " s; colour: SM frequency from " +
-         std::to_string(fmin) + " MHz (blue) to " + std::to_string(fmax) +
-         " MHz (red); black outline: critical path</text>\n";
-  return svg + "</svg>\n";
+  spec.end = makespan;
+  spec.axis_label = "time within the iteration (s)";
+  const std::string mid = FrequencyColour(0.5);
+  spec.legend = {{mid, false, false, "forward (plain)"},
+                 {mid, true, false, "backward (hatched)"},
+                 {"#dddddd", false, true, "critical path (black outline)"}};
+  spec.scale_label = "colour: SM frequency";
+  spec.scale_low = std::to_string(fmin) + " MHz";
+  spec.scale_high = std::to_string(fmax) + " MHz";
+  spec.scale_low_colour = FrequencyColour(0);
+  spec.scale_high_colour = FrequencyColour(1);
+  spec.notes.push_back(std::string("box label: F or B and the microbatch") +
+                       (chunked ? ", cN the rank's model chunk" : "") +
+                       "; hover a box for its frequency and times");
+  return schedules::RenderTimelineSvg(spec);
 }
 
-std::string SavingsChart(const ReportInput& in) {
+std::string SavingsChart(const ReportInput& in, std::vector<std::string>* flags) {
   if (in.rows.empty()) return "<p>No emulation rows.</p>\n";
   double x0 = in.rows.front().slowdown, x1 = in.rows.back().slowdown;
-  double y0 = 0, y1 = 1;
+  double y0 = 0, y1 = 0;
   for (const auto& r : in.rows) {
     for (const auto& m : r.methods) {
       y0 = std::min(y0, m.saving_pct);
@@ -198,52 +168,103 @@ std::string SavingsChart(const ReportInput& in) {
     }
   }
   if (x1 <= x0) x1 = x0 + 0.1;
-  Plot plot(x0, x1, y0, y1 * 1.1, "straggler slowdown T'/T_min", "job energy saving vs all-max (%)",
-            "%.2f", "%.0f");
+  // Room below 0 %, so that all-max's line is not on the axis.
+  const double pad = std::max(1.0, (y1 - y0) * 0.08);
+  Plot plot(x0, x1, y0 - pad, y1 + pad, "straggler slowdown T'/T_min",
+            "job energy saving vs all-max (%)");
+  size_t all_max = in.methods.size();
+  for (size_t k = 0; k < in.methods.size(); ++k) {
+    if (in.methods[k] == emulator::Method::kAllMax) all_max = k;
+  }
   for (size_t k = 0; k < in.methods.size(); ++k) {
     std::vector<std::pair<double, double>> pts;
     for (const auto& r : in.rows) pts.push_back({r.slowdown, r.methods[k].saving_pct});
-    const std::string colour = kColours[k % 6];
-    plot.Polyline(pts, colour);
-    plot.svg += "<text x=\"" + Format("%.1f", plot.left + 10) + "\" y=\"" +
-                Format("%.1f", plot.top + 16 + 16.0 * static_cast<double>(k)) + "\" fill=\"" +
-                colour + "\">" + Escape(std::string(emulator::MethodName(in.methods[k]))) +
-                "</text>\n";
+    const bool is_all_max = k == all_max;
+    const std::string colour = is_all_max ? "#000000" : kColours[k % 6];
+    plot.Polyline(pts, colour, is_all_max);
+    std::string name(emulator::MethodName(in.methods[k]));
+    // A method whose job iteration is slower than all-max's at some slowdown.
+    std::vector<double> slower;
+    if (all_max < in.methods.size() && !is_all_max) {
+      for (const auto& r : in.rows) {
+        const double limit = r.methods[all_max].time_s;
+        if (r.methods[k].time_s > limit * (1 + 1e-9) + 1e-12) {
+          slower.push_back(r.slowdown);
+          plot.Flag(r.slowdown, r.methods[k].saving_pct);
+        }
+      }
+    }
+    if (!slower.empty()) {
+      const std::string where =
+          slower.size() == in.rows.size()
+              ? "at every slowdown"
+              : "at slowdown " + NumberText(slower.front()) +
+                    (slower.size() > 1 ? "\u2013" + NumberText(slower.back()) : "");
+      flags->push_back(name + " is slower than all-max " + where);
+      name += " \u26a0 slower than all-max";
+    }
+    if (is_all_max) name += " (0 %, the reference)";
+    plot.LegendLine(colour, name, is_all_max);
   }
+  if (!flags->empty()) plot.LegendFlag("\u26a0 = iteration slower than all-max");
   return plot.Finish();
 }
 
 }  // namespace
 
 std::string RenderReportHtml(const ReportInput& in) {
-  std::string html =
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>" +
-      Escape(in.title) +
-      "</title>\n<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
-      "h2{margin-top:2em}td,th{padding:2px 10px;text-align:right}</style>\n</head>\n<body>\n";
-  html += "<h1>" + Escape(in.title) + "</h1>\n";
-  for (const auto& fact : in.facts) html += "<p>" + Escape(fact) + "</p>\n";
   const planner::Frontier& f = *in.frontier;
   const auto& tmin = f.points()[f.TMinIndex()];
   const auto& tstar = f.points()[f.TStarIndex()];
+  const EnergyUnit unit = UnitFor(f.all_max.energy_j);
+  std::string html =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>" +
+      HtmlEscape(in.title) + "</title>\n<style>" + std::string(kPageStyle) +
+      "</style>\n</head>\n<body>\n";
+  html += "<h1>" + HtmlEscape(in.title) + "</h1>\n";
+  for (const auto& fact : in.facts) html += "<p>" + HtmlEscape(fact) + "</p>\n";
   auto saving = [&](double e) { return 100 * (f.all_max.energy_j - e) / f.all_max.energy_j; };
-  html += "<table>\n<tr><th></th><th>time (s)</th><th>energy (J)</th><th>saving</th></tr>\n";
-  html += "<tr><td>all-max</td><td>" + Format("%.4f", f.all_max.time_s) + "</td><td>" +
-          Format("%.1f", f.all_max.energy_j) + "</td><td>-</td></tr>\n";
-  html += "<tr><td>T_min</td><td>" + Format("%.4f", tmin.time_s) + "</td><td>" +
-          Format("%.1f", tmin.energy_j) + "</td><td>" + Format("%.2f%%", saving(tmin.energy_j)) +
-          "</td></tr>\n";
-  html += "<tr><td>T*</td><td>" + Format("%.4f", tstar.time_s) + "</td><td>" +
-          Format("%.1f", tstar.energy_j) + "</td><td>" + Format("%.2f%%", saving(tstar.energy_j)) +
-          "</td></tr>\n</table>\n";
-  html += "<h2>Iteration time-energy frontier</h2>\n<p>" + std::to_string(f.size()) +
-          " frontier points (realized: measured frequencies, times and energies).</p>\n";
-  html += FrontierChart(in);
   html +=
-      "<h2>Timeline of the plan at frontier point " + std::to_string(in.timeline_point) + "</h2>\n";
-  html += TimelineChart(in);
-  html += "<h2>Savings against straggler slowdown</h2>\n";
-  html += SavingsChart(in);
+      "<table>\n<tr><th></th><th>iteration time</th><th>energy per iteration</th>"
+      "<th>saving vs all-max</th></tr>\n";
+  auto row = [&](const char* name, double t, double e, bool reference) {
+    html += std::string("<tr><td>") + name + "</td><td>" + NumberText(t) + " s</td><td>" +
+            EnergyText(e, unit) + "</td><td>" +
+            (reference ? std::string("\u2014") : Format("%.2f %%", saving(e))) + "</td></tr>\n";
+  };
+  row("all-max (every GPU at the highest clock)", f.all_max.time_s, f.all_max.energy_j, true);
+  row("T_min (fastest plan)", tmin.time_s, tmin.energy_j, false);
+  row("T* (least energy)", tstar.time_s, tstar.energy_j, false);
+  html += "</table>\n";
+
+  html += "<h2 id=\"frontier\">Iteration time\u2013energy frontier</h2>\n<p>" +
+          std::to_string(f.size()) +
+          " plans, each the least energy for its iteration time (realized: measured "
+          "frequencies, times and energies).</p>\n";
+  html += FrontierChart(in, unit);
+  double makespan = 0;
+  const std::string timeline = TimelineChart(in, &makespan);
+  html += "<h2 id=\"timeline\">" + HtmlEscape(TimelineName(in)) + ": iteration timeline, " +
+          NumberText(makespan) + " s</h2>\n";
+  html += timeline;
+  html += "<h2 id=\"straggler\">Savings against straggler slowdown</h2>\n";
+  std::vector<std::string> flags;
+  const std::string savings = SavingsChart(in, &flags);
+  html +=
+      "<p>One pipeline is slowed down by T'/T_min; the other pipelines run each method's plan "
+      "for the straggler's iteration time.</p>\n";
+  html += savings;
+  for (const std::string& flag : flags) {
+    html += "<p class=\"flag\">\u26a0 " + HtmlEscape(flag) + ".</p>\n";
+  }
+  if (!in.next_steps.empty()) {
+    html += "<h2 id=\"next\">Next steps</h2>\n<ul>\n";
+    for (const auto& [what, command] : in.next_steps) {
+      html += "<li>" + HtmlEscape(what) +
+              (command.empty() ? "" : ": <code>" + HtmlEscape(command) + "</code>") + "</li>\n";
+    }
+    html += "</ul>\n";
+  }
   html += "</body>\n</html>\n";
   return html;
 }

@@ -73,6 +73,8 @@ TEST(ReportTest, WellFormedWithThreeCharts) {
   in.frontier = &frontier;
   in.baselines = {{"envpipe", emulator::RunEnvPipe(frontier.problem()).figures}};
   in.timeline_point = frontier.TMinIndex();
+  in.tp = 8;
+  in.next_steps = {{"Write the plans", "perseus plan --out <dir>"}};
   in.methods = eo.methods;
   in.rows = rows.value();
   const std::string html = RenderReportHtml(in);
@@ -82,16 +84,21 @@ TEST(ReportTest, WellFormedWithThreeCharts) {
   for (size_t p = html.find("<svg"); p != std::string::npos; p = html.find("<svg", p + 1)) ++svgs;
   EXPECT_EQ(svgs, 3u);
   for (const char* needle :
-       {"Iteration time-energy frontier", "Timeline of the plan", "Savings against straggler",
-        "iteration time (s)", "energy per iteration", "T_min", "T*", "all-max", "critical",
-        "Test &lt;report&gt; &amp; more", "zeus-global"}) {
+       {"Iteration time\u2013energy frontier", "T_min plan: iteration timeline, ",
+        "Savings against straggler", "iteration time (s)", "energy per iteration", "T_min", "T*",
+        "all-max", "critical", "Test &lt;report&gt; &amp; more", "zeus-global",
+        "stage 0 (GPUs 0\u20137)", "stage 7 (GPUs 56\u201363)", "forward (plain)",
+        "backward (hatched)", "colour: SM frequency", "class=\"tick-label\"", "Next steps",
+        "<code>perseus plan --out &lt;dir&gt;</code>"}) {
     EXPECT_NE(html.find(needle), std::string::npos) << needle;
   }
-  // One box per computation in the timeline.
-  size_t rects = 0;
-  for (size_t p = html.find("<rect"); p != std::string::npos; p = html.find("<rect", p + 1))
-    ++rects;
-  EXPECT_GE(rects, 64u);
+  EXPECT_EQ(html.find("frontier point"), std::string::npos);
+  // One box per computation in the timeline: 8 stages x 4 microbatches x (F, B).
+  size_t boxes = 0;
+  for (size_t p = html.find("<g class=\"box\">"); p != std::string::npos;
+       p = html.find("<g class=\"box\">", p + 1))
+    ++boxes;
+  EXPECT_EQ(boxes, 64u);
   // The well-formedness check itself rejects broken markup.
   EXPECT_FALSE(WellFormed("<html><body></html>", &why));
 }

@@ -107,7 +107,7 @@ TEST(OverlapTest, OneNodeWithTheUnionOfBothHalvesDependencies) {
   EXPECT_EQ(units[static_cast<size_t>(overlap)], 3.0);  // F 1 + B 2
   const std::string svg = RenderScheduleSvg(*dag, units, "t");
   EXPECT_NE(svg.find("<title>(1F1;1B0) rank 1"), std::string::npos);
-  EXPECT_NE(svg.find("overlapped F+B purple"), std::string::npos);
+  EXPECT_NE(svg.find(">overlapped F+B</text>"), std::string::npos);  // in the legend
 }
 
 TEST(OverlapTest, OverlapErrorsNameTheAction) {

@@ -326,11 +326,62 @@ TEST(RenderTest, TextAndSvg) {
   ASSERT_TRUE(dag.ok());
   std::string svg = RenderScheduleSvg(dag.value(), UnitDurations(dag.value()), "a <b> & c");
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
-  EXPECT_NE(svg.find("a &lt;b> &amp; c"), std::string::npos);
-  size_t rects = 0;
-  for (size_t p = svg.find("<rect"); p != std::string::npos; p = svg.find("<rect", p + 1)) ++rects;
-  EXPECT_EQ(rects, 8u);
+  EXPECT_NE(svg.find("a &lt;b&gt; &amp; c"), std::string::npos);  // the shared HtmlEscape
+  size_t boxes = 0;
+  for (size_t p = svg.find("<g class=\"box\">"); p != std::string::npos;
+       p = svg.find("<g class=\"box\">", p + 1))
+    ++boxes;
+  EXPECT_EQ(boxes, 8u);
   EXPECT_NE(svg.find("iteration time 9"), std::string::npos);  // 3 (M + S - 1)
+  // A time axis with ticks over 0 .. 9 (nice steps of 1 or 2).
+  size_t ticks = 0;
+  for (size_t p = svg.find("class=\"tick-label\""); p != std::string::npos;
+       p = svg.find("class=\"tick-label\"", p + 1))
+    ++ticks;
+  EXPECT_GE(ticks, 5u) << svg;
+  EXPECT_NE(svg.find("text-anchor=\"middle\">0</text>"), std::string::npos);
+  EXPECT_NE(svg.find("text-anchor=\"middle\">8</text>"), std::string::npos);
+  // Not interleaved: labels without a chunk.
+  EXPECT_NE(svg.find(">F0</text>"), std::string::npos);
+  EXPECT_EQ(svg.find(">F0c"), std::string::npos);
+}
+
+TEST(RenderTest, NiceTicks) {
+  EXPECT_EQ(NiceTicks(0, 9, 6), (std::vector<double>{0, 2, 4, 6, 8}));
+  EXPECT_EQ(NiceTicks(433, 601, 8), (std::vector<double>{450, 475, 500, 525, 550, 575, 600}));
+  const std::vector<double> small = NiceTicks(-0.03, 0.31, 8);  // step 0.05
+  ASSERT_EQ(small.size(), 7u);
+  EXPECT_EQ(small.front(), 0);
+  EXPECT_EQ(TickText(small[1], 0.05), "0.05");
+  EXPECT_EQ(TickText(0.25, 0.25), "0.25");
+  EXPECT_EQ(TickText(450, 25), "450");
+  EXPECT_EQ(TickText(1.1, 0.1), "1.1");
+}
+
+TEST(RenderTest, InterleavedLabelsNameTheChunkAndFitTheirBoxes) {
+  auto orders = GenerateRankOrders(ScheduleKind::kInterleavedOneFOneB, {2, 4, 2});
+  ASSERT_TRUE(orders.ok());
+  auto dag = BuildScheduleDag(orders.value());
+  ASSERT_TRUE(dag.ok());
+  EXPECT_TRUE(HasChunks(dag.value()));
+  std::string svg = RenderScheduleSvg(dag.value(), UnitDurations(dag.value()), "i", "s");
+  EXPECT_NE(svg.find(">F0c0</text>"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">F0c1</text>"), std::string::npos);
+  EXPECT_NE(svg.find("time (s)"), std::string::npos);
+  // A label too wide for its box is shrunk, then left out.
+  TimelineSpec spec;
+  spec.end = 100;
+  spec.width = 100;
+  spec.boxes = {{0, 0, 50, "#000", false, false, "F12", ""},
+                {0, 50, 70, "#000", false, false, "F12", ""},
+                {0, 70, 71, "#000", false, false, "F12", ""}};
+  const std::string t = RenderTimelineSvg(spec);
+  EXPECT_NE(t.find("font-size=\"11.0\""), std::string::npos) << t;  // 50 px: full size
+  // 20 px: 16 px for the text, 3 x 0.6 x 8.5 = 15.3.
+  EXPECT_NE(t.find("font-size=\"8.5\""), std::string::npos);
+  size_t labels = 0;
+  for (size_t p = t.find(">F12<"); p != std::string::npos; p = t.find(">F12<", p + 1)) ++labels;
+  EXPECT_EQ(labels, 2u);  // not in the 1 px box
 }
 
 }  // namespace

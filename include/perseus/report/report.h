@@ -21,8 +21,11 @@ struct ReportInput {
   // Single operating points of other methods, drawn on the frontier chart.
   std::vector<std::pair<std::string, planner::Figures>> baselines;
   size_t timeline_point = 0;  // frontier point whose plan the timeline shows
+  int tp = 1;                 // GPUs per pipeline stage (the timeline's rows name them)
   std::vector<emulator::Method> methods;
   std::vector<emulator::EmulationRow> rows;  // savings against slowdown
+  // "Next steps": what to do with the plan, as (what, command line).
+  std::vector<std::pair<std::string, std::string>> next_steps;
 };
 
 std::string RenderReportHtml(const ReportInput& input);

@@ -1,13 +1,15 @@
-// What the HTML pages of perseus_report share.
+// The one escaper of the HTML pages and SVG files Perseus writes: text made
+// safe inside elements and (double- or single-quoted) attribute values.
 #pragma once
 
 #include <string>
+#include <string_view>
 
-namespace perseus::report {
+namespace perseus {
 
-// Text made safe inside HTML elements and attribute values.
-inline std::string Escape(const std::string& text) {
+inline std::string HtmlEscape(std::string_view text) {
   std::string out;
+  out.reserve(text.size());
   for (char c : text) {
     switch (c) {
       case '<':
@@ -22,6 +24,9 @@ inline std::string Escape(const std::string& text) {
       case '"':
         out += "&quot;";
         break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
         out += c;
     }
@@ -29,4 +34,4 @@ inline std::string Escape(const std::string& text) {
   return out;
 }
 
-}  // namespace perseus::report
+}  // namespace perseus
