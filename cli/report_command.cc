@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/job.h"
+#include "cli/options.h"
 #include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
 #include "perseus/common/number_text.h"
@@ -330,9 +331,15 @@ void RegisterReport(CLI::App* app, int* exit_code) {
                 "With --server: print {\"job\": GET job, \"report\": GET report} as JSON");
   AddJobOptions(cmd, &args->job);
   cmd->get_option("--profile")->required(false);
-  cmd->add_option("--time", args->deadline_s, "Show the timeline of the plan for this deadline");
-  cmd->add_option("--pipelines", args->pipelines, "Pipelines for the straggler emulation");
-  cmd->add_option("--straggler-slowdown", args->slowdowns, "Slowdowns (or START:STOP:STEP)")
+  cmd->add_option("--time", args->deadline_s,
+                  "Show the timeline of the plan for this deadline, seconds")
+      ->check(Above(0, 1e7));
+  cmd->add_option("--pipelines", args->pipelines,
+                  "Pipelines for the straggler emulation, 1..1000000")
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--straggler-slowdown", args->slowdowns,
+                  "Slowdowns (a list: 1.1,1.2; or START:STOP:STEP)")
+      ->delimiter(',')
       ->capture_default_str();
   cmd->callback([args, exit_code] { *exit_code = RunReport(*args); });
 }
