@@ -573,6 +573,8 @@ void Connections::Stop() {
   ::close(m.epoll_fd);
 }
 
+size_t Connections::buffered() const { return impl_->reserved.load(); }
+
 int Connections::open() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return static_cast<int>(impl_->conns.size());

@@ -75,6 +75,8 @@ class Connections {
 
   // Connections open now.
   int open() const;
+  // Bytes reserved now for the request bodies being buffered (all connections).
+  size_t buffered() const;
 
  private:
   struct Impl;

@@ -222,7 +222,11 @@ TEST(Connections, BuffersBodiesWithinOneBudgetForAllConnections) {
   Harness h(o);
   const int a = h.Connect(), b = h.Connect();
   Send(a, "PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n");  // 100 of 150 reserved
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Once a's headers are read (polled: no sleep that a loaded machine outlasts).
+  for (int i = 0; i < 2000 && h.connections().buffered() < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(h.connections().buffered(), 100u);
   Send(b, "PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n");
   const std::string got = Receive(b, "}\n");
   EXPECT_EQ(got.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << got;
