@@ -152,6 +152,9 @@ std::string ManifestText(const PlanManifest& m) {
                         {"perseus_version", m.perseus_version},
                         {"files", files},
                         {"job", JobJson(m.job)}};
+  // plan.json's own checksum: of its compact form without this field, so a
+  // changed byte anywhere in it (the job's record too) is caught.
+  out["manifest_sha256"] = Sha256Hex(out.dump());
   return out.dump(2) + "\n";
 }
 
@@ -165,6 +168,15 @@ Result<PlanManifest> ParseManifest(const std::string& text, const std::string& p
     return Status::InvalidInput(path + ": '" + field + "' is missing or not " + what + ": " +
                                 kRedo);
   };
+  if (!j.contains("manifest_sha256") || !j["manifest_sha256"].is_string()) {
+    return bad("manifest_sha256", "a string");
+  }
+  const std::string own = j["manifest_sha256"].get<std::string>();
+  j.erase("manifest_sha256");
+  if (Sha256Hex(j.dump()) != own) {
+    return Status::InvalidInput(path +
+                                ": its manifest_sha256 does not match its contents: " + kRedo);
+  }
   PlanManifest m;
   if (!j.contains("format_version") || !j["format_version"].is_number_integer()) {
     return bad("format_version", "an integer");
