@@ -1,12 +1,19 @@
 #include "perseus/planner/frontier_io.h"
 
+#include <openssl/evp.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
-#include <fstream>
+#include <random>
 #include <sstream>
 
+#include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
 #include "perseus/planner/problem_io.h"
 
@@ -25,15 +32,6 @@ struct CsvFile {
   std::vector<std::vector<std::string>> rows;
   std::vector<int> lines;
 };
-
-Result<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    return Status::InvalidInput(path + ": cannot open (is this a `perseus plan --out` directory?)");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // `expected_header`, or `alternative_header` when given (*which: 0 or 1).
 Result<CsvFile> ParseCsv(const std::string& text, const std::string& path,
@@ -91,7 +89,232 @@ bool ToInt(const std::string& s, int* v) {
 constexpr const char* kComputationsHeader = "id,gpu,stage,instruction,microbatch,order";
 constexpr const char* kOverlapColumns = ",overlap_stage,overlap_instruction,overlap_microbatch";
 
+// The files plan.json lists, in write order.
+constexpr const char* kDataFiles[] = {"frontier.csv", "computations.csv", "problem.json",
+                                      "plans.csv"};
+constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 20;
+constexpr const char* kRedo =
+    "the directory was changed or not written completely; run perseus plan --out again";
+
+std::string UtcNow() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string NewGeneration() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+  std::random_device device;
+  const uint64_t bits =
+      (uint64_t{device()} << 32) ^ device() ^
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  char out[96];
+  std::snprintf(out, sizeof(out), "%s-%d-%016llx", stamp, static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(bits));
+  return out;
+}
+
+nlohmann::json JobJson(const PlanJobRecord& j) {
+  return {{"profile", j.profile_path},
+          {"profile_sha256", j.profile_sha256},
+          {"schedule", j.schedule},
+          {"stages", j.stages},
+          {"microbatches", j.microbatches},
+          {"model_stages", j.model_stages},
+          {"virtual_stages", j.virtual_stages},
+          {"tp", j.tp},
+          {"dp", j.dp},
+          {"gpus", j.gpus},
+          {"blocking_power_w", j.blocking_power_w},
+          {"blocking_power_source", j.blocking_power_source},
+          {"unit_time_s", j.unit_time_s},
+          {"cost_model", j.cost_model},
+          {"time_scale", j.time_scale},
+          {"energy_scale", j.energy_scale}};
+}
+
+std::string ManifestText(const PlanManifest& m) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const PlanDirFile& f : m.files) {
+    files.push_back({{"name", f.name}, {"size", f.size}, {"sha256", f.sha256}});
+  }
+  nlohmann::json out = {{"format", "perseus plan --out"},
+                        {"format_version", m.format_version},
+                        {"generation", m.generation},
+                        {"created_utc", m.created_utc},
+                        {"perseus_version", m.perseus_version},
+                        {"files", files},
+                        {"job", JobJson(m.job)}};
+  // plan.json's own checksum: of its compact form without this field, so a
+  // changed byte anywhere in it (the job's record too) is caught.
+  out["manifest_sha256"] = Sha256Hex(out.dump());
+  return out.dump(2) + "\n";
+}
+
+// plan.json's text to a manifest; `path` names it in messages.
+Result<PlanManifest> ParseManifest(const std::string& text, const std::string& path) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::InvalidInput(path + ": not a valid JSON object: " + kRedo);
+  }
+  auto bad = [&](const std::string& field, const char* what) {
+    return Status::InvalidInput(path + ": '" + field + "' is missing or not " + what + ": " +
+                                kRedo);
+  };
+  if (!j.contains("manifest_sha256") || !j["manifest_sha256"].is_string()) {
+    return bad("manifest_sha256", "a string");
+  }
+  const std::string own = j["manifest_sha256"].get<std::string>();
+  j.erase("manifest_sha256");
+  if (Sha256Hex(j.dump()) != own) {
+    return Status::InvalidInput(path +
+                                ": its manifest_sha256 does not match its contents: " + kRedo);
+  }
+  PlanManifest m;
+  if (!j.contains("format_version") || !j["format_version"].is_number_integer()) {
+    return bad("format_version", "an integer");
+  }
+  m.format_version = j["format_version"].get<int>();
+  if (m.format_version != PlanManifest::kFormatVersion) {
+    return Status::InvalidInput(path + ": format_version " + std::to_string(m.format_version) +
+                                " is not " + std::to_string(PlanManifest::kFormatVersion) +
+                                ": written by another perseus version; run perseus plan --out "
+                                "again");
+  }
+  auto string_field = [&](const nlohmann::json& o, const std::string& prefix, const char* key,
+                          std::string* out) -> std::optional<Status> {
+    if (!o.contains(key) || !o[key].is_string()) return bad(prefix + key, "a string");
+    *out = o[key].get<std::string>();
+    return std::nullopt;
+  };
+  auto int_field = [&](const nlohmann::json& o, const std::string& prefix, const char* key,
+                       int* out) -> std::optional<Status> {
+    if (!o.contains(key) || !o[key].is_number_integer()) return bad(prefix + key, "an integer");
+    const int64_t v = o[key].get<int64_t>();
+    if (v < 0 || v > 2'000'000'000) return bad(prefix + key, "a non-negative integer");
+    *out = static_cast<int>(v);
+    return std::nullopt;
+  };
+  auto number_field = [&](const nlohmann::json& o, const std::string& prefix, const char* key,
+                          double* out) -> std::optional<Status> {
+    if (!o.contains(key) || !o[key].is_number()) return bad(prefix + key, "a number");
+    *out = o[key].get<double>();
+    if (!std::isfinite(*out)) return bad(prefix + key, "a finite number");
+    return std::nullopt;
+  };
+  if (auto s = string_field(j, "", "generation", &m.generation)) return *s;
+  if (m.generation.empty() || m.generation.size() > 200) return bad("generation", "an id");
+  if (auto s = string_field(j, "", "created_utc", &m.created_utc)) return *s;
+  if (auto s = string_field(j, "", "perseus_version", &m.perseus_version)) return *s;
+  if (!j.contains("files") || !j["files"].is_array()) return bad("files", "a list");
+  for (const auto& f : j["files"]) {
+    if (!f.is_object()) return bad("files[]", "an object");
+    PlanDirFile file;
+    if (auto s = string_field(f, "files[].", "name", &file.name)) return *s;
+    if (!f.contains("size") || !f["size"].is_number_unsigned()) {
+      return bad("files[].size", "a non-negative integer");
+    }
+    file.size = f["size"].get<uint64_t>();
+    if (auto s = string_field(f, "files[].", "sha256", &file.sha256)) return *s;
+    const bool known = std::any_of(std::begin(kDataFiles), std::end(kDataFiles),
+                                   [&](const char* n) { return file.name == n; });
+    if (!known) {
+      return Status::InvalidInput(path + ": lists '" + FieldText(file.name) +
+                                  "', which is not a file of a plan directory: " + kRedo);
+    }
+    if (std::any_of(m.files.begin(), m.files.end(),
+                    [&](const PlanDirFile& g) { return g.name == file.name; })) {
+      return Status::InvalidInput(path + ": lists " + file.name + " twice: " + kRedo);
+    }
+    if (file.sha256.size() != 64 ||
+        file.sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return bad("files[].sha256", "64 hex digits");
+    }
+    if (file.size > kMaxPlanFileBytes) return bad("files[].size", "a plausible size");
+    m.files.push_back(std::move(file));
+  }
+  for (const char* name : kDataFiles) {
+    if (std::none_of(m.files.begin(), m.files.end(),
+                     [&](const PlanDirFile& f) { return f.name == name; })) {
+      return Status::InvalidInput(path + ": does not list " + name + ": " + kRedo);
+    }
+  }
+  if (!j.contains("job") || !j["job"].is_object()) return bad("job", "an object");
+  const nlohmann::json& o = j["job"];
+  PlanJobRecord& r = m.job;
+  const std::string p = "job.";
+  for (auto [key, out] :
+       {std::pair{"profile", &r.profile_path}, std::pair{"profile_sha256", &r.profile_sha256},
+        std::pair{"schedule", &r.schedule},
+        std::pair{"blocking_power_source", &r.blocking_power_source},
+        std::pair{"cost_model", &r.cost_model}}) {
+    if (auto s = string_field(o, p, key, out)) return *s;
+  }
+  for (auto [key, out] :
+       {std::pair{"stages", &r.stages}, std::pair{"microbatches", &r.microbatches},
+        std::pair{"model_stages", &r.model_stages}, std::pair{"virtual_stages", &r.virtual_stages},
+        std::pair{"tp", &r.tp}, std::pair{"dp", &r.dp}, std::pair{"gpus", &r.gpus}}) {
+    if (auto s = int_field(o, p, key, out)) return *s;
+  }
+  for (auto [key, out] :
+       {std::pair{"blocking_power_w", &r.blocking_power_w},
+        std::pair{"unit_time_s", &r.unit_time_s}, std::pair{"time_scale", &r.time_scale},
+        std::pair{"energy_scale", &r.energy_scale}}) {
+    if (auto s = number_field(o, p, key, out)) return *s;
+  }
+  return m;
+}
+
 }  // namespace
+
+std::string Sha256Hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string TimeText(double seconds) {
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), seconds);
+  if (ec != std::errc()) return Format(seconds);
+  return std::string(buf, end);
+}
+
+Result<DeadlineText> ParseDeadlineText(std::string_view text) {
+  const auto refuse = [&] {
+    return Status::InvalidInput("--time '" + FieldText(text) +
+                                "' is not a positive decimal number of seconds (e.g. 12.3456)");
+  };
+  if (!IsDecimalNumberText(text)) return refuse();
+  DeadlineText out;
+  const std::string buf(text);
+  out.seconds = std::strtod(buf.c_str(), nullptr);
+  if (!std::isfinite(out.seconds) || out.seconds <= 0) return refuse();
+  const size_t e = buf.find_first_of("eE");
+  const std::string mantissa = buf.substr(0, e);
+  const size_t point = mantissa.find('.');
+  if (point == std::string::npos) return out;  // a whole number: exact
+  const int decimals = static_cast<int>(mantissa.size() - point - 1);
+  const int exponent = e == std::string::npos ? 0 : std::atoi(buf.c_str() + e + 1);
+  // Half a unit of the last digit written, and a hair more so that the time
+  // that printed as this text is never just past it by a rounding of its own.
+  out.tolerance_s = 0.5 * std::pow(10.0, exponent - decimals) * (1 + 1e-9);
+  return out;
+}
 
 FrontierFiles FrontierToFiles(const Frontier& frontier) {
   const Problem& problem = frontier.problem();
@@ -144,19 +367,60 @@ FrontierFiles FrontierToFiles(const Frontier& frontier) {
   return files;
 }
 
-Status WriteFrontierDir(const Frontier& frontier, const std::string& dir) {
+Result<PlanManifest> WritePlanFiles(const FrontierFiles& files, const std::string& dir,
+                                    const PlanJobRecord& job, const std::string& perseus_version,
+                                    const WriteDirOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::InvalidInput(dir + ": cannot create directory: " + ec.message());
   const std::filesystem::path base(dir);
-  const FrontierFiles files = FrontierToFiles(frontier);
-  Status s = WriteFileAtomically(base / "frontier.csv", files.frontier_csv);
-  if (!s.ok()) return s;
-  s = WriteFileAtomically(base / "computations.csv", files.computations_csv);
-  if (!s.ok()) return s;
-  s = WriteFileAtomically(base / "problem.json", files.problem_json);
-  if (!s.ok()) return s;
-  return WriteFileAtomically(base / "plans.csv", files.plans_csv);
+  PlanManifest manifest;
+  manifest.generation = NewGeneration();
+  manifest.created_utc = UtcNow();
+  manifest.perseus_version = perseus_version;
+  manifest.job = job;
+  const std::pair<const char*, const std::string*> parts[] = {
+      {"frontier.csv", &files.frontier_csv},
+      {"computations.csv", &files.computations_csv},
+      {"problem.json", &files.problem_json},
+      {"plans.csv", &files.plans_csv}};
+  for (const auto& [name, text] : parts) {
+    manifest.files.push_back({name, text->size(), Sha256Hex(*text)});
+  }
+  auto step = [&](const std::filesystem::path& path, const std::string& text,
+                  const std::string& name) -> Status {
+    std::filesystem::path tmp = path;
+    tmp += ".tmp." + manifest.generation;
+    if (Status s = WriteDurably(tmp, text); !s.ok()) return s;
+    std::error_code rename_ec;
+    std::filesystem::rename(tmp, path, rename_ec);
+    if (rename_ec) {
+      const std::string why = rename_ec.message();
+      std::filesystem::remove(tmp, rename_ec);
+      return Status::Internal(path.string() + ": " + why);
+    }
+    if (options.continue_after && !options.continue_after(name)) {
+      return Status::Internal("stopped after " + name + " (test hook)");
+    }
+    return Status::Ok();
+  };
+  for (const auto& [name, text] : parts) {
+    if (Status s = step(base / name, *text, name); !s.ok()) return s;
+  }
+  // The data files' renames reach the disk before the manifest that names them.
+  if (Status s = SyncDirectory(base); !s.ok()) return s;
+  if (Status s = step(base / kPlanManifestName, ManifestText(manifest), kPlanManifestName);
+      !s.ok()) {
+    return s;
+  }
+  if (Status s = SyncDirectory(base); !s.ok()) return s;
+  return manifest;
+}
+
+Result<PlanManifest> WriteFrontierDir(const Frontier& frontier, const std::string& dir,
+                                      const PlanJobRecord& job, const std::string& perseus_version,
+                                      const WriteDirOptions& options) {
+  return WritePlanFiles(FrontierToFiles(frontier), dir, job, perseus_version, options);
 }
 
 Result<StoredFrontier> StoredFrontier::Parse(const FrontierFiles& files,
@@ -275,25 +539,71 @@ Result<StoredFrontier> StoredFrontier::Parse(const FrontierFiles& files,
   return out;
 }
 
-Result<StoredFrontier> StoredFrontier::ReadDir(const std::string& dir) {
+Result<PlanDir> ReadPlanDir(const std::string& dir) {
   const std::filesystem::path base(dir);
-  FrontierFiles files;
-  const std::pair<const char*, std::string*> parts[] = {
-      {"frontier.csv", &files.frontier_csv},
-      {"computations.csv", &files.computations_csv},
-      {"plans.csv", &files.plans_csv}};
-  for (const auto& [name, text] : parts) {
-    auto read = ReadText((base / name).string());
-    if (!read.ok()) return read.status();
-    *text = std::move(read).value();
-  }
   std::error_code ec;
-  if (std::filesystem::exists(base / "problem.json", ec)) {  // optional: older directories
-    auto read = ReadText((base / "problem.json").string());
-    if (!read.ok()) return read.status();
-    files.problem_json = std::move(read).value();
+  if (!std::filesystem::is_directory(base, ec)) {
+    return Status::InvalidInput(dir +
+                                ": not a directory (expected one written by perseus plan "
+                                "--out)");
   }
-  return Parse(files, dir);
+  const std::string manifest_path = (base / kPlanManifestName).string();
+  if (!std::filesystem::exists(std::filesystem::symlink_status(base / kPlanManifestName, ec))) {
+    const bool has_files = std::filesystem::exists(base / "frontier.csv", ec) ||
+                           std::filesystem::exists(base / "plans.csv", ec);
+    if (!has_files) {
+      return Status::InvalidInput(dir + ": not a perseus plan --out directory (no " +
+                                  kPlanManifestName + ")");
+    }
+    return Status::InvalidInput(manifest_path +
+                                ": missing: the directory was written by an older perseus "
+                                "(before plan.json) or not written completely; run perseus plan "
+                                "--out again");
+  }
+  auto manifest_text = ReadRegularFile(manifest_path, kMaxManifestBytes, "plan manifest");
+  if (!manifest_text.ok()) {
+    return Status::InvalidInput(manifest_text.status().message() + ": " + kRedo);
+  }
+  auto manifest = ParseManifest(*manifest_text, manifest_path);
+  if (!manifest.ok()) return manifest.status();
+  const std::string generation = "plan.json (generation " + manifest->generation + ")";
+  FrontierFiles files;
+  for (const PlanDirFile& f : manifest->files) {
+    const std::string path = (base / f.name).string();
+    // One byte more than listed: a longer file is told apart from a listed one.
+    auto text = ReadRegularFile(path, f.size + 1, "plan file");
+    if (!text.ok()) {
+      if (text.status().code() == StatusCode::kNotFound) {
+        return Status::InvalidInput(path + ": missing, but listed in " + generation + ": " + kRedo);
+      }
+      if (text.status().message().find("is larger than") != std::string::npos) {
+        return Status::InvalidInput(path + ": larger than the " + std::to_string(f.size) +
+                                    " bytes " + generation + " lists: " + kRedo);
+      }
+      return Status::InvalidInput(text.status().message() + ": " + kRedo);
+    }
+    if (text->size() != f.size) {
+      return Status::InvalidInput(path + ": " + std::to_string(text->size()) + " bytes, but " +
+                                  generation + " lists " + std::to_string(f.size) + ": " + kRedo);
+    }
+    if (Sha256Hex(*text) != f.sha256) {
+      return Status::InvalidInput(path + ": checksum does not match " + generation + ": " + kRedo);
+    }
+    std::string* slot = f.name == "frontier.csv"       ? &files.frontier_csv
+                        : f.name == "computations.csv" ? &files.computations_csv
+                        : f.name == "plans.csv"        ? &files.plans_csv
+                                                       : &files.problem_json;
+    *slot = std::move(text).value();
+  }
+  auto frontier = StoredFrontier::Parse(files, dir);
+  if (!frontier.ok()) return frontier.status();
+  return PlanDir{std::move(manifest).value(), std::move(frontier).value()};
+}
+
+Result<StoredFrontier> StoredFrontier::ReadDir(const std::string& dir) {
+  auto read = ReadPlanDir(dir);
+  if (!read.ok()) return read.status();
+  return std::move(read->frontier);
 }
 
 std::optional<size_t> StoredFrontier::IndexForDeadline(double deadline_s) const {
@@ -315,6 +625,23 @@ size_t StoredFrontier::TMinIndex() const {
     if (p.time_s < b.time_s || (p.time_s == b.time_s && p.energy_j < b.energy_j)) best = k;
   }
   return best;
+}
+
+size_t StoredFrontier::TStarIndex() const {
+  size_t best = 0;
+  for (size_t k = 1; k < points_.size(); ++k) {
+    if (points_[k].energy_j < points_[best].energy_j) best = k;
+  }
+  return best;
+}
+
+StoredPlan PlanAtPoint(const StoredFrontier& frontier, size_t point) {
+  StoredPlan plan;
+  plan.point = point;
+  plan.figures = frontier.points()[point];
+  plan.frequency_mhz = frontier.FrequenciesAt(point);
+  plan.computations = frontier.computations();
+  return plan;
 }
 
 std::vector<int> StoredFrontier::FrequenciesAt(size_t point) const {
@@ -369,9 +696,10 @@ Result<StoredPlan> ReadPlanForDeadline(const std::string& dir, double deadline_s
   if (!frontier.ok()) return frontier.status();
   auto plan = frontier->PlanForDeadline(deadline_s);
   if (!plan) {
-    return Status::NotFound("no plan finishes by " + Format(deadline_s) +
+    return Status::NotFound("no plan finishes by " + TimeText(deadline_s) +
                             " s; the fastest frontier point takes " +
-                            Format(frontier->points()[frontier->TMinIndex()].time_s) + " s");
+                            TimeText(frontier->points()[frontier->TMinIndex()].time_s) +
+                            " s (perseus show-plan DIR --point t_min)");
   }
   plan->computations = frontier->computations();
   return std::move(plan).value();

@@ -1,9 +1,14 @@
 #include "perseus/planner/frontier_io.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
 
+#include "perseus/common/files.h"
 #include "perseus/planner/improve.h"
 #include "perseus/planner/solver.h"
 #include "src/planner/testing/random_profile.h"
@@ -133,6 +138,197 @@ TEST(FrontierIoTest, MalformedProblemJsonNamesTheField) {
   ASSERT_FALSE(stored.ok());
   EXPECT_EQ(stored.status().message(),
             "job/plans.csv:2: 7 MHz is not one of computation 0's options in job/problem.json");
+}
+
+// SHA-256 against the FIPS 180-2 / NIST test vectors.
+TEST(FrontierIoTest, Sha256MatchesKnownVectors) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(Sha256Hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(FrontierIoTest, DeadlineTextStandsForTheTimesThatRoundToIt) {
+  auto d = ParseDeadlineText("12.3456");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->seconds, 12.3456);
+  EXPECT_NEAR(d->tolerance_s, 5e-5, 1e-12);
+  EXPECT_GE(d->tolerance_s, 5e-5);
+  EXPECT_EQ(ParseDeadlineText("10")->tolerance_s, 0);
+  EXPECT_NEAR(ParseDeadlineText("1.5e1")->tolerance_s, 0.5, 1e-9);
+  EXPECT_NEAR(ParseDeadlineText("2.50e-3")->tolerance_s, 5e-6, 1e-13);
+  EXPECT_NEAR(ParseDeadlineText("0.1")->tolerance_s, 0.05, 1e-9);
+  for (const char* bad : {"", "0", "-1", "0x10", "inf", "nan", "1e400", " 1", "1s", "1e"}) {
+    auto r = ParseDeadlineText(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("is not a positive decimal number"), std::string::npos);
+  }
+  // A long --time is echoed cut.
+  auto long_text = ParseDeadlineText(std::string(1000, '9') + "x");
+  ASSERT_FALSE(long_text.ok());
+  EXPECT_LT(long_text.status().message().size(), 200u);
+  // Shortest round-trip text.
+  EXPECT_EQ(TimeText(0.1), "0.1");
+  EXPECT_EQ(std::stod(TimeText(1.6133756701151512)), 1.6133756701151512);
+}
+
+class PlanDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("perseus_plan_dir_test_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static Frontier Solve(int seed, int microbatches) {
+    std::mt19937 rng(static_cast<unsigned>(seed));
+    PlannerOptions options;
+    options.unit_time_s = 0.25;
+    auto problem =
+        testing::MakeProblem(testing::RandomProfile(rng, 3, 5), 3, microbatches, options);
+    auto frontier = SolveFrontier(problem);
+    EXPECT_TRUE(frontier.ok());
+    return std::move(frontier).value();
+  }
+  static PlanJobRecord Job(int microbatches) {
+    PlanJobRecord job;
+    job.profile_path = "p.csv";
+    job.profile_sha256 = Sha256Hex("p");
+    job.schedule = "1f1b";
+    job.stages = 3;
+    job.microbatches = microbatches;
+    job.model_stages = 3;
+    job.gpus = 3;
+    job.blocking_power_w = 70.5;
+    job.blocking_power_source = "--blocking-power";
+    job.unit_time_s = 0.25;
+    job.cost_model = "convex";
+    return job;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(PlanDirTest, WrittenDirectoryReadsBackWithItsManifest) {
+  const Frontier frontier = Solve(5, 4);
+  auto written = WriteFrontierDir(frontier, dir_.string(), Job(4), "9.9.9");
+  ASSERT_TRUE(written.ok()) << written.status().message();
+  auto read = ReadPlanDir(dir_.string());
+  ASSERT_TRUE(read.ok()) << read.status().message();
+  EXPECT_EQ(read->manifest.generation, written->generation);
+  EXPECT_EQ(read->manifest.perseus_version, "9.9.9");
+  EXPECT_EQ(read->manifest.job.microbatches, 4);
+  EXPECT_EQ(read->manifest.job.blocking_power_w, 70.5);
+  EXPECT_EQ(read->manifest.job.blocking_power_source, "--blocking-power");
+  EXPECT_EQ(read->manifest.files.size(), 4u);
+  EXPECT_EQ(read->frontier.points().size(), frontier.size());
+  const StoredPlan t_min = PlanAtPoint(read->frontier, read->frontier.TMinIndex());
+  EXPECT_EQ(t_min.point, frontier.TMinIndex());
+  EXPECT_EQ(read->frontier.TStarIndex(), frontier.TStarIndex());
+  // Two writes, two generations.
+  auto again = WriteFrontierDir(frontier, dir_.string(), Job(4), "9.9.9");
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->generation, written->generation);
+  // No temporary files are left behind.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path();
+  }
+}
+
+// A write killed after each of its steps (the test hook stops it there, as a
+// kill would, leaving that step's renames done and the rest undone) over a
+// directory holding another job's complete generation: what is left reads
+// as the old plan, the new plan, or is refused naming plan.json's generation.
+TEST_F(PlanDirTest, AWriteKilledAtAnyStepLeavesOldNewOrRefused) {
+  const Frontier old_frontier = Solve(5, 4), new_frontier = Solve(9, 5);
+  const std::vector<std::string> steps = {"frontier.csv", "computations.csv", "problem.json",
+                                          "plans.csv", "plan.json"};
+  for (size_t stop = 0; stop < steps.size(); ++stop) {
+    std::filesystem::remove_all(dir_);
+    auto old_written = WriteFrontierDir(old_frontier, dir_.string(), Job(4), "1");
+    ASSERT_TRUE(old_written.ok());
+    std::vector<std::string> seen;
+    WriteDirOptions options;
+    options.continue_after = [&](const std::string& step) {
+      seen.push_back(step);
+      return seen.size() <= stop;  // false after step `stop`
+    };
+    auto killed = WriteFrontierDir(new_frontier, dir_.string(), Job(5), "1", options);
+    EXPECT_FALSE(killed.ok());
+    ASSERT_EQ(seen.size(), stop + 1);
+    EXPECT_EQ(seen.back(), steps[stop]);
+    auto read = ReadPlanDir(dir_.string());
+    if (steps[stop] == "plan.json") {  // the commit point passed: the new generation
+      ASSERT_TRUE(read.ok()) << read.status().message();
+      EXPECT_EQ(read->manifest.job.microbatches, 5);
+      EXPECT_EQ(read->frontier.points().size(), new_frontier.size());
+    } else {
+      ASSERT_FALSE(read.ok()) << "stopped after " << steps[stop];
+      // The first file renamed (frontier.csv) no longer matches the old manifest.
+      EXPECT_NE(read.status().message().find("frontier.csv"), std::string::npos)
+          << read.status().message();
+      EXPECT_NE(
+          read.status().message().find("plan.json (generation " + old_written->generation + ")"),
+          std::string::npos)
+          << read.status().message();
+      EXPECT_EQ(read.status().message().find('\n'), std::string::npos);
+    }
+  }
+  // Killed before any rename (the hook never reached): the old generation.
+  std::filesystem::remove_all(dir_);
+  ASSERT_TRUE(WriteFrontierDir(old_frontier, dir_.string(), Job(4), "1").ok());
+  std::ofstream(dir_ / "frontier.csv.tmp.other") << "half a file";
+  auto read = ReadPlanDir(dir_.string());
+  ASSERT_TRUE(read.ok()) << read.status().message();
+  EXPECT_EQ(read->manifest.job.microbatches, 4);
+}
+
+TEST_F(PlanDirTest, ADirectoryWithoutAManifestIsRefused) {
+  const Frontier frontier = Solve(5, 4);
+  ASSERT_TRUE(WriteFrontierDir(frontier, dir_.string(), Job(4), "1").ok());
+  std::filesystem::remove(dir_ / "plan.json");
+  auto read = ReadPlanDir(dir_.string());
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(read.status().message().find("plan.json: missing"), std::string::npos);
+  // StoredFrontier::ReadDir and ReadPlanForDeadline verify too.
+  EXPECT_FALSE(StoredFrontier::ReadDir(dir_.string()).ok());
+  EXPECT_FALSE(ReadPlanForDeadline(dir_.string(), 1e9).ok());
+}
+
+// The checks of files.h that every reader relies on.
+TEST(FilesTest, ReadRegularFileRefusesWhatIsNotAPlainBoundedFile) {
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("perseus_files_test_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  auto f = ReadRegularFile(fifo, 100, "profile");
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("must be a regular file, not a FIFO"), std::string::npos);
+  EXPECT_FALSE(ReadRegularFile("/dev/zero", 100, "profile").ok());
+  EXPECT_EQ(ReadRegularFile(dir + "/none", 100, "profile").status().code(), StatusCode::kNotFound);
+  std::ofstream(dir + "/ten") << "0123456789";
+  EXPECT_EQ(*ReadRegularFile(dir + "/ten", 10, "x"), "0123456789");
+  auto big = ReadRegularFile(dir + "/ten", 9, "x");
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("is larger than 9 bytes"), std::string::npos);
+  std::filesystem::remove_all(dir);
+
+  EXPECT_EQ(FieldText("short"), "short");
+  EXPECT_EQ(FieldText(std::string(100, 'x')), std::string(60, 'x') + "...");
+  // Not cut inside a UTF-8 character: 59 ASCII bytes then a 2-byte character.
+  EXPECT_EQ(FieldText(std::string(59, 'x') + "\xc3\xa9" + std::string(10, 'y')),
+            std::string(59, 'x') + "...");
+  for (const char* ok : {"1", "-1.5", "+2", ".5", "5.", "1e3", "1.2E-3"}) {
+    EXPECT_TRUE(IsDecimalNumberText(ok)) << ok;
+  }
+  for (const char* bad : {"", ".", "0x10", "0x1p3", "inf", "nan", "1e", " 1", "1 ", "1,5", "e5"}) {
+    EXPECT_FALSE(IsDecimalNumberText(bad)) << bad;
+  }
 }
 
 }  // namespace

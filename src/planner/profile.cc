@@ -1,11 +1,13 @@
 #include "perseus/planner/profile.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
+#include <optional>
 #include <set>
-#include <sstream>
+
+#include "perseus/common/files.h"
 
 namespace perseus::planner {
 namespace {
@@ -35,8 +37,19 @@ std::vector<std::string_view> SplitFields(std::string_view line) {
   }
 }
 
+// "inf", "-Infinity", "nan", "NAN(0x1)": what strtod reads as non-finite.
+bool IsNonFiniteWord(std::string_view text) {
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) text.remove_prefix(1);
+  std::string lower;
+  for (char c : text.substr(0, 3)) {
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return lower == "inf" || lower == "nan";
+}
+
+// Decimal numbers only (IsDecimalNumberText): no hex, inf or nan.
 bool ParseDouble(std::string_view text, double* out) {
-  if (text.empty()) return false;
+  if (!IsDecimalNumberText(text)) return false;
   std::string buf(text);
   char* end = nullptr;
   errno = 0;
@@ -163,40 +176,51 @@ Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source
 
     long stage = 0;
     if (!ParseInt(field(0), &stage) || stage < 0) {
-      return error(line_no, "stage '" + std::string(field(0)) + "' is not a non-negative integer");
+      return error(line_no, "stage '" + FieldText(field(0)) + "' is not a non-negative integer");
     }
     if (stage > 100000) return error(line_no, "stage " + std::to_string(stage) + " is too large");
     Instruction instruction;
     if (!ParseInstruction(field(1), &instruction)) {
-      return error(line_no, "unknown instruction '" + std::string(field(1)) +
+      return error(line_no, "unknown instruction '" + FieldText(field(1)) +
                                 "' (expected forward, backward, backward_input or "
                                 "backward_weight)");
     }
     long frequency = 0;
     if (!ParseInt(field(2), &frequency) || frequency <= 0) {
       return error(line_no,
-                   "frequency '" + std::string(field(2)) + "' is not a positive integer (MHz)");
+                   "frequency '" + FieldText(field(2)) + "' is not a positive integer (MHz)");
     }
     double time = 0, energy = 0;
-    if (!ParseDouble(field(3), &time)) {
-      return error(line_no, "time '" + std::string(field(3)) + "' is not a number");
-    }
-    if (!std::isfinite(time)) return error(line_no, "time is not finite");
+    // A number field: decimal and finite ("time is not finite: 'inf'").
+    auto number = [&](int c, const char* name, double* v) -> std::optional<Status> {
+      const std::string_view value = field(c);
+      if (IsNonFiniteWord(value)) {
+        return error(line_no, std::string(name) + " is not finite: '" + FieldText(value) +
+                                  "' (numbers must be finite decimals)");
+      }
+      if (!ParseDouble(value, v)) {
+        return error(line_no, std::string(name) + " '" + FieldText(value) +
+                                  "' is not a number (a decimal such as 0.05 or 1.2e3; hex, inf "
+                                  "and nan are refused)");
+      }
+      if (!std::isfinite(*v)) {
+        return error(line_no, std::string(name) + " is not finite: '" + FieldText(value) +
+                                  "' overflows a double");
+      }
+      return std::nullopt;
+    };
+    if (auto bad = number(3, "time", &time)) return *bad;
     if (time <= 0) {
-      return error(line_no, "time " + std::string(field(3)) + " must be positive (seconds)");
+      return error(line_no, "time " + FieldText(field(3)) + " must be positive (seconds)");
     }
-    if (!ParseDouble(field(4), &energy)) {
-      return error(line_no, "energy '" + std::string(field(4)) + "' is not a number");
-    }
-    if (!std::isfinite(energy)) return error(line_no, "energy is not finite");
+    if (auto bad = number(4, "energy", &energy)) return *bad;
     if (energy < 0) {
-      return error(line_no, "energy " + std::string(field(4)) + " must not be negative (joules)");
+      return error(line_no, "energy " + FieldText(field(4)) + " must not be negative (joules)");
     }
 
     long tp_rank = -1;
     if (profile.has_tp_rank && (!ParseInt(field(5), &tp_rank) || tp_rank < 0 || tp_rank > 65535)) {
-      return error(line_no,
-                   "tp_rank '" + std::string(field(5)) + "' is not a non-negative integer");
+      return error(line_no, "tp_rank '" + FieldText(field(5)) + "' is not a non-negative integer");
     }
     auto key = std::make_tuple(static_cast<int>(stage), static_cast<int>(instruction),
                                static_cast<int>(frequency), static_cast<int>(tp_rank));
@@ -228,12 +252,14 @@ Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source
   return profile;
 }
 
+Result<std::string> ReadProfileText(const std::string& path) {
+  return ReadRegularFile(path, kMaxProfileBytes, "profile file");
+}
+
 Result<Profile> ReadProfileCsv(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(path + ": cannot open profile file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return ParseProfileCsv(buffer.str(), path);
+  auto text = ReadProfileText(path);
+  if (!text.ok()) return text.status();
+  return ParseProfileCsv(*text, path);
 }
 
 void ScaleProfile(Profile* profile, double time_scale, double energy_scale) {

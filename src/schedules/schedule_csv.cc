@@ -1,8 +1,8 @@
 #include "perseus/schedules/schedule_csv.h"
 
 #include <cctype>
-#include <fstream>
-#include <sstream>
+
+#include "perseus/common/files.h"
 
 namespace perseus::schedules {
 
@@ -98,14 +98,14 @@ CellKind ParseCell(std::string_view cell, Action* out, std::string* why) {
   for (int h = 0; h < 2; ++h) {
     if (halves[h].empty() || ParseSimple(halves[h], &parsed[h]) != CellKind::kCompute) {
       *why = "is not an overlapped action: its " + std::string(h == 0 ? "first" : "second") +
-             " sub-action '" + std::string(halves[h]) +
+             " sub-action '" + FieldText(halves[h]) +
              "' is not a computation (expected e.g. (0F7;7B3)OVERLAP_F_B)";
       return CellKind::kBad;
     }
   }
   if (parsed[0].instruction != Instruction::kForward) {
     *why = "is not an overlapped action: its first sub-action must be a forward (F), not '" +
-           std::string(halves[0]) + "'";
+           FieldText(halves[0]) + "'";
     return CellKind::kBad;
   }
   if (parsed[1].instruction != Instruction::kBackward &&
@@ -113,7 +113,7 @@ CellKind ParseCell(std::string_view cell, Action* out, std::string* why) {
     *why =
         "is not an overlapped action: its second sub-action must be a backward (B or I), "
         "not '" +
-        std::string(halves[1]) + "'";
+        FieldText(halves[1]) + "'";
     return CellKind::kBad;
   }
   *out = parsed[0];
@@ -155,7 +155,7 @@ Result<RankOrders> ParseScheduleCsv(std::string_view text, const std::string& so
             break;
           case CellKind::kBad:
             return Status::InvalidInput(source_name + ":" + std::to_string(line_no) + ": column " +
-                                        std::to_string(column) + ": '" + std::string(cell) + "' " +
+                                        std::to_string(column) + ": '" + FieldText(cell) + "' " +
                                         why);
         }
       }
@@ -172,11 +172,9 @@ Result<RankOrders> ParseScheduleCsv(std::string_view text, const std::string& so
 }
 
 Result<RankOrders> ReadScheduleCsv(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(path + ": cannot open schedule file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return ParseScheduleCsv(buffer.str(), path);
+  auto text = ReadRegularFile(path, kMaxScheduleBytes, "schedule file");
+  if (!text.ok()) return text.status();
+  return ParseScheduleCsv(*text, path);
 }
 
 std::string WriteScheduleCsv(const RankOrders& orders) {

@@ -9,11 +9,14 @@
 //   frequency    SM frequency in MHz (positive integer)
 //   time         seconds (finite, > 0)
 //   energy       joules (finite, >= 0)
+//   (numbers are decimals such as 0.05 or 1.2e3: hex, inf and nan are refused)
 //   tp_rank      optional: the tensor-parallel rank the row was measured on
 //                (non-negative integer); see CombineTensorParallel
+// Fields are echoed in messages cut to 60 characters (FieldText).
 // Every problem is reported as "FILE:LINE: problem" with StatusCode::kInvalidInput.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -59,6 +62,13 @@ struct Profile {
 };
 
 Result<Profile> ParseProfileCsv(std::string_view text, const std::string& source_name);
+// The most a profile file may hold; the shipped ones are under 100 kB.
+inline constexpr uint64_t kMaxProfileBytes = uint64_t{64} << 20;
+// A profile file's bytes: a regular file of at most kMaxProfileBytes
+// (a FIFO, /dev/zero or a directory is refused without reading it);
+// kNotFound if it does not exist, kInvalidInput "PATH: problem" otherwise.
+Result<std::string> ReadProfileText(const std::string& path);
+// ReadProfileText, then ParseProfileCsv.
 Result<Profile> ReadProfileCsv(const std::string& path);
 
 // Multiplies every time by time_scale and every energy by energy_scale (both > 0).

@@ -9,6 +9,7 @@
 // separated by ';') is one action with an overlap part.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -17,8 +18,14 @@
 
 namespace perseus::schedules {
 
-// Errors: kInvalidInput "FILE:LINE: column C: problem".
+// Errors: kInvalidInput "FILE:LINE: column C: problem" (the cell echoed cut
+// to 60 characters).
 Result<RankOrders> ParseScheduleCsv(std::string_view text, const std::string& source_name);
+// The most a schedule file may hold (a 2^18-computation schedule, the
+// planner's limit, is about 2 MB).
+inline constexpr uint64_t kMaxScheduleBytes = uint64_t{64} << 20;
+// A regular file of at most kMaxScheduleBytes (a FIFO or device is refused
+// without reading it), then ParseScheduleCsv; kNotFound if it does not exist.
 Result<RankOrders> ReadScheduleCsv(const std::string& path);
 // Compute-only form; overlapped actions as torch writes them, `(0F7;7B3)OVERLAP_F_B`.
 std::string WriteScheduleCsv(const RankOrders& orders);
