@@ -16,7 +16,6 @@ struct PlanArgs {
   job::JobSpec job;
   std::string out_dir;
   bool json = false;
-  std::string blocking_power_source = "default";  // "--blocking-power" when given, "demo"
 };
 
 // A plan's figures are finite or the plan is refused: JSON would print an
@@ -43,7 +42,9 @@ Result<PlannedJob> PlanWithProfileHash(const job::JobSpec& spec, std::string* sh
   *sha256 = planner::Sha256Hex(*text);
   auto profile = planner::ParseProfileCsv(*text, spec.profile_path);
   if (!profile.ok()) return profile.status();
-  auto prepared = job::PrepareJob(spec, std::move(profile).value());
+  auto resolved = job::WithMeasuredBlockingPower(spec);
+  if (!resolved.ok()) return resolved.status();
+  auto prepared = job::PrepareJob(*resolved, std::move(profile).value());
   if (!prepared.ok()) return prepared.status();
   auto frontier = job::SolveJob(*prepared, TerminalProgress("planning"));
   if (!frontier.ok()) return frontier.status();
@@ -64,8 +65,8 @@ planner::PlanJobRecord JobRecord(const PlanArgs& args, const PlannedJob& planned
   r.tp = j.tp;
   r.dp = j.dp;
   r.gpus = j.gpus;
-  r.blocking_power_w = args.job.blocking_power_w;
-  r.blocking_power_source = args.blocking_power_source;
+  r.blocking_power_w = j.blocking_power_w;
+  r.blocking_power_source = j.blocking_power_source;
   r.unit_time_s = j.unit_time_s;
   r.cost_model = args.job.cost_model;
   r.time_scale = args.job.time_scale;
@@ -118,11 +119,7 @@ void RegisterPlan(CLI::App* app, int* exit_code) {
                   "Write frontier.csv, computations.csv, problem.json, plans.csv and last "
                   "plan.json (generation, checksums, the job planned) to this directory");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
-  cmd->callback([args, exit_code, cmd] {
-    args->blocking_power_source =
-        cmd->get_option("--blocking-power")->count() > 0 ? "--blocking-power" : "default";
-    *exit_code = RunPlan(*args);
-  });
+  cmd->callback([args, exit_code] { *exit_code = RunPlan(*args); });
 }
 
 void RegisterDemo(CLI::App* app, int* exit_code) {
@@ -136,7 +133,6 @@ void RegisterDemo(CLI::App* app, int* exit_code) {
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
   cmd->callback([args, exit_code] {
     args->job = DemoJobSpec();
-    args->blocking_power_source = "demo";
     *exit_code = RunPlan(*args);
   });
 }

@@ -101,7 +101,7 @@ TEST_F(CliFilesTest, PlanOutWritesAManifestWithTheJobAndShowPlanPrintsIt) {
   EXPECT_EQ(job["tp"], 1);
   EXPECT_EQ(job["dp"], 1);
   EXPECT_EQ(job["blocking_power_w"], 83.64);
-  EXPECT_EQ(job["blocking_power_source"], "--blocking-power");
+  EXPECT_EQ(job["blocking_power_source"], "given");
   EXPECT_EQ(job["unit_time_s"], summary["unit_time_s"]);
   EXPECT_EQ(job["cost_model"], "convex");
   EXPECT_EQ(job["time_scale"], 1.0);
@@ -116,13 +116,13 @@ TEST_F(CliFilesTest, PlanOutWritesAManifestWithTheJobAndShowPlanPrintsIt) {
   EXPECT_EQ(plan["plan_dir"]["job"], job);
   EXPECT_EQ(plan["point"], plan["t_star_point"]);
 
-  // The default blocking power is recorded as such.
+  // No blocking power given (and none measured beside the profile): recorded as such.
   const fs::path out2 = dir_ / "out2";
   ASSERT_EQ(Run("plan --profile " + Gpt3() + " --stages 8 --microbatches 4 --out " + out2.string())
                 .exit_code,
             0);
   EXPECT_EQ(nlohmann::json::parse(Read(out2 / "plan.json"))["job"]["blocking_power_source"],
-            "default");
+            "none given");
 }
 
 // A damaged or mixed directory, every way the probe found and more: each is

@@ -167,17 +167,12 @@ std::string BlockingPowerText(double w_per_gpu, int tp) {
 
 std::string ProfileMetaPath(const std::string& profile_path) { return profile_path + ".meta.json"; }
 
-Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits) {
-  PERSEUS_ASSIGN_OR_RETURN(planner::Profile profile, planner::ReadProfileCsv(spec.profile_path));
-  if (!spec.blocking_power_source.empty() || spec.blocking_power_w != 0) {
-    return PrepareJob(spec, std::move(profile), limits);
-  }
+Result<JobSpec> WithMeasuredBlockingPower(const JobSpec& spec) {
+  if (!spec.blocking_power_source.empty() || spec.blocking_power_w != 0) return spec;
   // No blocking power given: the one `perseus profile` measured, if recorded.
   const std::string meta_path = ProfileMetaPath(spec.profile_path);
   std::error_code error;
-  if (!std::filesystem::is_regular_file(meta_path, error)) {
-    return PrepareJob(spec, std::move(profile), limits);
-  }
+  if (!std::filesystem::is_regular_file(meta_path, error)) return spec;
   std::ifstream in(meta_path);
   nlohmann::json meta = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   const auto w = meta.is_object() ? meta.find("blocking_power_w") : meta.end();
@@ -190,7 +185,13 @@ Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits) {
   JobSpec measured = spec;
   measured.blocking_power_w = w->get<double>();
   measured.blocking_power_source = "measured by perseus profile (" + meta_path + ")";
-  return PrepareJob(measured, std::move(profile), limits);
+  return measured;
+}
+
+Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits) {
+  PERSEUS_ASSIGN_OR_RETURN(planner::Profile profile, planner::ReadProfileCsv(spec.profile_path));
+  PERSEUS_ASSIGN_OR_RETURN(JobSpec resolved, WithMeasuredBlockingPower(spec));
+  return PrepareJob(resolved, std::move(profile), limits);
 }
 
 Result<PreparedJob> PrepareJob(const JobSpec& spec, planner::Profile profile,

@@ -204,7 +204,7 @@ class PlanDirTest : public ::testing::Test {
     job.model_stages = 3;
     job.gpus = 3;
     job.blocking_power_w = 70.5;
-    job.blocking_power_source = "--blocking-power";
+    job.blocking_power_source = "given";
     job.unit_time_s = 0.25;
     job.cost_model = "convex";
     return job;
@@ -222,7 +222,7 @@ TEST_F(PlanDirTest, WrittenDirectoryReadsBackWithItsManifest) {
   EXPECT_EQ(read->manifest.perseus_version, "9.9.9");
   EXPECT_EQ(read->manifest.job.microbatches, 4);
   EXPECT_EQ(read->manifest.job.blocking_power_w, 70.5);
-  EXPECT_EQ(read->manifest.job.blocking_power_source, "--blocking-power");
+  EXPECT_EQ(read->manifest.job.blocking_power_source, "given");
   EXPECT_EQ(read->manifest.files.size(), 4u);
   EXPECT_EQ(read->frontier.points().size(), frontier.size());
   const StoredPlan t_min = PlanAtPoint(read->frontier, read->frontier.TMinIndex());

@@ -118,8 +118,11 @@ double AutoUnitTime(const planner::Profile& profile);
 // measured besides the CSV (the blocking power): FILE.meta.json.
 std::string ProfileMetaPath(const std::string& profile_path);
 
-// Reads the profile file, then as below; a spec without a blocking power
-// takes the one measured beside the profile (ProfileMetaPath), if any.
+// A spec without a blocking power (source "" and 0 W) with the one measured
+// beside its profile (ProfileMetaPath), if there is that file; else the spec.
+Result<JobSpec> WithMeasuredBlockingPower(const JobSpec& spec);
+
+// Reads the profile file, then as below, after WithMeasuredBlockingPower.
 Result<PreparedJob> PrepareJob(const JobSpec& spec, const WorkLimits& limits = {});
 // Validates the spec against an already parsed profile (its source names it in
 // messages), applies scales, TP and the derivations the schedule needs, and

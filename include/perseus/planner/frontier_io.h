@@ -60,7 +60,7 @@ struct PlanJobRecord {
   int stages = 0, microbatches = 0, model_stages = 0, virtual_stages = 1;
   int tp = 1, dp = 1, gpus = 0;
   double blocking_power_w = 0;        // per GPU
-  std::string blocking_power_source;  // "--blocking-power", "default", "demo"
+  std::string blocking_power_source;  // as job::PreparedJob says it ("given", ...)
   double unit_time_s = 0;
   std::string cost_model;
   double time_scale = 1, energy_scale = 1;
