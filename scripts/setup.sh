@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake g++ pkg-config
-  nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libsqlite3-dev sqlite3
+  nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev libsqlite3-dev sqlite3
   python3 python3-dev python3-venv
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
