@@ -37,27 +37,10 @@ Result<size_t> PointIndex(const planner::StoredFrontier& frontier, const std::st
 }
 
 nlohmann::json ManifestJson(const planner::PlanManifest& m) {
-  const planner::PlanJobRecord& j = m.job;
   return {{"generation", m.generation},
           {"created_utc", m.created_utc},
           {"perseus_version", m.perseus_version},
-          {"job",
-           {{"profile", j.profile_path},
-            {"profile_sha256", j.profile_sha256},
-            {"schedule", j.schedule},
-            {"stages", j.stages},
-            {"microbatches", j.microbatches},
-            {"model_stages", j.model_stages},
-            {"virtual_stages", j.virtual_stages},
-            {"tp", j.tp},
-            {"dp", j.dp},
-            {"gpus", j.gpus},
-            {"blocking_power_w", j.blocking_power_w},
-            {"blocking_power_source", j.blocking_power_source},
-            {"unit_time_s", j.unit_time_s},
-            {"cost_model", j.cost_model},
-            {"time_scale", j.time_scale},
-            {"energy_scale", j.energy_scale}}}};
+          {"job", nlohmann::json::parse(planner::PlanJobRecordJson(m.job))}};
 }
 
 int RunShowPlan(const ShowPlanArgs& args) {

@@ -274,6 +274,8 @@ Result<PlanManifest> ParseManifest(const std::string& text, const std::string& p
 
 }  // namespace
 
+std::string PlanJobRecordJson(const PlanJobRecord& job) { return JobJson(job).dump(); }
+
 std::string Sha256Hex(std::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;

@@ -93,6 +93,9 @@ struct WriteDirOptions {
   std::function<bool(const std::string& step)> continue_after;
 };
 
+// The job record as plan.json holds it (a JSON object's text), for output.
+std::string PlanJobRecordJson(const PlanJobRecord& job);
+
 // Writes the four files and then plan.json into DIR (created if missing);
 // `perseus_version` goes into the manifest. Returns the manifest written.
 Result<PlanManifest> WritePlanFiles(const FrontierFiles& files, const std::string& dir,
