@@ -139,14 +139,17 @@ bool PlanState::Repair(double deadline_s, int64_t max_visits) {
 
 bool PlanState::Refine(double deadline_s, bool all, int64_t max_visits) {
   const double eps = DeadlineTolerance(deadline_s);
-  struct Move {
-    double gain;
-    int node, option, version;
-  };
   auto below = [](const Move& a, const Move& b) {
     return a.gain < b.gain || (a.gain == b.gain && a.node > b.node);
   };
-  std::priority_queue<Move, std::vector<Move>, decltype(below)> moves(below);
+  // A heap of offers; an offer is stale once its computation has a newer
+  // one (version), and is skipped when it comes out. Stale offers are
+  // dropped whenever they could outnumber the live ones (at most one per
+  // computation): the heap stays O(V), and the live offers, all distinct
+  // in (gain, node), come out in the same order.
+  std::vector<Move>& moves = moves_;
+  moves.clear();
+  const size_t compact_at = 2 * static_cast<size_t>(dag_.num_nodes()) + 1024;
   auto offer = [&](int i) {
     ++visits_;
     ++version_[i];
@@ -157,7 +160,14 @@ bool PlanState::Refine(double deadline_s, bool all, int64_t max_visits) {
     int k = plan_[i];
     while (k + 1 < static_cast<int>(options.size()) && options[k + 1].time_s <= room) ++k;
     const double gain = options[plan_[i]].effective_j - options[k].effective_j;
-    if (k != plan_[i] && gain > 0) moves.push({gain, i, k, version_[i]});
+    if (k != plan_[i] && gain > 0) {
+      if (moves.size() >= compact_at) {
+        std::erase_if(moves, [&](const Move& m) { return m.version != version_[m.node]; });
+        std::make_heap(moves.begin(), moves.end(), below);
+      }
+      moves.push_back({gain, i, k, version_[i]});
+      std::push_heap(moves.begin(), moves.end(), below);
+    }
   };
   if (all) {
     for (int i = 0; i < dag_.num_nodes(); ++i) offer(i);
@@ -166,8 +176,9 @@ bool PlanState::Refine(double deadline_s, bool all, int64_t max_visits) {
   }
   while (!moves.empty()) {
     if (visits_ >= max_visits) return false;
-    const Move m = moves.top();
-    moves.pop();
+    std::pop_heap(moves.begin(), moves.end(), below);
+    const Move m = moves.back();
+    moves.pop_back();
     if (m.version != version_[m.node]) continue;
     SetOption(m.node, m.option);
     for (int i : touched_) offer(i);  // their rooms (or option) changed

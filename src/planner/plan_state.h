@@ -108,6 +108,12 @@ class PlanState {
   std::vector<int> version_;
   std::vector<int> stack_, seen_;
   int round_ = 0;
+  // Refine's heap of offered moves (kept to reuse its storage).
+  struct Move {
+    double gain;
+    int node, option, version;
+  };
+  std::vector<Move> moves_;
 };
 
 }  // namespace perseus::planner
