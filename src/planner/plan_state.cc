@@ -24,6 +24,7 @@ PlanState::PlanState(const Problem& problem, Plan plan)
   }
   queued_.assign(n, 0);
   changed_in_.assign(n, 0);
+  journaled_in_.assign(3 * static_cast<size_t>(n), 0);
   version_.assign(n, 0);
   seen_.assign(n, -1);
   Commit();
@@ -46,8 +47,16 @@ void PlanState::Touch(int i) {
   changed_.push_back(i);
 }
 
+void PlanState::Journal(Kind kind, int node, double old_value) {
+  // Undo needs only the value at the mark: the first one overwritten.
+  uint32_t& stamp = journaled_in_[3 * static_cast<size_t>(node) + static_cast<size_t>(kind)];
+  if (stamp == mark_) return;
+  stamp = mark_;
+  journal_.push_back({kind, node, old_value});
+}
+
 void PlanState::SetOption(int i, int k) {
-  if (journaling_) journal_.push_back({Kind::kOption, i, static_cast<double>(plan_[i])});
+  if (journaling_) Journal(Kind::kOption, i, static_cast<double>(plan_[i]));
   const Option& old = problem_.option(i, plan_[i]);
   const Option& now = problem_.option(i, k);
   sum_energy_ += now.energy_j - old.energy_j;
@@ -70,7 +79,7 @@ void PlanState::Forward(int b) {
     double start = 0;
     for (int u : dag_.predecessors(v)) start = std::max(start, es_[u] + t_[u]);
     if (start == es_[v]) continue;
-    if (journaling_) journal_.push_back({Kind::kStart, v, es_[v]});
+    if (journaling_) Journal(Kind::kStart, v, es_[v]);
     es_[v] = start;
     Touch(v);
     for (int w : dag_.successors(v)) Queue(w, &forward_);
@@ -87,7 +96,7 @@ void PlanState::Backward(int b) {
     double tail = 0;
     for (int v : dag_.successors(u)) tail = std::max(tail, t_[v] + tail_[v]);
     if (tail == tail_[u]) continue;
-    if (journaling_) journal_.push_back({Kind::kTail, u, tail_[u]});
+    if (journaling_) Journal(Kind::kTail, u, tail_[u]);
     tail_[u] = tail;
     Touch(u);
     for (int p : dag_.predecessors(u)) Queue(p, &backward_);

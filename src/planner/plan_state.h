@@ -97,8 +97,11 @@ class PlanState {
     int node;
     double value;  // the old option (kOption), start or tail
   };
+  void Journal(Kind kind, int node, double old_value);
   bool journaling_ = false;
+  // At most one entry per (computation, kind) since the mark: O(V).
   std::vector<Entry> journal_;
+  std::vector<uint32_t> journaled_in_;  // per (computation, kind): the mark it was journaled under
   double marked_energy_ = 0, marked_time_ = 0;
   std::vector<int> changed_;          // since Mark (each once; option, start or tail)
   std::vector<int> touched_;          // changed by the last SetOption
