@@ -12,6 +12,7 @@
 #include "src/planner/max_flow.h"
 #include "src/planner/point_figures.h"
 #include "src/planner/timing.h"
+#include "src/planner/topological_relabel.h"
 
 namespace perseus::planner {
 namespace {
@@ -85,7 +86,11 @@ class StepRuns {
 
 struct Sweep {
   const Problem& problem;
+  // The DAG the sweep walks (the problem's, or the same renumbered in
+  // topological order, topological_relabel.h) and its computations' option
+  // sets.
   const Dag& dag;
+  std::vector<int> set_of_node;
   std::vector<int64_t> duration;
   std::vector<int64_t> earliest_start, latest_finish;
   std::vector<int> critical_index;  // node -> index among critical nodes, or -1
@@ -133,9 +138,11 @@ struct Sweep {
   int64_t next_makespan = 0;
   SolverStats stats;
 
-  Sweep(const Problem& p, const SolverOptions& options)
+  Sweep(const Problem& p, const Dag& sweep_dag, std::vector<int> sweep_sets,
+        const SolverOptions& options)
       : problem(p),
-        dag(*p.dag),
+        dag(sweep_dag),
+        set_of_node(std::move(sweep_sets)),
         reference(options.reference),
         unit_steps(options.reference || options.unit_steps || p.options.round_down) {
     if (reference) {
@@ -150,6 +157,8 @@ struct Sweep {
     for (const OptionSet& set : problem.option_sets) runs.emplace_back(set.cost);
   }
 
+  const OptionSet& SetOf(int i) const { return problem.option_sets[set_of_node[i]]; }
+
   // Starts the sweep with every computation at its maximum duration.
   void StartAtMaximum() {
     const int n = dag.num_nodes();
@@ -157,7 +166,7 @@ struct Sweep {
     plan.resize(n);
     cost = 0;
     for (int i = 0; i < n; ++i) {
-      const OptionSet& set = problem.set(i);
+      const OptionSet& set = SetOf(i);
       duration[i] = set.cost.max_units;
       plan[i] = set.OptionForUnits(duration[i]);
       cost += set.cost.At(duration[i]);
@@ -167,7 +176,7 @@ struct Sweep {
   // Moves every computation of the step `units` unit steps along its rate.
   void Advance(int64_t units) {
     for (int i : moved) {
-      const OptionSet& set = problem.set(i);
+      const OptionSet& set = SetOf(i);
       cost -= set.cost.At(duration[i]);
       duration[i] += rate[i] * units;
       cost += set.cost.At(duration[i]);
@@ -271,7 +280,7 @@ struct Sweep {
 
   // The capacities of computation i's arc at its duration.
   Caps CapsAt(int i) const {
-    const CostTable& table = problem.set(i).cost;
+    const CostTable& table = SetOf(i).cost;
     const int64_t d = duration[i];
     Caps c{0, 0, d == table.min_units};
     if (!c.infinite) c.upper = table.At(d - 1) - table.At(d);
@@ -391,7 +400,7 @@ struct Sweep {
     queue.clear();
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       int i = critical_nodes[k];
-      if (earliest_start[i] == 0 && duration[i] == problem.set(i).cost.min_units) {
+      if (earliest_start[i] == 0 && duration[i] == SetOf(i).cost.min_units) {
         seen[k] = 1;
         queue.push_back(static_cast<int>(k));
       }
@@ -402,7 +411,7 @@ struct Sweep {
       for (int j : dag.successors(i)) {
         int kj = critical_index[j];
         if (kj < 0 || seen[kj] || earliest_start[i] + duration[i] != earliest_start[j]) continue;
-        if (duration[j] != problem.set(j).cost.min_units) continue;
+        if (duration[j] != SetOf(j).cost.min_units) continue;
         seen[kj] = 1;
         queue.push_back(kj);
       }
@@ -456,12 +465,12 @@ struct Sweep {
     // arc's ends is on the source side.
     int64_t limit = std::numeric_limits<int64_t>::max();
     auto move = [&](int i, bool in_s, bool out_s) {
-      const StepRuns& run = runs[problem.set_of_node[i]];
+      const StepRuns& run = runs[set_of_node[i]];
       if (in_s && !out_s) {
         rate[i] = -1;
         moved.push_back(i);
         limit = std::min(limit, run.Down(duration[i]));
-      } else if (!in_s && out_s && duration[i] < problem.set(i).cost.max_units) {
+      } else if (!in_s && out_s && duration[i] < SetOf(i).cost.max_units) {
         rate[i] = 1;
         moved.push_back(i);
         limit = std::min(limit, run.Up(duration[i]));
@@ -524,11 +533,21 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   frontier.all_max = EvaluateAllMax(problem);
   if (n == 0) return Status::InvalidInput("the schedule has no computations");
 
-  Sweep sweep(problem, options);
+  // The fast sweep walks the DAG renumbered in topological order (the same
+  // steps, its arrays read in order); sweep_id maps a computation to its id
+  // there.
+  std::optional<TopologicalRelabel> relabel;
+  if (!options.reference && !IsTopologicallyNumbered(dag)) relabel = RelabelTopologically(dag);
+  const Dag& sweep_dag = relabel ? relabel->dag : dag;
+  std::vector<int> sweep_sets = problem.set_of_node;
+  if (relabel) {
+    for (int i = 0; i < n; ++i) sweep_sets[relabel->new_id[i]] = problem.set_of_node[i];
+  }
+  Sweep sweep(problem, sweep_dag, std::move(sweep_sets), options);
   // Lower end of the sweep, for progress: the makespan at minimum durations.
   sweep.duration.resize(n);
-  for (int i = 0; i < n; ++i) sweep.duration[i] = problem.set(i).cost.min_units;
-  const int64_t lowest = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
+  for (int i = 0; i < n; ++i) sweep.duration[i] = sweep.SetOf(i).cost.min_units;
+  const int64_t lowest = EarliestStarts(sweep_dag, sweep.duration, &sweep.earliest_start);
   sweep.StartAtMaximum();
 
   PointFigures point_figures(problem);
@@ -546,7 +565,12 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   // The point of the current durations at iteration time `makespan`.
   auto add_point = [&](int64_t makespan) {
     if (have_pending) append_pending();
-    pending_base = sweep.plan;
+    if (relabel) {
+      pending_base.resize(n);
+      for (int i = 0; i < n; ++i) pending_base[i] = sweep.plan[relabel->new_id[i]];
+    } else {
+      pending_base = sweep.plan;
+    }
     pending_fill_deadline = static_cast<double>(makespan) * tau;
     Figures realized;
     if (problem.options.round_down) {
@@ -563,7 +587,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     have_pending = true;
   };
 
-  int64_t makespan = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
+  int64_t makespan = EarliestStarts(sweep_dag, sweep.duration, &sweep.earliest_start);
   const int64_t first = makespan;
   int64_t reported = 0;  // progress is reported every 64 units swept
   for (;;) {
@@ -608,7 +632,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
       std::swap(sweep.earliest_start, sweep.path_start);
       next = sweep.next_makespan;
     } else {
-      next = EarliestStarts(dag, sweep.duration, &sweep.earliest_start);
+      next = EarliestStarts(sweep_dag, sweep.duration, &sweep.earliest_start);
     }
     lap.To(&sweep.stats.timing_s);
     if (next != makespan - delta) {
