@@ -91,6 +91,10 @@ struct Sweep {
   // sets.
   const Dag& dag;
   std::vector<int> set_of_node;
+  // Per computation: its cost table's bounds; the computations without
+  // predecessors.
+  std::vector<int64_t> min_units, max_units;
+  std::vector<int> sources;
   std::vector<int64_t> duration;
   std::vector<int64_t> earliest_start, latest_finish;
   std::vector<int> critical_index;  // node -> index among critical nodes, or -1
@@ -153,6 +157,13 @@ struct Sweep {
       dependency_in_network.assign(dag.num_edges(), 0);
     }
     rate.assign(dag.num_nodes(), 0);
+    min_units.resize(dag.num_nodes());
+    max_units.resize(dag.num_nodes());
+    for (int i = 0; i < dag.num_nodes(); ++i) {
+      min_units[i] = SetOf(i).cost.min_units;
+      max_units[i] = SetOf(i).cost.max_units;
+      if (dag.predecessors(i).empty()) sources.push_back(i);
+    }
     runs.reserve(problem.option_sets.size());
     for (const OptionSet& set : problem.option_sets) runs.emplace_back(set.cost);
   }
@@ -380,17 +391,30 @@ struct Sweep {
     for (int i : moved) rate[i] = 0;
     moved.clear();
     Lap lap;
-    LatestFinishes(dag, duration, makespan, &latest_finish);
-    critical_index.resize(dag.num_nodes());
+    // Latest finishes in reverse topological order (LatestFinishes,
+    // timing.h), and with them the critical computations: a computation's
+    // latest finish is final when the pass reaches it. critical_nodes is in
+    // topological order, the order of the network's arc ids (cut_network.h).
+    const std::vector<int>& topo = dag.topological_order();
+    latest_finish.assign(topo.size(), makespan);
+    critical_index.resize(topo.size());
     critical_nodes.clear();
-    // In topological order, the order of the network's arc ids (cut_network.h).
-    for (int i : dag.topological_order()) {
-      if (earliest_start[i] + duration[i] == latest_finish[i]) {
-        critical_index[i] = static_cast<int>(critical_nodes.size());
-        critical_nodes.push_back(i);
-      } else {
-        critical_index[i] = -1;
+    for (auto it = topo.rbegin(); it != topo.rend(); ++it) {
+      const int v = *it;
+      const int64_t finish = latest_finish[v];
+      const int64_t latest_start = finish - duration[v];
+      for (int u : dag.predecessors(v)) {
+        if (latest_finish[u] > latest_start) latest_finish[u] = latest_start;
       }
+      if (earliest_start[v] + duration[v] == finish) {
+        critical_nodes.push_back(v);
+      } else {
+        critical_index[v] = -1;
+      }
+    }
+    std::reverse(critical_nodes.begin(), critical_nodes.end());
+    for (size_t k = 0; k < critical_nodes.size(); ++k) {
+      critical_index[critical_nodes[k]] = static_cast<int>(k);
     }
     lap.To(&stats.timing_s);
 
@@ -398,11 +422,12 @@ struct Sweep {
     // computation on it at its minimum duration)? Then T_min is reached.
     seen.assign(critical_nodes.size(), 0);
     queue.clear();
-    for (size_t k = 0; k < critical_nodes.size(); ++k) {
-      int i = critical_nodes[k];
-      if (earliest_start[i] == 0 && duration[i] == SetOf(i).cost.min_units) {
+    // (Only computations without predecessors start at 0.)
+    for (int i : sources) {
+      const int k = critical_index[i];
+      if (k >= 0 && earliest_start[i] == 0 && duration[i] == min_units[i]) {
         seen[k] = 1;
-        queue.push_back(static_cast<int>(k));
+        queue.push_back(k);
       }
     }
     for (size_t head = 0; head < queue.size(); ++head) {
@@ -411,7 +436,7 @@ struct Sweep {
       for (int j : dag.successors(i)) {
         int kj = critical_index[j];
         if (kj < 0 || seen[kj] || earliest_start[i] + duration[i] != earliest_start[j]) continue;
-        if (duration[j] != SetOf(j).cost.min_units) continue;
+        if (duration[j] != min_units[j]) continue;
         seen[kj] = 1;
         queue.push_back(kj);
       }
@@ -470,7 +495,7 @@ struct Sweep {
         rate[i] = -1;
         moved.push_back(i);
         limit = std::min(limit, run.Down(duration[i]));
-      } else if (!in_s && out_s && duration[i] < SetOf(i).cost.max_units) {
+      } else if (!in_s && out_s && duration[i] < max_units[i]) {
         rate[i] = 1;
         moved.push_back(i);
         limit = std::min(limit, run.Up(duration[i]));
