@@ -32,22 +32,30 @@ CutNetwork::CutNetwork(const Dag& dag)
   lower_.assign(num_arcs, 0);
   upper_.assign(num_arcs, 0);
   active_.assign(num_arcs, 0);
-  residual_.assign(2 * static_cast<size_t>(num_arcs), 0);
-  // Half-arc 2a leaves from_[a], 2a+1 leaves to_[a].
+  // The half-arcs leaving node v are slots adjacency_begin_[v] ..
+  // adjacency_begin_[v+1] (in arc order): a search reads a node's slots in
+  // order. Arc a's forward half leaves from_[a], its backward half to_[a].
   adjacency_begin_.assign(num_nodes_ + 1, 0);
   for (int a = 0; a < num_arcs; ++a) {
     ++adjacency_begin_[from_[a] + 1];
     ++adjacency_begin_[to_[a] + 1];
   }
   for (int v = 0; v < num_nodes_; ++v) adjacency_begin_[v + 1] += adjacency_begin_[v];
-  adjacency_.resize(2 * static_cast<size_t>(num_arcs));
-  head_.resize(2 * static_cast<size_t>(num_arcs));
+  const size_t slots = 2 * static_cast<size_t>(num_arcs);
+  residual_.assign(slots, 0);
+  head_.resize(slots);
+  pair_.resize(slots);
+  forward_slot_.resize(num_arcs);
+  backward_slot_.resize(num_arcs);
   std::vector<int> fill(adjacency_begin_.begin(), adjacency_begin_.end() - 1);
   for (int a = 0; a < num_arcs; ++a) {
-    adjacency_[fill[from_[a]]++] = 2 * a;
-    adjacency_[fill[to_[a]]++] = 2 * a + 1;
-    head_[2 * a] = to_[a];
-    head_[2 * a + 1] = from_[a];
+    const int f = fill[from_[a]]++, b = fill[to_[a]]++;
+    forward_slot_[a] = f;
+    backward_slot_[a] = b;
+    head_[f] = to_[a];
+    head_[b] = from_[a];
+    pair_[f] = b;
+    pair_[b] = f;
   }
   excess_.assign(num_nodes_, 0);
   is_touched_.assign(num_nodes_, 0);
@@ -72,8 +80,8 @@ void CutNetwork::SetFlowBounds(int arc, int64_t lower, int64_t upper) {
   }
   lower_[arc] = lower;
   upper_[arc] = upper;
-  residual_[2 * static_cast<size_t>(arc)] = upper - flow;
-  residual_[2 * static_cast<size_t>(arc) + 1] = flow - lower;
+  residual_[forward_slot_[arc]] = upper - flow;
+  residual_[backward_slot_[arc]] = flow - lower;
   if (!active_[arc]) ++num_active_;
   active_[arc] = 1;
 }
@@ -86,8 +94,8 @@ void CutNetwork::Deactivate(int arc) {
     Touch(to_[arc]);
     Touch(from_[arc]);
   }
-  residual_[2 * static_cast<size_t>(arc)] = 0;
-  residual_[2 * static_cast<size_t>(arc) + 1] = 0;
+  residual_[forward_slot_[arc]] = 0;
+  residual_[backward_slot_[arc]] = 0;
   lower_[arc] = upper_[arc] = 0;
   active_[arc] = 0;
   --num_active_;
@@ -127,8 +135,7 @@ bool CutNetwork::BuildLevels(bool feasibility) {
     const int u = queue_[q];
     // Past the level before the sink's, nothing lies on a shortest path.
     if (sink_level_ >= 0 && level_[u] >= sink_level_ - 1) break;
-    for (int k = adjacency_begin_[u]; k < adjacency_begin_[u + 1]; ++k) {
-      const int h = adjacency_[k];
+    for (int h = adjacency_begin_[u]; h < adjacency_begin_[u + 1]; ++h) {
       const int v = head_[h];
       if (residual_[h] <= 0 || level_[v] >= 0) continue;
       level_[v] = level_[u] + 1;
@@ -153,14 +160,13 @@ int64_t CutNetwork::Push(int u, int64_t limit, bool feasibility) {
     excess_[u] += sent;
     if (sent == limit) return sent;
   }
-  for (int& k = current_[u]; k < adjacency_begin_[u + 1]; ++k) {
-    const int h = adjacency_[k];
+  for (int& h = current_[u]; h < adjacency_begin_[u + 1]; ++h) {
     const int v = head_[h];
     if (residual_[h] <= 0 || level_[v] != level_[u] + 1) continue;
     const int64_t pushed = Push(v, std::min(limit - sent, residual_[h]), feasibility);
     if (pushed > 0) {
       residual_[h] -= pushed;
-      residual_[h ^ 1] += pushed;
+      residual_[pair_[h]] += pushed;
       sent += pushed;
       if (sent == limit) return sent;  // keep the arc: it may have room left
     }
@@ -209,14 +215,14 @@ Status CutNetwork::Solve() {
   }
   touched_.clear();
   if (need > 0) {
-    residual_[2 * static_cast<size_t>(back_arc_)] = kInfinite;
-    residual_[2 * static_cast<size_t>(back_arc_) + 1] = 0;
+    residual_[forward_slot_[back_arc_]] = kInfinite;
+    residual_[backward_slot_[back_arc_]] = 0;
     const int64_t routed = Dinic(true);
     // What circulated through sink -> source stays as source -> sink flow
     // on the network's arcs.
-    const int64_t back = residual_[2 * static_cast<size_t>(back_arc_) + 1];
-    residual_[2 * static_cast<size_t>(back_arc_)] = 0;
-    residual_[2 * static_cast<size_t>(back_arc_) + 1] = 0;
+    const int64_t back = residual_[backward_slot_[back_arc_]];
+    residual_[forward_slot_[back_arc_]] = 0;
+    residual_[backward_slot_[back_arc_]] = 0;
     excess_[kSink] += back;
     excess_[kSource] -= back;
     if (routed != need) {

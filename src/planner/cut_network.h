@@ -76,7 +76,7 @@ class CutNetwork {
   int ComputationOf(int node) const { return computation_[(node - 2) / 2]; }
   static bool IsOut(int node) { return node % 2 == 1; }
   // After Solve: flow on an active arc.
-  int64_t Flow(int arc) const { return lower_[arc] + residual_[2 * arc + 1]; }
+  int64_t Flow(int arc) const { return lower_[arc] + residual_[backward_slot_[arc]]; }
 
  private:
   int AddArc(int from, int to);
@@ -100,12 +100,13 @@ class CutNetwork {
   std::vector<int> from_, to_;
   std::vector<int64_t> lower_, upper_;
   std::vector<char> active_;
-  // Per half-arc h (2a forward, 2a+1 backward): residual capacity, 0 when
-  // the arc is not in the network.
+  // Per half-arc (a slot of its tail's adjacency, adjacency_begin_[v] ..
+  // adjacency_begin_[v+1] for the ones leaving v): residual capacity (0
+  // when its arc is not in the network), the node it enters, and the slot
+  // of the other half of its arc. Per arc: its forward and backward slots.
   std::vector<int64_t> residual_;
-  // Half-arcs leaving each node: adjacency_[adjacency_begin_[v] ..
-  // adjacency_begin_[v+1]); head_[h]: the node half-arc h enters.
-  std::vector<int> adjacency_begin_, adjacency_, head_;
+  std::vector<int> adjacency_begin_, head_, pair_;
+  std::vector<int> forward_slot_, backward_slot_;
   // Inflow minus outflow per node; the nodes with excess when Solve began.
   std::vector<int64_t> excess_;
   std::vector<int> excess_nodes_;
