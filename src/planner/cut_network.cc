@@ -42,9 +42,7 @@ CutNetwork::CutNetwork(const Dag& dag)
   }
   for (int v = 0; v < num_nodes_; ++v) adjacency_begin_[v + 1] += adjacency_begin_[v];
   const size_t slots = 2 * static_cast<size_t>(num_arcs);
-  residual_.assign(slots, 0);
-  head_.resize(slots);
-  pair_.resize(slots);
+  slot_.assign(slots, Slot{});
   forward_slot_.resize(num_arcs);
   backward_slot_.resize(num_arcs);
   std::vector<int> fill(adjacency_begin_.begin(), adjacency_begin_.end() - 1);
@@ -52,10 +50,10 @@ CutNetwork::CutNetwork(const Dag& dag)
     const int f = fill[from_[a]]++, b = fill[to_[a]]++;
     forward_slot_[a] = f;
     backward_slot_[a] = b;
-    head_[f] = to_[a];
-    head_[b] = from_[a];
-    pair_[f] = b;
-    pair_[b] = f;
+    slot_[f].head = to_[a];
+    slot_[b].head = from_[a];
+    slot_[f].pair = b;
+    slot_[b].pair = f;
   }
   excess_.assign(num_nodes_, 0);
   is_touched_.assign(num_nodes_, 0);
@@ -80,8 +78,8 @@ void CutNetwork::SetFlowBounds(int arc, int64_t lower, int64_t upper) {
   }
   lower_[arc] = lower;
   upper_[arc] = upper;
-  residual_[forward_slot_[arc]] = upper - flow;
-  residual_[backward_slot_[arc]] = flow - lower;
+  slot_[forward_slot_[arc]].residual = upper - flow;
+  slot_[backward_slot_[arc]].residual = flow - lower;
   if (!active_[arc]) ++num_active_;
   active_[arc] = 1;
 }
@@ -94,8 +92,8 @@ void CutNetwork::Deactivate(int arc) {
     Touch(to_[arc]);
     Touch(from_[arc]);
   }
-  residual_[forward_slot_[arc]] = 0;
-  residual_[backward_slot_[arc]] = 0;
+  slot_[forward_slot_[arc]].residual = 0;
+  slot_[backward_slot_[arc]].residual = 0;
   lower_[arc] = upper_[arc] = 0;
   active_[arc] = 0;
   --num_active_;
@@ -136,8 +134,8 @@ bool CutNetwork::BuildLevels(bool feasibility) {
     // Past the level before the sink's, nothing lies on a shortest path.
     if (sink_level_ >= 0 && level_[u] >= sink_level_ - 1) break;
     for (int h = adjacency_begin_[u]; h < adjacency_begin_[u + 1]; ++h) {
-      const int v = head_[h];
-      if (residual_[h] <= 0 || level_[v] >= 0) continue;
+      const int v = slot_[h].head;
+      if (slot_[h].residual <= 0 || level_[v] >= 0) continue;
       level_[v] = level_[u] + 1;
       queue_.push_back(v);
       if (sink_level_ < 0) {
@@ -161,12 +159,12 @@ int64_t CutNetwork::Push(int u, int64_t limit, bool feasibility) {
     if (sent == limit) return sent;
   }
   for (int& h = current_[u]; h < adjacency_begin_[u + 1]; ++h) {
-    const int v = head_[h];
-    if (residual_[h] <= 0 || level_[v] != level_[u] + 1) continue;
-    const int64_t pushed = Push(v, std::min(limit - sent, residual_[h]), feasibility);
+    const int v = slot_[h].head;
+    if (slot_[h].residual <= 0 || level_[v] != level_[u] + 1) continue;
+    const int64_t pushed = Push(v, std::min(limit - sent, slot_[h].residual), feasibility);
     if (pushed > 0) {
-      residual_[h] -= pushed;
-      residual_[pair_[h]] += pushed;
+      slot_[h].residual -= pushed;
+      slot_[slot_[h].pair].residual += pushed;
       sent += pushed;
       if (sent == limit) return sent;  // keep the arc: it may have room left
     }
@@ -215,14 +213,14 @@ Status CutNetwork::Solve() {
   }
   touched_.clear();
   if (need > 0) {
-    residual_[forward_slot_[back_arc_]] = kInfinite;
-    residual_[backward_slot_[back_arc_]] = 0;
+    slot_[forward_slot_[back_arc_]].residual = kInfinite;
+    slot_[backward_slot_[back_arc_]].residual = 0;
     const int64_t routed = Dinic(true);
     // What circulated through sink -> source stays as source -> sink flow
     // on the network's arcs.
-    const int64_t back = residual_[backward_slot_[back_arc_]];
-    residual_[forward_slot_[back_arc_]] = 0;
-    residual_[backward_slot_[back_arc_]] = 0;
+    const int64_t back = slot_[backward_slot_[back_arc_]].residual;
+    slot_[forward_slot_[back_arc_]].residual = 0;
+    slot_[backward_slot_[back_arc_]].residual = 0;
     excess_[kSink] += back;
     excess_[kSource] -= back;
     if (routed != need) {

@@ -76,7 +76,7 @@ class CutNetwork {
   int ComputationOf(int node) const { return computation_[(node - 2) / 2]; }
   static bool IsOut(int node) { return node % 2 == 1; }
   // After Solve: flow on an active arc.
-  int64_t Flow(int arc) const { return lower_[arc] + residual_[backward_slot_[arc]]; }
+  int64_t Flow(int arc) const { return lower_[arc] + slot_[backward_slot_[arc]].residual; }
 
  private:
   int AddArc(int from, int to);
@@ -104,8 +104,12 @@ class CutNetwork {
   // adjacency_begin_[v+1] for the ones leaving v): residual capacity (0
   // when its arc is not in the network), the node it enters, and the slot
   // of the other half of its arc. Per arc: its forward and backward slots.
-  std::vector<int64_t> residual_;
-  std::vector<int> adjacency_begin_, head_, pair_;
+  struct Slot {
+    int64_t residual = 0;
+    int head = 0, pair = 0;
+  };
+  std::vector<Slot> slot_;
+  std::vector<int> adjacency_begin_;
   std::vector<int> forward_slot_, backward_slot_;
   // Inflow minus outflow per node; the nodes with excess when Solve began.
   std::vector<int64_t> excess_;
