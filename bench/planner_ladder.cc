@@ -18,8 +18,11 @@
 //                            [--max-gpus-x-mb N] [--min-gpus-x-mb N]
 //                            [--timeout SEC | --cpu-timeout SEC] [--reference]
 //                            [--unit-steps] [--every-unit] [--all-points] [--hash]
+//                            [--in-process]
 //
 // --timeout limits each case's wall-clock time, --cpu-timeout its CPU time.
+// --in-process runs the cases in this process instead of children, for a
+// heap profiler (heaptrack follows no fork); peak RSS and case CPU read 0.
 //
 // --unit-steps: the unit-step sweep (SolverOptions::unit_steps); --every-unit:
 // longest steps, a point per unit (SolverOptions::realize_every_unit);
@@ -186,12 +189,17 @@ CaseResult RunCase(const std::string& schedule, int stages, int microbatches, in
   return r;
 }
 
+// --in-process: run every case in this process (heaptrack, valgrind).
+bool g_in_process = false;
+
 // Runs a case in a child process; returns its result and peak RSS (KiB).
 CaseResult RunInChild(const std::string& schedule, int stages, int microbatches, int unit_us,
                       Mode mode, const planner::SolverOptions& options, int timeout_s,
                       long* peak_kib, double* cpu_s, bool* timed_out) {
-  if (std::getenv("LADDER_IN_PROCESS")) {  // EXPERIMENT
-    *peak_kib = 0; *cpu_s = 0; *timed_out = false;
+  if (g_in_process) {  // for heap profilers; no peak RSS, CPU time or timeout
+    *peak_kib = 0;
+    *cpu_s = 0;
+    *timed_out = false;
     return RunCase(schedule, stages, microbatches, unit_us, mode, options);
   }
   int fds[2];
@@ -277,6 +285,8 @@ int main(int argc, char** argv) {
       options.realize_every_unit = true;
     } else if (a == "--all-points") {
       options.pareto_only = false;
+    } else if (a == "--in-process") {
+      g_in_process = true;
     } else if (a == "--hash") {
       print_hash = true;
     } else {
@@ -284,7 +294,7 @@ int main(int argc, char** argv) {
                    "usage: planner_ladder [--units 1000,100] [--schedules 1f1b,interleaved-1f1b] "
                    "[--max-gpus-x-mb N] [--min-gpus-x-mb N] [--timeout SEC | --cpu-timeout SEC] "
                    "[--reference] "
-                   "[--unit-steps] [--every-unit] [--all-points] [--hash]\n");
+                   "[--unit-steps] [--every-unit] [--all-points] [--hash] [--in-process]\n");
       return 2;
     }
   }
