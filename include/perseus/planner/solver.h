@@ -75,6 +75,9 @@
 // (PolishPlan, from its plan with every computation no slower than at its
 // highest frequency), so realized T_min <= all-max time.
 //
+// The fast sweep walks the DAG renumbered in topological order (its arrays
+// are then read front to back; src/planner/topological_relabel.h) and maps
+// each point's plan back; its steps do not depend on the numbering.
 // Cost per step: O(V + E) for timing (latest finishes, the critical set)
 // and a comparison pass over the critical network, whose changed arcs alone
 // are updated; a max flow warm-started from the previous step's
