@@ -13,6 +13,7 @@
 #include "cli/job.h"
 #include "nlohmann/json.hpp"
 #include "perseus/common/files.h"
+#include "perseus/common/median.h"
 #include "perseus/common/number_text.h"
 #include "perseus/gpu/profiler.h"
 #include "perseus/job/job.h"
@@ -91,10 +92,7 @@ int RunProfile(const ProfileArgs& args) {
   // stages' measurements (as the coordinator takes the ranks').
   std::vector<double> blocking;
   for (const gpu::StageProfile& r : results) blocking.push_back(r.blocking_power_w);
-  std::sort(blocking.begin(), blocking.end());
-  const size_t n = blocking.size();
-  const double blocking_w =
-      n == 0 ? 0 : (n % 2 == 1 ? blocking[n / 2] : (blocking[n / 2 - 1] + blocking[n / 2]) / 2);
+  const double blocking_w = Median(blocking);  // blocking stays in stage order
   const std::string meta_path = args.out.empty() ? "" : job::ProfileMetaPath(args.out);
   if (!args.out.empty()) {
     // The CSV, then what plan takes from beside it (PrepareJob reads it when

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "perseus/common/median.h"
+
 namespace perseus::gpu {
 
 using planner::Instruction;
@@ -31,16 +33,6 @@ Result<Sample> MeasurementWindow::End() {
 }
 
 namespace {
-
-double Median(std::vector<double> values) {
-  const size_t mid = values.size() / 2;
-  std::nth_element(values.begin(), values.begin() + static_cast<long>(mid), values.end());
-  double m = values[mid];
-  if (values.size() % 2 == 0) {
-    m = (m + *std::max_element(values.begin(), values.begin() + static_cast<long>(mid))) / 2;
-  }
-  return m;
-}
 
 // Which samples are within `threshold` robust z-scores (0.6745 |x - median| / MAD).
 std::vector<bool> Inliers(const std::vector<double>& values, double threshold) {

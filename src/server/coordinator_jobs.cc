@@ -4,6 +4,7 @@
 #include <set>
 
 #include "perseus/common/json_text.h"
+#include "perseus/common/median.h"
 #include "src/server/coordinator.h"
 #include "src/server/request_fields.h"
 

@@ -3,13 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-namespace perseus::server {
+#include "perseus/common/median.h"
 
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
+namespace perseus::server {
 
 namespace {
 double Mean(const std::deque<double>& values) {

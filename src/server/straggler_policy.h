@@ -42,9 +42,6 @@ struct PipelineWatch {
 // the caller can keep it, copy it, and put back an earlier one.
 using StragglerWatch = std::map<int, PipelineWatch>;
 
-// The median of a non-empty list (the mean of the middle two for even sizes).
-double Median(std::vector<double> values);
-
 // One iteration: times[p] is pipeline p's compute time. `manual`: pipelines
 // that are manual stragglers (neither judged nor used as a baseline; their
 // watch is dropped). Returns the decisions to take and updates `watch`.

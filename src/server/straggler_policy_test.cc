@@ -27,12 +27,6 @@ std::vector<std::pair<size_t, StragglerDecision>> Feed(Policy& policy,
   return out;
 }
 
-TEST(StragglerPolicyTest, MedianOfOddAndEvenLists) {
-  EXPECT_DOUBLE_EQ(Median({3, 1, 2}), 2);
-  EXPECT_DOUBLE_EQ(Median({4, 1, 2, 3}), 2.5);
-  EXPECT_DOUBLE_EQ(Median({7}), 7);
-}
-
 TEST(StragglerPolicyTest, NoiseBelowTheThresholdNeverDeclares) {
   Policy policy{{0.05, 3}, {}};
   std::vector<std::vector<double>> rows;
