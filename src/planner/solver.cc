@@ -391,27 +391,19 @@ struct Sweep {
     for (int i : moved) rate[i] = 0;
     moved.clear();
     Lap lap;
-    // Latest finishes in reverse topological order (LatestFinishes,
-    // timing.h), and with them the critical computations: a computation's
-    // latest finish is final when the pass reaches it. critical_nodes is in
-    // topological order, the order of the network's arc ids (cut_network.h).
-    const std::vector<int>& topo = dag.topological_order();
-    latest_finish.assign(topo.size(), makespan);
-    critical_index.resize(topo.size());
+    // Latest finishes, and with them the critical computations (in reverse
+    // topological order as each latest finish becomes final, then turned
+    // into topological order, the order of the network's arc ids,
+    // cut_network.h).
+    critical_index.resize(dag.num_nodes());
     critical_nodes.clear();
-    for (auto it = topo.rbegin(); it != topo.rend(); ++it) {
-      const int v = *it;
-      const int64_t finish = latest_finish[v];
-      const int64_t latest_start = finish - duration[v];
-      for (int u : dag.predecessors(v)) {
-        if (latest_finish[u] > latest_start) latest_finish[u] = latest_start;
-      }
-      if (earliest_start[v] + duration[v] == finish) {
+    LatestFinishes(dag, duration, makespan, &latest_finish, [&](int v) {
+      if (earliest_start[v] + duration[v] == latest_finish[v]) {
         critical_nodes.push_back(v);
       } else {
         critical_index[v] = -1;
       }
-    }
+    });
     std::reverse(critical_nodes.begin(), critical_nodes.end());
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       critical_index[critical_nodes[k]] = static_cast<int>(k);
@@ -559,8 +551,8 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   if (n == 0) return Status::InvalidInput("the schedule has no computations");
 
   // The fast sweep walks the DAG renumbered in topological order (the same
-  // steps, its arrays read in order); sweep_id maps a computation to its id
-  // there.
+  // steps, its arrays read in order); relabel->new_id maps a computation to
+  // its id there.
   std::optional<TopologicalRelabel> relabel;
   if (!options.reference && !IsTopologicallyNumbered(dag)) relabel = RelabelTopologically(dag);
   const Dag& sweep_dag = relabel ? relabel->dag : dag;
@@ -570,8 +562,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   }
   Sweep sweep(problem, sweep_dag, std::move(sweep_sets), options);
   // Lower end of the sweep, for progress: the makespan at minimum durations.
-  sweep.duration.resize(n);
-  for (int i = 0; i < n; ++i) sweep.duration[i] = sweep.SetOf(i).cost.min_units;
+  sweep.duration = sweep.min_units;
   const int64_t lowest = EarliestStarts(sweep_dag, sweep.duration, &sweep.earliest_start);
   sweep.StartAtMaximum();
 

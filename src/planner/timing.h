@@ -27,14 +27,17 @@ T EarliestStarts(const Dag& dag, const std::vector<T>& duration, std::vector<T>*
 }
 
 // Fills latest_finish[i]: the latest time i may finish without delaying the
-// iteration beyond `makespan`.
-template <typename T>
-void LatestFinishes(const Dag& dag, const std::vector<T>& duration, T makespan,
-                    std::vector<T>* latest_finish) {
+// iteration beyond `makespan`. Walks the DAG in reverse topological order and
+// calls final(v) as it reaches v, whose latest finish is then final.
+template <typename T, typename Final = void (*)(int)>
+void LatestFinishes(
+    const Dag& dag, const std::vector<T>& duration, T makespan, std::vector<T>* latest_finish,
+    Final&& final = [](int) {}) {
   latest_finish->assign(dag.num_nodes(), makespan);
   const std::vector<int>& topo = dag.topological_order();
   for (auto it = topo.rbegin(); it != topo.rend(); ++it) {
     int v = *it;
+    final(v);
     T latest_start = (*latest_finish)[v] - duration[v];
     for (int u : dag.predecessors(v)) {
       if ((*latest_finish)[u] > latest_start) (*latest_finish)[u] = latest_start;
