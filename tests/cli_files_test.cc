@@ -3,7 +3,6 @@
 // tool checks them. Every refusal is exit 2 with one line on stderr.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -15,6 +14,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/support/process.h"
+#include "tests/support/temp_dir_test.h"
 
 namespace {
 
@@ -24,17 +24,8 @@ using Output = perseus::testing::CommandOutput;
 
 int Lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-class CliFilesTest : public ::testing::Test {
+class CliFilesTest : public perseus::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("perseus_cli_files_test_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   Output Run(const std::string& args) {
     return perseus::testing::RunCaptured(std::string(PERSEUS_BIN_DIR) + "/perseus " + args);
   }
@@ -68,8 +59,6 @@ class CliFilesTest : public ::testing::Test {
     return "0,forward,1000,0.5,10\n0,backward,1000,1,20\n0,forward,900,0.6,9\n"
            "0,backward,900,1.2,18\n";
   }
-
-  fs::path dir_;
 };
 
 // --- 1 and 2: the plan directory's manifest ---------------------------------

@@ -4,7 +4,6 @@
 // power measured by `perseus profile` reaches `perseus plan`; profiles that
 // look wrong are planned with a warning naming the rows.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -13,6 +12,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/support/process.h"
+#include "tests/support/temp_dir_test.h"
 
 namespace {
 
@@ -20,17 +20,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Output = perseus::testing::CommandOutput;
 
-class CliOptionsTest : public ::testing::Test {
+class CliOptionsTest : public perseus::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("perseus_cli_options_test_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   Output Run(const std::string& args) {
     return perseus::testing::RunCaptured("cd " + dir_.string() +
                                          " && " PERSEUS_BIN_DIR "/perseus " + args);
@@ -47,7 +38,6 @@ class CliOptionsTest : public ::testing::Test {
   static std::string Job() {
     return " --profile " + Gpt3() + " --stages 8 --microbatches 12 --blocking-power 83.64";
   }
-  fs::path dir_;
 };
 
 // Exit 2 and exactly one line, "perseus: error: ...", containing `says`.

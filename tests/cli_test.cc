@@ -1,7 +1,6 @@
 // End-to-end tests of the `perseus` binary: exit codes, messages, JSON output,
 // the paper's headline case, and the --out / show-plan round trip.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -11,6 +10,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/support/process.h"
+#include "tests/support/temp_dir_test.h"
 
 namespace {
 
@@ -20,17 +20,8 @@ using Output = perseus::testing::CommandOutput;
 
 std::string ReadFile(const fs::path& path) { return perseus::testing::ReadFile(path.string()); }
 
-class CliTest : public ::testing::Test {
+class CliTest : public perseus::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("perseus_cli_test_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   Output Run(const std::string& args) {
     return perseus::testing::RunCaptured(std::string(PERSEUS_BIN_DIR) + "/perseus " + args);
   }
@@ -58,8 +49,6 @@ class CliTest : public ::testing::Test {
     }
     return Write("gpt3-" + std::to_string(stages) + ".csv", text);
   }
-
-  fs::path dir_;
 };
 
 TEST_F(CliTest, HelpListsCommands) {
