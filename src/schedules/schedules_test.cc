@@ -296,7 +296,18 @@ TEST(ScheduleDagTest, FrontierInvariantsOnEverySchedule) {
         planner::BuildProblem(std::make_shared<planner::Dag>(std::move(dag).value()), profile, opt);
     ASSERT_TRUE(problem.ok()) << problem.status().message();
     auto shared = std::make_shared<planner::Problem>(std::move(problem).value());
-    // The sweep's own points (the improved ends carry their base points' model figures).
+    // The sweep's own points, every one (the improved ends carry their base
+    // points' model figures): model time strictly falling.
+    planner::SolverOptions every_point;
+    every_point.improve_ends = false;
+    every_point.pareto_only = false;
+    auto swept = planner::SolveFrontier(shared, {}, every_point);
+    ASSERT_TRUE(swept.ok()) << swept.status().message();
+    for (size_t k = 1; k < swept->points().size(); ++k) {
+      EXPECT_LT(swept->points()[k].model_time_s, swept->points()[k - 1].model_time_s);
+    }
+    // Its Pareto points (realized figures, which need not follow the model
+    // times' order): realized time strictly falling, energy strictly rising.
     planner::SolverOptions sweep_only;
     sweep_only.improve_ends = false;
     auto frontier = planner::SolveFrontier(shared, {}, sweep_only);
@@ -304,7 +315,8 @@ TEST(ScheduleDagTest, FrontierInvariantsOnEverySchedule) {
     const auto& points = frontier->points();
     ASSERT_GT(points.size(), 5u);
     for (size_t k = 1; k < points.size(); ++k) {
-      EXPECT_LT(points[k].model_time_s, points[k - 1].model_time_s);
+      EXPECT_LT(points[k].time_s, points[k - 1].time_s);
+      EXPECT_GT(points[k].energy_j, points[k - 1].energy_j);
     }
     const auto& tmin = points[frontier->TMinIndex()];
     EXPECT_LE(tmin.time_s, frontier->all_max.time_s);
