@@ -5,10 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "src/gpu/testing/fake_nvml_log.h"
@@ -152,11 +154,25 @@ TEST(GpuCliTest, ProfileReproducesTheSimProfileAndStopsEarly) {
     EXPECT_LT(s["frequencies_swept"].get<int>(), 38);
     EXPECT_NEAR(s["blocking_power_w"].get<double>(), 83.64, 0.5);
   }
+  // Beside the CSV: every stage's blocking power in stage order (as the
+  // summary lists them), and their median as the one the plan uses. (The
+  // simulated GPUs all block at one power, so this does not catch a list
+  // written out of order.)
+  std::ifstream meta_file(csv + ".meta.json");
+  ASSERT_TRUE(meta_file.good());
+  const json meta = json::parse(meta_file);
+  std::vector<double> by_stage;
+  for (const json& s : j["stages"]) by_stage.push_back(s["blocking_power_w"].get<double>());
+  EXPECT_EQ(meta["blocking_power_w_by_stage"].get<std::vector<double>>(), by_stage);
+  std::vector<double> sorted = by_stage;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_DOUBLE_EQ(meta["blocking_power_w"].get<double>(), (sorted[3] + sorted[4]) / 2);
   // The CSV is the planner's input: plan it.
   const Finished plan =
       RunToEnd({"plan", "--profile", csv, "--stages", "8", "--microbatches", "12", "--json"}, {});
   EXPECT_EQ(ExitCode(plan.status), 0) << plan.out;
   unlink(csv.c_str());
+  unlink((csv + ".meta.json").c_str());
 }
 
 TEST(GpuCliTest, ProfileRefusesRealGpusWithAnExplanation) {
