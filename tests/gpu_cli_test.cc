@@ -158,7 +158,8 @@ TEST(GpuCliTest, ProfileReproducesTheSimProfileAndStopsEarly) {
   // summary lists them), and their median as the one the plan uses. (The
   // simulated GPUs all block at one power, so this does not catch a list
   // written out of order.)
-  std::ifstream meta_file(csv + ".meta.json");
+  const std::string meta_path = csv + ".meta.json";
+  std::ifstream meta_file(meta_path);
   ASSERT_TRUE(meta_file.good());
   const json meta = json::parse(meta_file);
   std::vector<double> by_stage;
@@ -172,7 +173,7 @@ TEST(GpuCliTest, ProfileReproducesTheSimProfileAndStopsEarly) {
       RunToEnd({"plan", "--profile", csv, "--stages", "8", "--microbatches", "12", "--json"}, {});
   EXPECT_EQ(ExitCode(plan.status), 0) << plan.out;
   unlink(csv.c_str());
-  unlink((csv + ".meta.json").c_str());
+  unlink(meta_path.c_str());
 }
 
 TEST(GpuCliTest, ProfileRefusesRealGpusWithAnExplanation) {

@@ -118,6 +118,16 @@ std::string Receive(int s, const std::string& until) {
   return got;
 }
 
+// Polls `done` until it holds or 30 s have passed (no sleep that a loaded
+// machine outlasts).
+template <typename Done>
+void WaitUntil(Done&& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 ConnectionOptions Options() {
   ConnectionOptions o;
   o.threads = 2;
@@ -222,10 +232,8 @@ TEST(Connections, BuffersBodiesWithinOneBudgetForAllConnections) {
   Harness h(o);
   const int a = h.Connect(), b = h.Connect();
   Send(a, "PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n");  // 100 of 150 reserved
-  // Once a's headers are read (polled: no sleep that a loaded machine outlasts).
-  for (int i = 0; i < 2000 && h.connections().buffered() < 100; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  // Once a's headers are read.
+  WaitUntil([&] { return h.connections().buffered() >= 100; });
   ASSERT_EQ(h.connections().buffered(), 100u);
   Send(b, "PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n");
   const std::string got = Receive(b, "}\n");
@@ -234,10 +242,8 @@ TEST(Connections, BuffersBodiesWithinOneBudgetForAllConnections) {
   Send(a, std::string(100, 'x'));  // a's request runs, and its reservation goes
   EXPECT_NE(Receive(a, "got 140").find("got 140"), std::string::npos);
   // The reservation goes once the request is done, which may be just after
-  // its reply is sent (polled, as above).
-  for (int i = 0; i < 2000 && h.connections().buffered() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  // its reply is sent.
+  WaitUntil([&] { return h.connections().buffered() == 0; });
   ASSERT_EQ(h.connections().buffered(), 0u);
   const int c = h.Connect();
   Send(c, "PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'y'));
@@ -288,10 +294,7 @@ TEST(Connections, RefusesConnectionsBeyondTheLimitAndServesTheOthers) {
   o.max_connections = 2;
   Harness h(o);
   const int a = h.Connect(), b = h.Connect();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (h.connections().open() < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitUntil([&] { return h.connections().open() >= 2; });
   const int c = h.Connect();
   EXPECT_EQ(Receive(c, "}\n").rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u);
   EXPECT_EQ(h.rejected("connection_limit"), 1);
