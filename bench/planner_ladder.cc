@@ -5,7 +5,8 @@
 // each stage in two). Every case runs in its own child process, so peak RSS
 // is the case's own; a case past --timeout is reported as such. Steps: cuts
 // applied; unit steps: units of iteration time swept (what the unit-step
-// sweep takes); max flows: minimum cuts computed; T_min polish: the part of
+// sweep takes); max flows: minimum cuts computed (in parentheses, those
+// found by extending the last cut's source side); T_min polish: the part of
 // the solve time spent in the T_min point's PolishPlan; the solve time split
 // (SolverStats): timing passes and step lengths / critical networks and
 // their cuts / the points' realized figures / the T_min polish / the
@@ -62,7 +63,7 @@ struct CaseResult {
   bool ok = false;
   double seconds = 0;
   uint64_t points = 0, plan_bytes = 0, computations = 0, hash = 0;
-  int64_t steps = 0, unit_steps = 0, max_flows = 0;
+  int64_t steps = 0, unit_steps = 0, max_flows = 0, extended_cuts = 0;
   double timing_s = 0, cuts_s = 0, points_s = 0, polish_s = 0, ends_s = 0;
   char error[200] = {};
 };
@@ -170,6 +171,7 @@ CaseResult RunCase(const std::string& schedule, int stages, int microbatches, in
   r.points_s = stats.points_s;
   r.polish_s = stats.polish_s;
   r.ends_s = stats.ends_s;
+  r.extended_cuts = stats.extended_cuts;
   if (mode == Mode::kCheck) {
     planner::SolverOptions longest_options;
     longest_options.pareto_only = false;
@@ -329,14 +331,16 @@ int main(int argc, char** argv) {
           continue;
         }
         std::printf(
-            "%llu | %lld | %lld | %lld | %llu | %.3f | %.2f / %.2f / %.2f / %.2f / %.2f | %.2f | "
+            "%llu | %lld | %lld | %lld (%lld) | %llu | %.3f | %.2f / %.2f / %.2f / %.2f / %.2f | "
+            "%.2f | "
             "%.1f "
             "| %.1f | %.1f |",
             static_cast<unsigned long long>(r.computations), static_cast<long long>(r.steps),
             static_cast<long long>(r.unit_steps), static_cast<long long>(r.max_flows),
-            static_cast<unsigned long long>(r.points), r.seconds, r.timing_s, r.cuts_s, r.points_s,
-            r.polish_s, r.ends_s, cpu, 1e6 * r.seconds / static_cast<double>(r.points),
-            static_cast<double>(peak) / 1024.0, static_cast<double>(r.plan_bytes) / 1024.0);
+            static_cast<long long>(r.extended_cuts), static_cast<unsigned long long>(r.points),
+            r.seconds, r.timing_s, r.cuts_s, r.points_s, r.polish_s, r.ends_s, cpu,
+            1e6 * r.seconds / static_cast<double>(r.points), static_cast<double>(peak) / 1024.0,
+            static_cast<double>(r.plan_bytes) / 1024.0);
         if (print_hash) std::printf(" %016llx |", static_cast<unsigned long long>(r.hash));
         if (reference) {
           long ref_peak = 0;

@@ -78,8 +78,8 @@ void CutNetwork::SetFlowBounds(int arc, int64_t lower, int64_t upper) {
   }
   lower_[arc] = lower;
   upper_[arc] = upper;
-  slot_[forward_slot_[arc]].residual = upper - flow;
-  slot_[backward_slot_[arc]].residual = flow - lower;
+  SetResidual(forward_slot_[arc], from_[arc], upper - flow);
+  SetResidual(backward_slot_[arc], to_[arc], flow - lower);
   if (!active_[arc]) ++num_active_;
   active_[arc] = 1;
 }
@@ -92,11 +92,27 @@ void CutNetwork::Deactivate(int arc) {
     Touch(to_[arc]);
     Touch(from_[arc]);
   }
-  slot_[forward_slot_[arc]].residual = 0;
-  slot_[backward_slot_[arc]].residual = 0;
+  SetResidual(forward_slot_[arc], from_[arc], 0);
+  SetResidual(backward_slot_[arc], to_[arc], 0);
   lower_[arc] = upper_[arc] = 0;
   active_[arc] = 0;
   --num_active_;
+}
+
+void CutNetwork::SetResidual(int slot, int tail, int64_t residual) {
+  Slot& half = slot_[slot];
+  // Whether the last cut's source side (the nodes with a level) still holds
+  // (see Solve): it does unless a half-arc inside it runs out.
+  if (reach_valid_ && level_[tail] >= 0) {
+    if (level_[half.head] >= 0) {
+      if (half.residual > 0 && residual <= 0) reach_valid_ = false;
+    } else if (residual > 0 && half.residual <= 0) {
+      // It had none (its head was not reached); it may lose it again before
+      // Solve, which checks.
+      seeds_.push_back(slot);
+    }
+  }
+  half.residual = residual;
 }
 
 bool CutNetwork::Update(int arc, int64_t lower, int64_t upper) {
@@ -194,7 +210,51 @@ int64_t CutNetwork::Dinic(bool feasibility) {
   return total;
 }
 
+bool CutNetwork::ExtendSourceSide() {
+  if (!reach_valid_) return false;
+  for (int v : touched_) {
+    if (v != kSource && v != kSink && excess_[v] != 0) return false;
+  }
+  // The flow is still feasible (every node but the source and the sink
+  // balanced, every arc within its bounds) and every node of the last
+  // source side is still reachable from the source: the residual network
+  // only gained half-arcs leaving it (seeds_). The nodes reachable now are
+  // that side and what those half-arcs reach. If the sink is not among
+  // them, no augmenting path exists: the flow is maximum and they are the
+  // new cut's source side.
+  const size_t begin = queue_.size();
+  for (int seed : seeds_) {
+    const int v = slot_[seed].head;
+    if (slot_[seed].residual <= 0 || level_[v] >= 0) continue;
+    level_[v] = 0;
+    queue_.push_back(v);
+    if (v == kSink) return false;
+  }
+  for (size_t q = begin; q < queue_.size(); ++q) {
+    const int u = queue_[q];
+    for (int h = adjacency_begin_[u]; h < adjacency_begin_[u + 1]; ++h) {
+      const int v = slot_[h].head;
+      if (slot_[h].residual <= 0 || level_[v] >= 0) continue;
+      level_[v] = 0;
+      queue_.push_back(v);
+      if (v == kSink) return false;
+    }
+  }
+  return true;
+}
+
 Status CutNetwork::Solve() {
+  const bool extended = ExtendSourceSide();
+  seeds_.clear();
+  reach_valid_ = false;
+  if (extended) {
+    for (int v : touched_) is_touched_[v] = 0;
+    touched_.clear();
+    value_ = -excess_[kSource];
+    ++extended_solves_;
+    reach_valid_ = true;
+    return Status::Ok();
+  }
   // 1. Feasibility: route every excess to a deficit, through the network
   // and an infinite arc sink -> source.
   // Only the source, the sink and nodes whose flow balance changed since the
@@ -233,6 +293,7 @@ Status CutNetwork::Solve() {
   // the source in the residual network.
   Dinic(false);
   value_ = -excess_[kSource];
+  reach_valid_ = true;
   return Status::Ok();
 }
 

@@ -21,6 +21,15 @@
 // smallest source side), so this network and a fresh LowerBoundedMaxFlow of
 // the same arcs give the same cut (tested).
 //
+// Most steps change little, and Solve first tries to skip the search: if the
+// changes left the flow feasible (no node unbalanced) and took no residual
+// capacity from a half-arc inside the last cut's source side, every node of
+// that side is still reachable from the source, and the nodes reachable now
+// are that side plus what the half-arcs that gained capacity reach from it.
+// If that search does not reach the sink, the flow is still maximum and
+// those nodes are the new cut's (smallest) source side (extended_solves);
+// otherwise Solve runs in full.
+//
 // Capacities are integers; kInfinite stands for an infinite upper bound and
 // must exceed every finite cut (callers keep the sum of finite capacities
 // below 2^60), and no source-sink path may be all infinite (the solver
@@ -75,6 +84,9 @@ class CutNetwork {
   const std::vector<int>& source_side() const { return queue_; }
   int ComputationOf(int node) const { return computation_[(node - 2) / 2]; }
   static bool IsOut(int node) { return node % 2 == 1; }
+  // Solves that found the cut by extending the last one's source side
+  // (Solve).
+  int64_t extended_solves() const { return extended_solves_; }
   // After Solve: flow on an active arc.
   int64_t Flow(int arc) const { return lower_[arc] + slot_[backward_slot_[arc]].residual; }
 
@@ -82,6 +94,8 @@ class CutNetwork {
   int AddArc(int from, int to);
   void SetFlowBounds(int arc, int64_t lower, int64_t upper);
   void Deactivate(int arc);
+  void SetResidual(int slot, int tail, int64_t residual);
+  bool ExtendSourceSide();
   bool BuildLevels(bool feasibility);
   int64_t Push(int u, int64_t limit, bool feasibility);
   int64_t Dinic(bool feasibility);
@@ -121,6 +135,13 @@ class CutNetwork {
   std::vector<int> level_, current_, queue_;
   int sink_level_ = -1;
   int64_t value_ = 0;
+  // Whether the nodes with a level are still the source side of the last
+  // Solve's cut, all reachable from the source (no half-arc among them lost
+  // its residual capacity since), and the half-arcs from there to nodes
+  // without a level that gained some (seeds_, slots).
+  bool reach_valid_ = false;
+  std::vector<int> seeds_;
+  int64_t extended_solves_ = 0;
 };
 
 }  // namespace perseus::planner

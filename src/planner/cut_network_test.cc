@@ -171,6 +171,124 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
   EXPECT_GT(rounds_with_flow, 100);
 }
 
+// Small changes between solves, as the sweep's steps make them: bounds that
+// keep the flow feasible (so the last cut's source side can be extended
+// instead of searching again: extended_solves), arcs that come in empty,
+// bounds that take away residual capacity inside the source side, and now
+// and then a change that unbalances the flow (a full solve). Every cut and
+// value equal a fresh LowerBoundedMaxFlow's.
+TEST(CutNetworkTest, ExtendedCutsEqualAFreshMaxFlow) {
+  std::mt19937 rng(5);
+  int64_t solves = 0;
+  int64_t extended_before = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const Dag dag = RandomDag(rng, 4 + static_cast<int>(rng() % 12));
+    const int n = dag.num_nodes();
+    CutNetwork network(dag);
+    struct ArcInfo {
+      int id, from, to;
+      bool infinite;
+    };
+    std::vector<ArcInfo> arcs;
+    for (int i = 0; i < n; ++i) {
+      arcs.push_back({network.ComputationArc(i), network.In(i), network.Out(i), false});
+      if (network.SourceArc(i) >= 0) {
+        arcs.push_back({network.SourceArc(i), CutNetwork::kSource, network.In(i), true});
+      }
+      if (network.SinkArc(i) >= 0) {
+        arcs.push_back({network.SinkArc(i), network.Out(i), CutNetwork::kSink, true});
+      }
+      const auto successors = dag.successors(i);
+      for (size_t p = 0; p < successors.size(); ++p) {
+        const int e = dag.successor_edge_begin(i) + static_cast<int>(p);
+        arcs.push_back({network.DependencyArc(e), network.Out(i), network.In(successors[p]), true});
+      }
+    }
+    // Every arc in, computation arcs with small finite bounds.
+    std::vector<Bounds> bounds(arcs.size());
+    for (size_t a = 0; a < arcs.size(); ++a) {
+      bounds[a].active = true;
+      bounds[a].upper =
+          arcs[a].infinite ? CutNetwork::kInfinite : 1 + static_cast<int64_t>(rng() % 9);
+      network.Update(arcs[a].id, bounds[a].lower, bounds[a].upper);
+    }
+    for (int round = 0; round < 30; ++round) {
+      if (round > 0) {
+        const int changes = 1 + static_cast<int>(rng() % 3);
+        for (int c = 0; c < changes; ++c) {
+          const size_t a = rng() % arcs.size();
+          Bounds& b = bounds[a];
+          const int64_t flow = b.active ? network.Flow(arcs[a].id) : 0;
+          const int kind = static_cast<int>(rng() % 10);
+          if (arcs[a].infinite) {
+            // Dependencies leave (only when empty: keeps the flow) and come back.
+            if (b.active && flow == 0 && kind < 5) {
+              b.active = false;
+              network.Remove(arcs[a].id);
+            } else if (!b.active) {
+              b.active = true;
+              network.Update(arcs[a].id, 0, CutNetwork::kInfinite);
+            }
+            continue;
+          }
+          if (kind < 6) {  // around the flow: stays feasible
+            b.lower = static_cast<int64_t>(rng() % (flow + 1));
+            b.upper = flow + static_cast<int64_t>(rng() % 4);
+          } else if (kind < 8) {  // exactly the flow: no residual either way
+            b.lower = b.upper = flow;
+          } else {  // below the flow, every lower bound 0 (still feasible): unbalanced
+            b.upper = static_cast<int64_t>(rng() % 10);
+            b.lower = 0;
+            for (size_t o = 0; o < arcs.size(); ++o) {
+              if (o == a || !bounds[o].active || arcs[o].infinite) continue;
+              bounds[o].lower = 0;
+              network.Update(arcs[o].id, 0, bounds[o].upper);
+            }
+          }
+          b.active = true;
+          network.Update(arcs[a].id, b.lower, b.upper);
+        }
+      }
+      int64_t finite_sum = 0;
+      for (size_t a = 0; a < arcs.size(); ++a) {
+        if (bounds[a].active && !arcs[a].infinite) finite_sum += bounds[a].upper + bounds[a].lower;
+      }
+      const int64_t infinity = finite_sum + 1;
+      LowerBoundedMaxFlow fresh;
+      fresh.Reset(2 + 2 * n);
+      for (size_t a = 0; a < arcs.size(); ++a) {
+        if (!bounds[a].active) continue;
+        fresh.AddArc(arcs[a].from, arcs[a].to, bounds[a].lower,
+                     arcs[a].infinite ? infinity : bounds[a].upper);
+      }
+      const bool feasible = fresh.Solve(CutNetwork::kSource, CutNetwork::kSink, infinity).ok();
+      const int64_t extended = network.extended_solves();
+      // (Several changes in one round can ask for more than the bounds allow.)
+      ASSERT_EQ(network.Solve().ok(), feasible) << "trial " << trial << " round " << round;
+      if (!feasible) break;
+      const bool was_extended = network.extended_solves() > extended;
+      ++solves;
+      ASSERT_LT(fresh.value(), infinity);  // every source-sink path has a computation arc
+      EXPECT_EQ(network.value(), fresh.value()) << "trial " << trial << " round " << round;
+      for (int v = 0; v < 2 + 2 * n; ++v) {
+        EXPECT_EQ(network.OnSourceSide(v), fresh.OnSourceSide(v))
+            << "trial " << trial << " round " << round << " node " << v
+            << (was_extended ? " (extended)" : "");
+      }
+      std::vector<char> listed(2 + 2 * n, 0);
+      for (int v : network.source_side()) {
+        EXPECT_FALSE(listed[v]) << "node " << v << " listed twice";
+        listed[v] = 1;
+        EXPECT_TRUE(network.OnSourceSide(v));
+      }
+    }
+    extended_before = network.extended_solves() + extended_before;
+  }
+  // The extension is taken on most rounds, and not on all (full solves too).
+  EXPECT_GT(extended_before, solves / 4);
+  EXPECT_LT(extended_before, solves);
+}
+
 // Update and Remove report whether the network changed: same arcs and
 // bounds, or not.
 TEST(CutNetworkTest, UpdateAndRemoveSayWhetherTheNetworkChanged) {

@@ -717,6 +717,7 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   if (progress) progress(1.0);
   frontier.solve_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (sweep.network) sweep.stats.extended_cuts = sweep.network->extended_solves();
   if (options.stats != nullptr) *options.stats = sweep.stats;
   return frontier;
 }

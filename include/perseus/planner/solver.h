@@ -114,6 +114,7 @@ struct SolverStats {
   int64_t network_nodes = 0;        // computations in the networks of those cuts, summed
   int64_t network_arcs = 0;         // their arcs, summed
   int64_t reused_cuts = 0;          // steps whose network was the last max flow's (unit steps)
+  int64_t extended_cuts = 0;        // max flows found by extending the last cut's source side
   int64_t steps_at_breakpoint = 0;  // one unit only because of (a) above
   int64_t steps_kept_short = 0;     // one unit only because of (b) above
   int64_t steps_shortened = 0;      // shorter than (a) allows because of (c)
