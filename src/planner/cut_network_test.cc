@@ -31,6 +31,31 @@ Dag RandomDag(std::mt19937& rng, int n) {
   return dag;
 }
 
+// Every arc of the network with its endpoints; infinite: a source, sink or
+// dependency arc (infinite capacity in the sweep).
+struct ArcInfo {
+  int id, from, to;
+  bool infinite;
+};
+std::vector<ArcInfo> ArcsOf(const Dag& dag, const CutNetwork& network) {
+  std::vector<ArcInfo> arcs;
+  for (int i = 0; i < dag.num_nodes(); ++i) {
+    arcs.push_back({network.ComputationArc(i), network.In(i), network.Out(i), false});
+    if (network.SourceArc(i) >= 0) {
+      arcs.push_back({network.SourceArc(i), CutNetwork::kSource, network.In(i), true});
+    }
+    if (network.SinkArc(i) >= 0) {
+      arcs.push_back({network.SinkArc(i), network.Out(i), CutNetwork::kSink, true});
+    }
+    const auto successors = dag.successors(i);
+    for (size_t p = 0; p < successors.size(); ++p) {
+      const int e = dag.successor_edge_begin(i) + static_cast<int>(p);
+      arcs.push_back({network.DependencyArc(e), network.Out(i), network.In(successors[p]), true});
+    }
+  }
+  return arcs;
+}
+
 // Over many rounds on one network (so flows carry over from round to round,
 // as in the sweep), the cut and the value equal those of a fresh
 // LowerBoundedMaxFlow with the same arcs: random active subsets, random
@@ -43,27 +68,8 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
     const Dag dag = RandomDag(rng, 2 + static_cast<int>(rng() % 10));
     const int n = dag.num_nodes();
     CutNetwork network(dag);
-    // Every arc of the network with its endpoints.
-    struct ArcInfo {
-      int id, from, to;
-      bool dependency_like;  // infinite capacity in the sweep
-    };
-    std::vector<ArcInfo> arcs;
+    const std::vector<ArcInfo> arcs = ArcsOf(dag, network);
     std::vector<Bounds> previous;  // the last round's (none active at first)
-    for (int i = 0; i < n; ++i) {
-      arcs.push_back({network.ComputationArc(i), network.In(i), network.Out(i), false});
-      if (network.SourceArc(i) >= 0) {
-        arcs.push_back({network.SourceArc(i), CutNetwork::kSource, network.In(i), true});
-      }
-      if (network.SinkArc(i) >= 0) {
-        arcs.push_back({network.SinkArc(i), network.Out(i), CutNetwork::kSink, true});
-      }
-      const auto successors = dag.successors(i);
-      for (size_t p = 0; p < successors.size(); ++p) {
-        const int e = dag.successor_edge_begin(i) + static_cast<int>(p);
-        arcs.push_back({network.DependencyArc(e), network.Out(i), network.In(successors[p]), true});
-      }
-    }
     for (int round = 0; round < 12; ++round) {
       // A random feasible flow: a few source-sink paths of random amounts.
       std::vector<int64_t> flow(arcs.size(), 0);
@@ -99,7 +105,7 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
         Bounds& b = bounds[a];
         b.active = flow[a] > 0 || rng() % 2 == 0;
         if (!b.active) continue;
-        if (arcs[a].dependency_like && rng() % 4 != 0) {
+        if (arcs[a].infinite && rng() % 4 != 0) {
           b.upper = CutNetwork::kInfinite;
         } else {
           b.lower = flow[a] > 0 ? static_cast<int64_t>(rng() % (flow[a] + 1)) : 0;
@@ -185,25 +191,7 @@ TEST(CutNetworkTest, ExtendedCutsEqualAFreshMaxFlow) {
     const Dag dag = RandomDag(rng, 4 + static_cast<int>(rng() % 12));
     const int n = dag.num_nodes();
     CutNetwork network(dag);
-    struct ArcInfo {
-      int id, from, to;
-      bool infinite;
-    };
-    std::vector<ArcInfo> arcs;
-    for (int i = 0; i < n; ++i) {
-      arcs.push_back({network.ComputationArc(i), network.In(i), network.Out(i), false});
-      if (network.SourceArc(i) >= 0) {
-        arcs.push_back({network.SourceArc(i), CutNetwork::kSource, network.In(i), true});
-      }
-      if (network.SinkArc(i) >= 0) {
-        arcs.push_back({network.SinkArc(i), network.Out(i), CutNetwork::kSink, true});
-      }
-      const auto successors = dag.successors(i);
-      for (size_t p = 0; p < successors.size(); ++p) {
-        const int e = dag.successor_edge_begin(i) + static_cast<int>(p);
-        arcs.push_back({network.DependencyArc(e), network.Out(i), network.In(successors[p]), true});
-      }
-    }
+    const std::vector<ArcInfo> arcs = ArcsOf(dag, network);
     // Every arc in, computation arcs with small finite bounds.
     std::vector<Bounds> bounds(arcs.size());
     for (size_t a = 0; a < arcs.size(); ++a) {
