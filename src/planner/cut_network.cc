@@ -246,15 +246,14 @@ bool CutNetwork::ExtendSourceSide() {
 Status CutNetwork::Solve() {
   const bool extended = ExtendSourceSide();
   seeds_.clear();
-  reach_valid_ = false;
-  if (extended) {
+  if (extended) {  // reach_valid_ stays: the levels are the new source side
     for (int v : touched_) is_touched_[v] = 0;
     touched_.clear();
     value_ = -excess_[kSource];
     ++extended_solves_;
-    reach_valid_ = true;
     return Status::Ok();
   }
+  reach_valid_ = false;  // until the full solve's last search (not if it fails)
   // 1. Feasibility: route every excess to a deficit, through the network
   // and an infinite arc sink -> source.
   // Only the source, the sink and nodes whose flow balance changed since the
