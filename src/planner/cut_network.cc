@@ -42,7 +42,9 @@ CutNetwork::CutNetwork(const Dag& dag)
   }
   for (int v = 0; v < num_nodes_; ++v) adjacency_begin_[v + 1] += adjacency_begin_[v];
   const size_t slots = 2 * static_cast<size_t>(num_arcs);
-  slot_.assign(slots, Slot{});
+  residual_.assign(slots, 0);
+  head_.assign(slots, 0);
+  pair_.assign(slots, 0);
   forward_slot_.resize(num_arcs);
   backward_slot_.resize(num_arcs);
   std::vector<int> fill(adjacency_begin_.begin(), adjacency_begin_.end() - 1);
@@ -50,15 +52,17 @@ CutNetwork::CutNetwork(const Dag& dag)
     const int f = fill[from_[a]]++, b = fill[to_[a]]++;
     forward_slot_[a] = f;
     backward_slot_[a] = b;
-    slot_[f].head = to_[a];
-    slot_[b].head = from_[a];
-    slot_[f].pair = b;
-    slot_[b].pair = f;
+    head_[f] = to_[a];
+    head_[b] = from_[a];
+    pair_[f] = b;
+    pair_[b] = f;
   }
   excess_.assign(num_nodes_, 0);
   is_touched_.assign(num_nodes_, 0);
   level_.assign(num_nodes_, -1);
   current_.assign(num_nodes_, 0);
+  parent_.assign(num_nodes_, -1);
+  added_in_.assign(num_nodes_, 0);
 }
 
 int CutNetwork::AddArc(int from, int to) {
@@ -100,19 +104,18 @@ void CutNetwork::Deactivate(int arc) {
 }
 
 void CutNetwork::SetResidual(int slot, int tail, int64_t residual) {
-  Slot& half = slot_[slot];
   // Whether the last cut's source side (the nodes with a level) still holds
-  // (see Solve): it does unless a half-arc inside it runs out.
+  // (see Solve): it does unless a half-arc of its tree runs out.
   if (reach_valid_ && level_[tail] >= 0) {
-    if (level_[half.head] >= 0) {
-      if (half.residual > 0 && residual <= 0) reach_valid_ = false;
-    } else if (residual > 0 && half.residual <= 0) {
+    if (level_[head_[slot]] >= 0) {
+      if (parent_[head_[slot]] == slot && residual <= 0) reach_valid_ = false;
+    } else if (residual > 0 && residual_[slot] <= 0) {
       // It had none (its head was not reached); it may lose it again before
       // Solve, which checks.
       seeds_.push_back(slot);
     }
   }
-  half.residual = residual;
+  residual_[slot] = residual;
 }
 
 bool CutNetwork::Update(int arc, int64_t lower, int64_t upper) {
@@ -150,9 +153,10 @@ bool CutNetwork::BuildLevels(bool feasibility) {
     // Past the level before the sink's, nothing lies on a shortest path.
     if (sink_level_ >= 0 && level_[u] >= sink_level_ - 1) break;
     for (int h = adjacency_begin_[u]; h < adjacency_begin_[u + 1]; ++h) {
-      const int v = slot_[h].head;
-      if (slot_[h].residual <= 0 || level_[v] >= 0) continue;
+      const int v = head_[h];
+      if (residual_[h] <= 0 || level_[v] >= 0) continue;
       level_[v] = level_[u] + 1;
+      parent_[v] = h;  // the last search's tree (ExtendSourceSide)
       queue_.push_back(v);
       if (sink_level_ < 0) {
         // The sink: the real one, or (feasibility) the virtual super sink one
@@ -175,12 +179,12 @@ int64_t CutNetwork::Push(int u, int64_t limit, bool feasibility) {
     if (sent == limit) return sent;
   }
   for (int& h = current_[u]; h < adjacency_begin_[u + 1]; ++h) {
-    const int v = slot_[h].head;
-    if (slot_[h].residual <= 0 || level_[v] != level_[u] + 1) continue;
-    const int64_t pushed = Push(v, std::min(limit - sent, slot_[h].residual), feasibility);
+    const int v = head_[h];
+    if (residual_[h] <= 0 || level_[v] != level_[u] + 1) continue;
+    const int64_t pushed = Push(v, std::min(limit - sent, residual_[h]), feasibility);
     if (pushed > 0) {
-      slot_[h].residual -= pushed;
-      slot_[slot_[h].pair].residual += pushed;
+      residual_[h] -= pushed;
+      residual_[pair_[h]] += pushed;
       sent += pushed;
       if (sent == limit) return sent;  // keep the arc: it may have room left
     }
@@ -210,6 +214,25 @@ int64_t CutNetwork::Dinic(bool feasibility) {
   return total;
 }
 
+bool CutNetwork::AugmentAlongTree(int tail, int sink_slot) {
+  int64_t amount = residual_[sink_slot];
+  for (int v = tail; v != kSource; v = Tail(parent_[v])) {
+    amount = std::min(amount, residual_[parent_[v]]);
+  }
+  residual_[sink_slot] -= amount;
+  residual_[pair_[sink_slot]] += amount;
+  bool old_side_holds = true;
+  for (int v = tail; v != kSource; v = Tail(parent_[v])) {
+    const int h = parent_[v];
+    residual_[h] -= amount;
+    residual_[pair_[h]] += amount;
+    if (residual_[h] <= 0 && added_in_[v] != extension_) old_side_holds = false;
+  }
+  excess_[kSource] -= amount;
+  excess_[kSink] += amount;
+  return old_side_holds;
+}
+
 bool CutNetwork::ExtendSourceSide() {
   if (!reach_valid_) return false;
   for (int v : touched_) {
@@ -217,30 +240,53 @@ bool CutNetwork::ExtendSourceSide() {
   }
   // The flow is still feasible (every node but the source and the sink
   // balanced, every arc within its bounds) and every node of the last
-  // source side is still reachable from the source: the residual network
-  // only gained half-arcs leaving it (seeds_). The nodes reachable now are
-  // that side and what those half-arcs reach. If the sink is not among
-  // them, no augmenting path exists: the flow is maximum and they are the
-  // new cut's source side.
+  // source side is still reachable from the source along its tree: the
+  // residual network only gained half-arcs leaving it (seeds_). The nodes
+  // reachable now are that side and what those half-arcs reach. If the sink
+  // is not among them, no augmenting path exists: the flow is maximum and
+  // they are the new cut's source side. If it is, augment along the tree
+  // path: the half-arcs of the path lose residual capacity (their reverses,
+  // inside the tree, and the sink's gain some). If none of the old side's
+  // ran out, it keeps its tree and the half-arcs leaving it are still
+  // seeds_: drop the extension and search again. (A bounded number of
+  // times; then the full solve, from the flow so far.)
+  constexpr int kMaxAugmentations = 64;
+  ++extension_;
   const size_t begin = queue_.size();
-  for (int seed : seeds_) {
-    const int v = slot_[seed].head;
-    if (slot_[seed].residual <= 0 || level_[v] >= 0) continue;
-    level_[v] = 0;
-    queue_.push_back(v);
-    if (v == kSink) return false;
-  }
-  for (size_t q = begin; q < queue_.size(); ++q) {
-    const int u = queue_[q];
-    for (int h = adjacency_begin_[u]; h < adjacency_begin_[u + 1]; ++h) {
-      const int v = slot_[h].head;
-      if (slot_[h].residual <= 0 || level_[v] >= 0) continue;
+  for (int augmentations = 0;; ++augmentations) {
+    int sink_tail = -1, sink_slot = -1;
+    auto reach = [&](int u, int h) {  // whether h reaches the sink
+      const int v = head_[h];
+      if (residual_[h] <= 0 || level_[v] >= 0) return false;
+      if (v == kSink) {
+        sink_tail = u;
+        sink_slot = h;
+        return true;
+      }
       level_[v] = 0;
+      parent_[v] = h;
+      added_in_[v] = extension_;
       queue_.push_back(v);
-      if (v == kSink) return false;
+      return false;
+    };
+    bool found = false;
+    for (size_t s = 0; s < seeds_.size() && !found; ++s) found = reach(Tail(seeds_[s]), seeds_[s]);
+    for (size_t q = begin; q < queue_.size() && !found; ++q) {
+      const int u = queue_[q];
+      for (int h = adjacency_begin_[u]; h < adjacency_begin_[u + 1] && !found; ++h) {
+        found = reach(u, h);
+      }
     }
+    if (!found) {
+      if (augmentations > 0) ++augmented_extensions_;
+      return true;
+    }
+    if (!AugmentAlongTree(sink_tail, sink_slot) || augmentations + 1 == kMaxAugmentations) {
+      return false;
+    }
+    for (size_t q = begin; q < queue_.size(); ++q) level_[queue_[q]] = -1;
+    queue_.resize(begin);
   }
-  return true;
 }
 
 Status CutNetwork::Solve() {
@@ -272,14 +318,14 @@ Status CutNetwork::Solve() {
   }
   touched_.clear();
   if (need > 0) {
-    slot_[forward_slot_[back_arc_]].residual = kInfinite;
-    slot_[backward_slot_[back_arc_]].residual = 0;
+    residual_[forward_slot_[back_arc_]] = kInfinite;
+    residual_[backward_slot_[back_arc_]] = 0;
     const int64_t routed = Dinic(true);
     // What circulated through sink -> source stays as source -> sink flow
     // on the network's arcs.
-    const int64_t back = slot_[backward_slot_[back_arc_]].residual;
-    slot_[forward_slot_[back_arc_]].residual = 0;
-    slot_[backward_slot_[back_arc_]].residual = 0;
+    const int64_t back = residual_[backward_slot_[back_arc_]];
+    residual_[forward_slot_[back_arc_]] = 0;
+    residual_[backward_slot_[back_arc_]] = 0;
     excess_[kSink] += back;
     excess_[kSource] -= back;
     if (routed != need) {

@@ -21,14 +21,19 @@
 // smallest source side), so this network and a fresh LowerBoundedMaxFlow of
 // the same arcs give the same cut (tested).
 //
-// Most steps change little, and Solve first tries to skip the search: if the
-// changes left the flow feasible (no node unbalanced) and took no residual
-// capacity from a half-arc inside the last cut's source side, every node of
-// that side is still reachable from the source, and the nodes reachable now
-// are that side plus what the half-arcs that gained capacity reach from it.
-// If that search does not reach the sink, the flow is still maximum and
-// those nodes are the new cut's (smallest) source side (extended_solves);
-// otherwise Solve runs in full.
+// Most steps change little, and Solve first tries to skip the search. The
+// last search left a tree of residual half-arcs from the source spanning the
+// cut's source side. If the changes left the flow feasible (no node
+// unbalanced) and took no residual capacity from a half-arc of that tree,
+// every node of that side is still reachable from the source, and the nodes
+// reachable now are that side plus what the half-arcs that gained capacity
+// reach from it: a search from those extends the tree. If it reaches the
+// sink, the flow is augmented along the tree path (Ford and Fulkerson); if
+// every half-arc that ran out on the way lies in the extension, the old side
+// keeps its tree, and the extension is searched again. A search that ends
+// without the sink leaves a maximum flow, and the tree's nodes are the new
+// cut's (smallest) source side (extended_solves; augmented_extensions:
+// those that augmented). Otherwise Solve runs in full from the flow so far.
 //
 // Capacities are integers; kInfinite stands for an infinite upper bound and
 // must exceed every finite cut (callers keep the sum of finite capacities
@@ -84,11 +89,12 @@ class CutNetwork {
   const std::vector<int>& source_side() const { return queue_; }
   int ComputationOf(int node) const { return computation_[(node - 2) / 2]; }
   static bool IsOut(int node) { return node % 2 == 1; }
-  // Solves that found the cut by extending the last one's source side
-  // (Solve).
+  // Solves that found the cut by extending the last one's source side, and
+  // how many of them augmented the flow on the way (Solve).
   int64_t extended_solves() const { return extended_solves_; }
+  int64_t augmented_extensions() const { return augmented_extensions_; }
   // After Solve: flow on an active arc.
-  int64_t Flow(int arc) const { return lower_[arc] + slot_[backward_slot_[arc]].residual; }
+  int64_t Flow(int arc) const { return lower_[arc] + residual_[backward_slot_[arc]]; }
 
  private:
   int AddArc(int from, int to);
@@ -96,6 +102,8 @@ class CutNetwork {
   void Deactivate(int arc);
   void SetResidual(int slot, int tail, int64_t residual);
   bool ExtendSourceSide();
+  bool AugmentAlongTree(int tail, int sink_slot);
+  int Tail(int slot) const { return head_[pair_[slot]]; }
   bool BuildLevels(bool feasibility);
   int64_t Push(int u, int64_t limit, bool feasibility);
   int64_t Dinic(bool feasibility);
@@ -117,12 +125,10 @@ class CutNetwork {
   // Per half-arc (a slot of its tail's adjacency, adjacency_begin_[v] ..
   // adjacency_begin_[v+1] for the ones leaving v): residual capacity (0
   // when its arc is not in the network), the node it enters, and the slot
-  // of the other half of its arc. Per arc: its forward and backward slots.
-  struct Slot {
-    int64_t residual = 0;
-    int head = 0, pair = 0;
-  };
-  std::vector<Slot> slot_;
+  // of the other half of its arc, each in its own array (the searches read
+  // only the first two). Per arc: its forward and backward slots.
+  std::vector<int64_t> residual_;
+  std::vector<int> head_, pair_;
   std::vector<int> adjacency_begin_;
   std::vector<int> forward_slot_, backward_slot_;
   // Inflow minus outflow per node; the nodes with excess when Solve began.
@@ -136,12 +142,17 @@ class CutNetwork {
   int sink_level_ = -1;
   int64_t value_ = 0;
   // Whether the nodes with a level are still the source side of the last
-  // Solve's cut, all reachable from the source (no half-arc among them lost
-  // its residual capacity since), and the half-arcs from there to nodes
-  // without a level that gained some (seeds_, slots).
+  // Solve's cut, all reachable from the source along the tree of parent_
+  // (per node, the half-arc into it from its parent; no half-arc of the
+  // tree lost its residual capacity since), and the half-arcs from there to
+  // nodes without a level that gained some (seeds_, slots).
   bool reach_valid_ = false;
+  std::vector<int> parent_;
   std::vector<int> seeds_;
-  int64_t extended_solves_ = 0;
+  // Per node: the Solve whose extension added it (extension_).
+  std::vector<int64_t> added_in_;
+  int64_t extension_ = 0;
+  int64_t extended_solves_ = 0, augmented_extensions_ = 0;
 };
 
 }  // namespace perseus::planner

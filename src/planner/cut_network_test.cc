@@ -182,11 +182,12 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
 // instead of searching again: extended_solves), arcs that come in empty,
 // bounds that take away residual capacity inside the source side, and now
 // and then a change that unbalances the flow (a full solve). Every cut and
-// value equal a fresh LowerBoundedMaxFlow's.
+// value equal a fresh LowerBoundedMaxFlow's, extended or not, with or
+// without augmenting paths found by the extension.
 TEST(CutNetworkTest, ExtendedCutsEqualAFreshMaxFlow) {
   std::mt19937 rng(5);
   int64_t solves = 0;
-  int64_t extended_total = 0;
+  int64_t extended_total = 0, augmented_total = 0;
   for (int trial = 0; trial < 400; ++trial) {
     const Dag dag = RandomDag(rng, 4 + static_cast<int>(rng() % 12));
     const int n = dag.num_nodes();
@@ -271,11 +272,15 @@ TEST(CutNetworkTest, ExtendedCutsEqualAFreshMaxFlow) {
       }
     }
     extended_total += network.extended_solves();
+    augmented_total += network.augmented_extensions();
   }
   // The extension is taken on more than a quarter of the rounds, and not on
   // all (full solves too).
   EXPECT_GT(extended_total, solves / 4);
   EXPECT_LT(extended_total, solves);
+  // Some extensions augmented the flow (and kept the old side's tree).
+  EXPECT_GT(augmented_total, 0);
+  EXPECT_LT(augmented_total, extended_total);
 }
 
 // Update and Remove report whether the network changed: same arcs and
