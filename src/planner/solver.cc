@@ -115,7 +115,7 @@ struct Sweep {
     bool infinite;
   };
   std::vector<Caps> caps;  // the reference's, per critical node
-  // The fast network's arcs as last set (UpdateNetworkAt), per computation and
+  // The fast network's arcs as last set (UpdateNetwork), per computation and
   // per dependency, and the sum of its finite capacities.
   struct NetworkState {
     char computation = 0, source = 0, sink = 0;
@@ -324,16 +324,15 @@ struct Sweep {
     }
   }
 
-  // Brings computation i's arcs in the fast network to this step's critical
-  // network (its computation arc if it is critical, with its capacities; its
-  // source arc if it also starts at 0, its sink arc if it finishes at
-  // `makespan`; its dependency arcs to critical successors without slack),
-  // changing only the arcs that differ from the last step's: their state is
-  // kept here (network_state, dependency_in_network, network_finite_sum).
-  // REQUIRES: whether i and its successors are critical (critical_index >=
-  // 0) is this step's. Returns whether the network changed. The network's
-  // work is proportional to the arcs that changed.
-  bool UpdateNetworkAt(int i, int64_t makespan) {
+  // Brings the fast network to this step's critical network (computation
+  // arcs of the critical computations with their capacities; source arcs of
+  // those starting at 0, sink arcs of those finishing at `makespan`;
+  // dependency arcs between critical computations without slack), changing
+  // only the arcs that differ from the last step's: their state is kept
+  // here (network_state, dependency_in_network, network_finite_sum). Returns
+  // whether the network changed. One pass of comparisons over the DAG; the
+  // network's work is proportional to the arcs that changed.
+  bool UpdateNetwork(int64_t makespan) {
     constexpr int64_t kInfinite = CutNetwork::kInfinite;
     bool changed = false;
     auto set_arc = [&](int arc, bool want, char* have) {
@@ -346,36 +345,38 @@ struct Sweep {
       }
       changed = true;
     };
-    const bool critical = critical_index[i] >= 0;
-    NetworkState& state = network_state[i];
-    if (critical) {
-      if (!state.computation || state.duration != duration[i]) {
-        const Caps c = CapsAt(i);
-        if (state.computation) network_finite_sum -= CapSum(state.caps);
-        network_finite_sum += CapSum(c);
-        state.computation = 1;
-        state.duration = duration[i];
-        state.caps = c;
-        changed |=
-            network->Update(network->ComputationArc(i), c.lower, c.infinite ? kInfinite : c.upper);
+    for (int i : dag.topological_order()) {
+      const bool critical = critical_index[i] >= 0;
+      NetworkState& state = network_state[i];
+      if (critical) {
+        if (!state.computation || state.duration != duration[i]) {
+          const Caps c = CapsAt(i);
+          if (state.computation) network_finite_sum -= CapSum(state.caps);
+          network_finite_sum += CapSum(c);
+          state.computation = 1;
+          state.duration = duration[i];
+          state.caps = c;
+          changed |= network->Update(network->ComputationArc(i), c.lower,
+                                     c.infinite ? kInfinite : c.upper);
+        }
+      } else if (state.computation) {
+        network_finite_sum -= CapSum(state.caps);
+        state.computation = 0;
+        network->Remove(network->ComputationArc(i));
+        changed = true;
       }
-    } else if (state.computation) {
-      network_finite_sum -= CapSum(state.caps);
-      state.computation = 0;
-      network->Remove(network->ComputationArc(i));
-      changed = true;
-    }
-    const int64_t finish = earliest_start[i] + duration[i];
-    set_arc(network->SourceArc(i), critical && earliest_start[i] == 0, &state.source);
-    set_arc(network->SinkArc(i), critical && finish == makespan, &state.sink);
-    const auto successors = dag.successors(i);
-    const int edge0 = dag.successor_edge_begin(i);
-    for (size_t p = 0; p < successors.size(); ++p) {
-      const int j = successors[p];
-      const int edge = edge0 + static_cast<int>(p);
-      set_arc(network->DependencyArc(edge),
-              critical && critical_index[j] >= 0 && finish == earliest_start[j],
-              &dependency_in_network[edge]);
+      const int64_t finish = earliest_start[i] + duration[i];
+      set_arc(network->SourceArc(i), critical && earliest_start[i] == 0, &state.source);
+      set_arc(network->SinkArc(i), critical && finish == makespan, &state.sink);
+      const auto successors = dag.successors(i);
+      const int edge0 = dag.successor_edge_begin(i);
+      for (size_t p = 0; p < successors.size(); ++p) {
+        const int j = successors[p];
+        const int edge = edge0 + static_cast<int>(p);
+        set_arc(network->DependencyArc(edge),
+                critical && critical_index[j] >= 0 && finish == earliest_start[j],
+                &dependency_in_network[edge]);
+      }
     }
     return changed;
   }
@@ -394,20 +395,14 @@ struct Sweep {
     // topological order as each latest finish becomes final, then turned
     // into topological order, the order of the network's arc ids,
     // cut_network.h).
-    // The fast network is brought to this step's in the same pass: when a
-    // computation's latest finish is final, so is whether it and its
-    // successors are critical (UpdateNetworkAt).
     critical_index.resize(dag.num_nodes());
     critical_nodes.clear();
-    bool network_changed = false;
     LatestFinishes(dag, duration, makespan, &latest_finish, [&](int v) {
       if (earliest_start[v] + duration[v] == latest_finish[v]) {
         critical_nodes.push_back(v);
-        critical_index[v] = 0;  // its place is set below
       } else {
         critical_index[v] = -1;
       }
-      if (network) network_changed |= UpdateNetworkAt(v, makespan);
     });
     std::reverse(critical_nodes.begin(), critical_nodes.end());
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
@@ -459,7 +454,7 @@ struct Sweep {
       });
       status = reference_flow.Solve(0, 1, infinity);
     } else {
-      const bool changed = network_changed;
+      const bool changed = UpdateNetwork(makespan);
       finite_sum = network_finite_sum;
       if (finite_sum >= kMaxCapacitySum) return TooLarge();
       // The same network as the last one solved has the same minimum cut.
