@@ -1,6 +1,8 @@
-// `perseus show-plan DIR --time T | --point t_min|t_star|N`: a plan of a
-// directory written by `perseus plan --out`, as JSON.
+// `perseus show-plan DIR --time T | --point t_min|t_star|N [--json]`: a plan
+// of a directory written by `perseus plan --out`, as a table (per stage, its
+// frequencies in execution order) or as JSON.
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -19,7 +21,22 @@ struct ShowPlanArgs {
   std::string dir;
   std::string time;   // as typed: its precision is the deadline's (ParseDeadlineText)
   std::string point;  // t_min, t_star or a frontier index
+  bool json = false;
 };
+
+// A frequency list for a table: runs of one frequency as "1410x3".
+std::string RunsText(const std::vector<int>& mhz) {
+  std::string text;
+  for (size_t i = 0; i < mhz.size();) {
+    size_t j = i;
+    while (j < mhz.size() && mhz[j] == mhz[i]) ++j;
+    if (!text.empty()) text += ' ';
+    text += std::to_string(mhz[i]);
+    if (j - i > 1) text += "x" + std::to_string(j - i);
+    i = j;
+  }
+  return text;
+}
 
 // --point's text to a frontier index.
 Result<size_t> PointIndex(const planner::StoredFrontier& frontier, const std::string& text) {
@@ -123,7 +140,37 @@ int RunShowPlan(const ShowPlanArgs& args) {
       {"model_energy", plan.figures.model_energy_j},
       {"plan_dir", ManifestJson(dir->manifest)},
       {"stages", gpus}};
-  std::cout << out.dump() << std::endl;
+  if (args.json) {
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
+  const planner::PlanManifest& m = dir->manifest;
+  char line[256];
+  std::string text;
+  if (deadline) {
+    text += "plan for a deadline of " + args.time + " s: frontier point " +
+            std::to_string(plan.point) +
+            (plan.improved ? ", improved by " + std::to_string(plan.moves) + " moves\n"
+                           : " (not improved: the directory has no problem.json)\n");
+  } else {
+    text += "frontier point " + std::to_string(plan.point) + " as stored\n";
+  }
+  std::snprintf(line, sizeof(line),
+                "  time %.4f s, energy %.1f J per pipeline (the point's model: %.4f s, %.1f J)\n",
+                plan.figures.time_s, plan.figures.energy_j, plan.figures.model_time_s,
+                plan.figures.model_energy_j);
+  text += line;
+  text += "  from " + args.dir + ", written " + m.created_utc + " by perseus " + m.perseus_version +
+          "\n";
+  text += "\n  stage  computations  frequencies in execution order (MHz; 1410x3: three in a row)\n";
+  for (const auto& stage : gpus) {
+    const std::vector<int> mhz = stage["frequencies_mhz"].get<std::vector<int>>();
+    std::snprintf(line, sizeof(line), "  %5d  %12zu  ", stage["stage"].get<int>(), mhz.size());
+    text += line + RunsText(mhz) + "\n";
+  }
+  text += "\n  t_min is point " + std::to_string(frontier.TMinIndex()) + ", t_star point " +
+          std::to_string(frontier.TStarIndex()) + "; --json for every computation's instruction\n";
+  std::cout << text;
   return 0;
 }
 
@@ -133,8 +180,9 @@ void RegisterShowPlan(CLI::App* app, int* exit_code) {
   auto args = std::make_shared<ShowPlanArgs>();
   CLI::App* cmd = app->add_subcommand(
       "show-plan",
-      "Print (JSON) the per-stage frequency lists of a plan of a `perseus plan --out` "
-      "directory (verified against its plan.json: a changed or half-written directory is "
+      "Print the per-stage frequency lists of a plan of a `perseus plan --out` "
+      "directory, as a table (--json: one JSON object) (verified against its plan.json: a changed "
+      "or half-written directory is "
       "refused). --time T: the lowest-energy frontier point whose realized time is <= T, "
       "improved for T by a discrete local search over the measured frequencies "
       "(\"improved\": true); T stands for every time that rounds to it (12.3456: up to "
@@ -147,6 +195,8 @@ void RegisterShowPlan(CLI::App* app, int* exit_code) {
   CLI::Option* point =
       cmd->add_option("--point", args->point, "A frontier point: t_min, t_star or an index N");
   time->excludes(point);
+  cmd->add_flag("--json", args->json,
+                "Print one JSON object (with every computation's instruction) instead of a table");
   cmd->callback([args, exit_code] { *exit_code = RunShowPlan(*args); });
 }
 

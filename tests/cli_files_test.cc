@@ -98,7 +98,7 @@ TEST_F(CliFilesTest, PlanOutWritesAManifestWithTheJobAndShowPlanPrintsIt) {
   EXPECT_FALSE(manifest["perseus_version"].get<std::string>().empty());
   EXPECT_EQ(manifest["created_utc"].get<std::string>().size(), 20u);  // 2026-12-01T23:45:07Z
 
-  Output show = Run("show-plan " + out.string() + " --point t_star");
+  Output show = Run("show-plan --json " + out.string() + " --point t_star");
   ASSERT_EQ(show.exit_code, 0) << show.err;
   const nlohmann::json plan = nlohmann::json::parse(show.out);
   EXPECT_EQ(plan["plan_dir"]["generation"], manifest["generation"]);
@@ -251,8 +251,8 @@ TEST_F(CliFilesTest, EveryIntermediateStateOfARewriteIsOldNewOrRefused) {
   const fs::path old_dir = dir_ / "old", new_dir = dir_ / "new";
   ASSERT_EQ(Run("plan " + Job(4) + " --out " + old_dir.string()).exit_code, 0);
   ASSERT_EQ(Run("plan " + Job(6) + " --out " + new_dir.string()).exit_code, 0);
-  const std::string old_plan = Run("show-plan " + old_dir.string() + " --point 0").out;
-  const std::string new_plan = Run("show-plan " + new_dir.string() + " --point 0").out;
+  const std::string old_plan = Run("show-plan --json " + old_dir.string() + " --point 0").out;
+  const std::string new_plan = Run("show-plan --json " + new_dir.string() + " --point 0").out;
   ASSERT_FALSE(old_plan.empty());
   ASSERT_NE(old_plan, new_plan);
   // Write order: frontier.csv, computations.csv, problem.json, plans.csv, plan.json.
@@ -268,7 +268,7 @@ TEST_F(CliFilesTest, EveryIntermediateStateOfARewriteIsOldNewOrRefused) {
     if (renamed < order.size()) {
       fs::copy_file(new_dir / order[renamed], d / (order[renamed] + ".tmp.x"));
     }
-    Output o = Run("show-plan " + d.string() + " --point 0");
+    Output o = Run("show-plan --json " + d.string() + " --point 0");
     if (renamed == 0) {
       EXPECT_EQ(o.out, old_plan);
     } else if (renamed == order.size()) {
@@ -294,9 +294,9 @@ TEST_F(CliFilesTest, ThePrintedTMinSelectsTheTMinPlan) {
   fields >> printed;
   ASSERT_EQ(printed.size() - printed.find('.') - 1, 4u) << printed;  // 4 decimals
 
-  Output by_point = Run("show-plan " + out.string() + " --point t_min");
+  Output by_point = Run("show-plan --json " + out.string() + " --point t_min");
   ASSERT_EQ(by_point.exit_code, 0) << by_point.err;
-  Output by_time = Run("show-plan " + out.string() + " --time " + printed);
+  Output by_time = Run("show-plan --json " + out.string() + " --time " + printed);
   ASSERT_EQ(by_time.exit_code, 0) << by_time.err;
   const nlohmann::json p = nlohmann::json::parse(by_point.out);
   const nlohmann::json t = nlohmann::json::parse(by_time.out);
@@ -313,7 +313,7 @@ TEST_F(CliFilesTest, ThePrintedTMinSelectsTheTMinPlan) {
   std::ostringstream exact;
   exact.precision(17);
   exact << p["time"].get<double>();
-  Output exact_time = Run("show-plan " + out.string() + " --time " + exact.str());
+  Output exact_time = Run("show-plan --json " + out.string() + " --time " + exact.str());
   ASSERT_EQ(exact_time.exit_code, 0) << exact_time.err;
   const nlohmann::json e = nlohmann::json::parse(exact_time.out);
   EXPECT_LE(e["time"].get<double>(), p["time"].get<double>());
@@ -326,10 +326,10 @@ TEST_F(CliFilesTest, ThePrintedTMinSelectsTheTMinPlan) {
   EXPECT_NE(too_fast.err.find("--point t_min"), std::string::npos);
 
   // --point N as "point" prints it; t_star; bad points and times.
-  Output n = Run("show-plan " + out.string() + " --point 3");
+  Output n = Run("show-plan --json " + out.string() + " --point 3");
   ASSERT_EQ(n.exit_code, 0) << n.err;
   EXPECT_EQ(nlohmann::json::parse(n.out)["point"], 3);
-  Output star = Run("show-plan " + out.string() + " --point t_star");
+  Output star = Run("show-plan --json " + out.string() + " --point t_star");
   ASSERT_EQ(star.exit_code, 0);
   EXPECT_EQ(nlohmann::json::parse(star.out)["point"],
             nlohmann::json::parse(star.out)["t_star_point"]);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "tests/support/process.h"
@@ -154,7 +155,7 @@ TEST_F(CliTest, OutDirectoryAndShowPlanRoundTrip) {
   // A deadline halfway between T_min and T*: the plan meets it.
   const double t_min = summary["t_min"]["time"], t_star = summary["t_star"]["time"];
   const double deadline = (t_min + t_star) / 2;
-  Output show = Run("show-plan " + out.string() + " --time " + std::to_string(deadline));
+  Output show = Run("show-plan --json " + out.string() + " --time " + std::to_string(deadline));
   ASSERT_EQ(show.exit_code, 0) << show.err;
   nlohmann::json plan = nlohmann::json::parse(show.out);
   EXPECT_LE(plan["time"].get<double>(), deadline);
@@ -170,9 +171,39 @@ TEST_F(CliTest, OutDirectoryAndShowPlanRoundTrip) {
 
   EXPECT_TRUE(plan["improved"].get<bool>());  // the directory has problem.json
 
+  // The same plan as a table (no --json): one row per stage whose runs
+  // ("1410x3") spell out its frequency list.
+  Output table = Run("show-plan " + out.string() + " --time " + std::to_string(deadline));
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("improved by " + std::to_string(plan["moves"].get<int>()) + " moves"),
+            std::string::npos)
+      << table.out;
+  const size_t header = table.out.find("stage  computations  frequencies");
+  ASSERT_NE(header, std::string::npos) << table.out;
+  std::istringstream rows(table.out.substr(table.out.find('\n', header) + 1));
+  for (int k = 0; k < 8; ++k) {
+    std::string row;
+    ASSERT_TRUE(std::getline(rows, row));
+    std::istringstream fields(row);
+    int stage = -1;
+    size_t count = 0;
+    fields >> stage >> count;
+    EXPECT_EQ(stage, plan["stages"][k]["stage"].get<int>());
+    EXPECT_EQ(count, 8u);
+    std::vector<int> spelled;
+    for (std::string run; fields >> run;) {
+      const size_t x = run.find('x');
+      const int mhz = std::stoi(run.substr(0, x));
+      const int times = x == std::string::npos ? 1 : std::stoi(run.substr(x + 1));
+      spelled.insert(spelled.end(), static_cast<size_t>(times), mhz);
+    }
+    EXPECT_EQ(spelled, plan["stages"][k]["frequencies_mhz"].get<std::vector<int>>()) << row;
+  }
+
   // At T_min itself: the T_min point, or a plan the local search found from it
   // (or from the next slower point) that is as fast and costs no more.
-  Output fastest = Run("show-plan " + out.string() + " --time " + std::to_string(t_min + 1e-6));
+  Output fastest =
+      Run("show-plan --json " + out.string() + " --time " + std::to_string(t_min + 1e-6));
   ASSERT_EQ(fastest.exit_code, 0);
   const nlohmann::json at_t_min = nlohmann::json::parse(fastest.out);
   EXPECT_LE(at_t_min["time"].get<double>(), t_min + 1e-6);
@@ -338,7 +369,7 @@ TEST_F(CliTest, DualPipeVPlansNameTheOverlappedComputations) {
                  out.string());
   ASSERT_EQ(o.exit_code, 0) << o.err;
   const double t_min = nlohmann::json::parse(o.out)["t_min"]["time"];
-  Output show = Run("show-plan " + out.string() + " --time " + std::to_string(t_min + 1e-6));
+  Output show = Run("show-plan --json " + out.string() + " --time " + std::to_string(t_min + 1e-6));
   ASSERT_EQ(show.exit_code, 0) << show.err;
   const nlohmann::json plan = nlohmann::json::parse(show.out);
   ASSERT_EQ(plan["stages"].size(), 4u);
