@@ -181,9 +181,9 @@ void RegisterShowPlan(CLI::App* app, int* exit_code) {
   CLI::App* cmd = app->add_subcommand(
       "show-plan",
       "Print the per-stage frequency lists of a plan of a `perseus plan --out` "
-      "directory, as a table (--json: one JSON object) (verified against its plan.json: a changed "
-      "or half-written directory is "
-      "refused). --time T: the lowest-energy frontier point whose realized time is <= T, "
+      "directory as a table, or with --json as one JSON object (verified against its "
+      "plan.json: a changed or half-written directory is refused). --time T: the lowest-energy "
+      "frontier point whose realized time is <= T, "
       "improved for T by a discrete local search over the measured frequencies "
       "(\"improved\": true); T stands for every time that rounds to it (12.3456: up to "
       "12.34565), so a time printed by `perseus plan` selects its point. --point: a frontier "
