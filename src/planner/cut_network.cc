@@ -60,6 +60,7 @@ CutNetwork::CutNetwork(const Dag& dag)
   excess_.assign(num_nodes_, 0);
   is_touched_.assign(num_nodes_, 0);
   level_.assign(num_nodes_, -1);
+  distance_.assign(num_nodes_, -1);
   current_.assign(num_nodes_, 0);
   parent_.assign(num_nodes_, -1);
   added_in_.assign(num_nodes_, 0);
@@ -214,6 +215,57 @@ int64_t CutNetwork::Dinic(bool feasibility) {
   return total;
 }
 
+bool CutNetwork::BuildDistancesToSink() {
+  for (int v : distance_queue_) distance_[v] = -1;
+  distance_queue_.clear();
+  distance_[kSink] = 0;
+  distance_queue_.push_back(kSink);
+  int source_distance = -1;
+  for (size_t q = 0; q < distance_queue_.size(); ++q) {
+    const int v = distance_queue_[q];
+    // Past the level before the source's, nothing lies on a shortest path.
+    if (source_distance >= 0 && distance_[v] >= source_distance - 1) break;
+    for (int h = adjacency_begin_[v]; h < adjacency_begin_[v + 1]; ++h) {
+      const int u = head_[h];  // the half-arc u -> v is pair_[h]
+      if (distance_[u] >= 0 || residual_[pair_[h]] <= 0) continue;
+      distance_[u] = distance_[v] + 1;
+      distance_queue_.push_back(u);
+      if (u == kSource) source_distance = distance_[u];
+    }
+  }
+  return source_distance >= 0;
+}
+
+int64_t CutNetwork::PushTowardSink(int u, int64_t limit) {
+  if (u == kSink) return limit;
+  int64_t sent = 0;
+  for (int& h = current_[u]; h < adjacency_begin_[u + 1]; ++h) {
+    const int v = head_[h];
+    if (residual_[h] <= 0 || distance_[v] != distance_[u] - 1) continue;
+    const int64_t pushed = PushTowardSink(v, std::min(limit - sent, residual_[h]));
+    if (pushed > 0) {
+      residual_[h] -= pushed;
+      residual_[pair_[h]] += pushed;
+      sent += pushed;
+      if (sent == limit) return sent;
+    }
+  }
+  distance_[u] = -1;  // nothing more gets through u in this phase
+  return sent;
+}
+
+void CutNetwork::AugmentFromSinkSide() {
+  // Dinic's phases with levels counted back from the sink: a search visits
+  // the nodes that reach the sink, usually far fewer than those the source
+  // reaches.
+  while (BuildDistancesToSink()) {
+    for (int v : distance_queue_) current_[v] = adjacency_begin_[v];
+    const int64_t pushed = PushTowardSink(kSource, INT64_MAX);
+    excess_[kSource] -= pushed;
+    excess_[kSink] += pushed;
+  }
+}
+
 bool CutNetwork::AugmentAlongTree(int tail, int sink_slot) {
   int64_t amount = residual_[sink_slot];
   for (int v = tail; v != kSource; v = Tail(parent_[v])) {
@@ -336,7 +388,8 @@ Status CutNetwork::Solve() {
   // 2. Augment source -> sink. The last breadth-first search, which does not
   // reach the sink, leaves level_ >= 0 on exactly the nodes reachable from
   // the source in the residual network.
-  Dinic(false);
+  AugmentFromSinkSide();
+  Dinic(false);  // one search: the source side
   value_ = -excess_[kSource];
   reach_valid_ = true;
   return Status::Ok();

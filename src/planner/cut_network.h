@@ -15,8 +15,11 @@
 // Solve is max_flow.h's reduction and Dinic's algorithm (its fast variant):
 // route the imbalances from nodes with excess to nodes with a deficit (a
 // virtual super source and sink, and an arc sink -> source of infinite
-// capacity), then augment source -> sink; the source side of the minimum
-// cut is the set of nodes the last, failing, breadth-first search reached.
+// capacity), then augment source -> sink, with Dinic's levels counted back
+// from the sink (a search visits the nodes that still reach the sink, far
+// fewer than those the source reaches on the sweep's networks); the source
+// side of the minimum cut is the set of nodes that one breadth-first search
+// from the source then reaches.
 // That set is the same for every maximum flow (the minimum cut with the
 // smallest source side), so this network and a fresh LowerBoundedMaxFlow of
 // the same arcs give the same cut (tested).
@@ -107,6 +110,9 @@ class CutNetwork {
   bool BuildLevels(bool feasibility);
   int64_t Push(int u, int64_t limit, bool feasibility);
   int64_t Dinic(bool feasibility);
+  bool BuildDistancesToSink();
+  int64_t PushTowardSink(int u, int64_t limit);
+  void AugmentFromSinkSide();
   void Touch(int node) {
     if (!is_touched_[node]) is_touched_[node] = 1, touched_.push_back(node);
   }
@@ -140,6 +146,9 @@ class CutNetwork {
   // Dinic's state.
   std::vector<int> level_, current_, queue_;
   int sink_level_ = -1;
+  // The augmenting phase's distances to the sink in the residual network
+  // (-1: none, or past the source's), and the nodes that have one.
+  std::vector<int> distance_, distance_queue_;
   int64_t value_ = 0;
   // Whether the nodes with a level are still the source side of the last
   // Solve's cut, all reachable from the source along the tree of parent_
