@@ -43,6 +43,7 @@ CutNetwork::CutNetwork(const Dag& dag)
   for (int v = 0; v < num_nodes_; ++v) adjacency_begin_[v + 1] += adjacency_begin_[v];
   const size_t slots = 2 * static_cast<size_t>(num_arcs);
   residual_.assign(slots, 0);
+  pair_open_.assign(slots, 0);
   head_.assign(slots, 0);
   pair_.assign(slots, 0);
   forward_slot_.resize(num_arcs);
@@ -117,6 +118,7 @@ void CutNetwork::SetResidual(int slot, int tail, int64_t residual) {
     }
   }
   residual_[slot] = residual;
+  pair_open_[pair_[slot]] = residual > 0;
 }
 
 bool CutNetwork::Update(int arc, int64_t lower, int64_t upper) {
@@ -186,6 +188,8 @@ int64_t CutNetwork::Push(int u, int64_t limit, bool feasibility) {
     if (pushed > 0) {
       residual_[h] -= pushed;
       residual_[pair_[h]] += pushed;
+      pair_open_[pair_[h]] = residual_[h] > 0;
+      pair_open_[h] = residual_[pair_[h]] > 0;
       sent += pushed;
       if (sent == limit) return sent;  // keep the arc: it may have room left
     }
@@ -227,7 +231,7 @@ bool CutNetwork::BuildDistancesToSink() {
     if (source_distance >= 0 && distance_[v] >= source_distance - 1) break;
     for (int h = adjacency_begin_[v]; h < adjacency_begin_[v + 1]; ++h) {
       const int u = head_[h];  // the half-arc u -> v is pair_[h]
-      if (distance_[u] >= 0 || residual_[pair_[h]] <= 0) continue;
+      if (!pair_open_[h] || distance_[u] >= 0) continue;
       distance_[u] = distance_[v] + 1;
       distance_queue_.push_back(u);
       if (u == kSource) source_distance = distance_[u];
@@ -246,6 +250,8 @@ int64_t CutNetwork::PushTowardSink(int u, int64_t limit) {
     if (pushed > 0) {
       residual_[h] -= pushed;
       residual_[pair_[h]] += pushed;
+      pair_open_[pair_[h]] = residual_[h] > 0;
+      pair_open_[h] = residual_[pair_[h]] > 0;
       sent += pushed;
       if (sent == limit) return sent;
     }
@@ -273,11 +279,15 @@ bool CutNetwork::AugmentAlongTree(int tail, int sink_slot) {
   }
   residual_[sink_slot] -= amount;
   residual_[pair_[sink_slot]] += amount;
+  pair_open_[pair_[sink_slot]] = residual_[sink_slot] > 0;
+  pair_open_[sink_slot] = residual_[pair_[sink_slot]] > 0;
   bool old_side_holds = true;
   for (int v = tail; v != kSource; v = Tail(parent_[v])) {
     const int h = parent_[v];
     residual_[h] -= amount;
     residual_[pair_[h]] += amount;
+    pair_open_[pair_[h]] = residual_[h] > 0;
+    pair_open_[h] = residual_[pair_[h]] > 0;
     if (residual_[h] <= 0 && added_in_[v] != extension_) old_side_holds = false;
   }
   excess_[kSource] -= amount;
@@ -372,12 +382,16 @@ Status CutNetwork::Solve() {
   if (need > 0) {
     residual_[forward_slot_[back_arc_]] = kInfinite;
     residual_[backward_slot_[back_arc_]] = 0;
+    pair_open_[backward_slot_[back_arc_]] = 1;
+    pair_open_[forward_slot_[back_arc_]] = 0;
     const int64_t routed = Dinic(true);
     // What circulated through sink -> source stays as source -> sink flow
     // on the network's arcs.
     const int64_t back = residual_[backward_slot_[back_arc_]];
     residual_[forward_slot_[back_arc_]] = 0;
     residual_[backward_slot_[back_arc_]] = 0;
+    pair_open_[backward_slot_[back_arc_]] = 0;
+    pair_open_[forward_slot_[back_arc_]] = 0;
     excess_[kSink] += back;
     excess_[kSource] -= back;
     if (routed != need) {

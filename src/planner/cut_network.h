@@ -135,6 +135,9 @@ class CutNetwork {
   // only the first two). Per arc: its forward and backward slots.
   std::vector<int64_t> residual_;
   std::vector<int> head_, pair_;
+  // Per half-arc: whether the other half has residual capacity (the search
+  // from the sink reads it in order).
+  std::vector<char> pair_open_;
   std::vector<int> adjacency_begin_;
   std::vector<int> forward_slot_, backward_slot_;
   // Inflow minus outflow per node; the nodes with excess when Solve began.
