@@ -369,6 +369,40 @@ FrontierFiles FrontierToFiles(const Frontier& frontier) {
   return files;
 }
 
+namespace {
+
+// After a complete write: the temporary files a killed write left
+// (NAME.tmp.GENERATION of the directory's own file names, not this
+// generation's), once they are older than kStaleTemporaryAge: a write still
+// running renames each of its files seconds after creating it. Best effort:
+// a file that cannot be removed stays and changes nothing.
+constexpr std::chrono::seconds kStaleTemporaryAge{60};
+
+void RemoveStaleTemporaries(const std::filesystem::path& dir, const std::string& generation) {
+  static constexpr const char* kNames[] = {"frontier.csv", "computations.csv", "problem.json",
+                                           "plans.csv", kPlanManifestName};
+  std::error_code ec;
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    bool stale_name = false;
+    for (const char* part : kNames) {
+      const std::string prefix = std::string(part) + ".tmp.";
+      if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+          name.compare(prefix.size(), std::string::npos, generation) != 0) {
+        stale_name = true;
+      }
+    }
+    if (!stale_name) continue;
+    std::error_code file_ec;
+    const auto written = std::filesystem::last_write_time(it->path(), file_ec);
+    if (file_ec || now - written < kStaleTemporaryAge) continue;
+    std::filesystem::remove(it->path(), file_ec);
+  }
+}
+
+}  // namespace
+
 Result<PlanManifest> WritePlanFiles(const FrontierFiles& files, const std::string& dir,
                                     const PlanJobRecord& job, const std::string& perseus_version,
                                     const WriteDirOptions& options) {
@@ -416,6 +450,7 @@ Result<PlanManifest> WritePlanFiles(const FrontierFiles& files, const std::strin
     return s;
   }
   if (Status s = SyncDirectory(base); !s.ok()) return s;
+  RemoveStaleTemporaries(base, manifest.generation);
   return manifest;
 }
 

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -284,6 +286,41 @@ TEST_F(PlanDirTest, AWriteKilledAtAnyStepLeavesOldNewOrRefused) {
   auto read = ReadPlanDir(dir_.string());
   ASSERT_TRUE(read.ok()) << read.status().message();
   EXPECT_EQ(read->manifest.job.microbatches, 4);
+}
+
+// What a killed write left (its temporary files) is removed by the next
+// complete write once it is old; a fresh one (a write that may still be
+// running) and files of other names stay.
+TEST_F(PlanDirTest, ACompleteWriteRemovesWhatKilledWritesLeft) {
+  const Frontier frontier = Solve(5, 4);
+  // A write killed after computations.csv's rename, and one killed between
+  // writing problem.json's temporary file and renaming it.
+  WriteDirOptions stop_early;
+  stop_early.continue_after = [](const std::string& step) { return step != "computations.csv"; };
+  ASSERT_FALSE(WriteFrontierDir(frontier, dir_.string(), Job(4), "1", stop_early).ok());
+  const auto old_time = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
+  auto leave = [&](const std::string& name, bool old) {
+    std::ofstream(dir_ / name) << "half a file";
+    if (old) std::filesystem::last_write_time(dir_ / name, old_time);
+  };
+  leave("problem.json.tmp.20261201T000000Z-0a1b2c3d", true);
+  leave("plan.json.tmp.20261201T000000Z-0a1b2c3d", true);
+  leave("plans.csv.tmp.recent", false);  // a write that may still be running
+  leave("notes.tmp.old", true);          // not a plan directory's file
+  auto temporaries = [&] {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      const std::string name = entry.path().filename().string();
+      if (name.find(".tmp.") != std::string::npos) names.push_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  ASSERT_EQ(temporaries().size(), 4u);
+
+  ASSERT_TRUE(WriteFrontierDir(frontier, dir_.string(), Job(4), "1").ok());
+  EXPECT_EQ(temporaries(), (std::vector<std::string>{"notes.tmp.old", "plans.csv.tmp.recent"}));
+  ASSERT_TRUE(ReadPlanDir(dir_.string()).ok());
 }
 
 TEST_F(PlanDirTest, ADirectoryWithoutAManifestIsRefused) {

@@ -88,7 +88,8 @@ inline constexpr uint64_t kMaxPlanFileBytes = uint64_t{4} << 30;
 
 // A test hook: called after each step of the write ("frontier.csv" after
 // that file's rename, ..., "plan.json" last); returning false stops the write
-// there as a kill would (the temporary file of the next step is left).
+// there as a kill between two steps would (the later steps' files are not
+// written).
 struct WriteDirOptions {
   std::function<bool(const std::string& step)> continue_after;
 };
@@ -98,6 +99,8 @@ std::string PlanJobRecordJson(const PlanJobRecord& job);
 
 // Writes the four files and then plan.json into DIR (created if missing);
 // `perseus_version` goes into the manifest. Returns the manifest written.
+// Once plan.json is on disk, removes the temporary files (NAME.tmp.*) that
+// earlier, killed writes left there, if older than a minute.
 Result<PlanManifest> WritePlanFiles(const FrontierFiles& files, const std::string& dir,
                                     const PlanJobRecord& job, const std::string& perseus_version,
                                     const WriteDirOptions& options = {});
