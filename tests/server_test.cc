@@ -227,6 +227,47 @@ TEST(ServerTest, DatabaseWithoutMismatchesColumnIsUpgraded) {
   unlink(db.c_str());
 }
 
+// What looks wrong in a profile (here: stage 0's forward has no row at the
+// highest frequency) is in the reply that completes it and in the job's view,
+// also after a restart.
+TEST(ServerTest, AProfilesWarningsAreShownAndKept) {
+  const std::string db = TempPath("warnings.db");
+  std::string profile;
+  {
+    std::istringstream in(ProfileCsv(4));
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("0,forward,1410,", 0) != 0) profile += line + "\n";
+    }
+  }
+  auto expect_warning = [](const json& warnings) {
+    ASSERT_TRUE(warnings.is_array()) << warnings.dump();
+    ASSERT_EQ(warnings.size(), 1u) << warnings.dump();
+    EXPECT_NE(warnings[0].get<std::string>().find(
+                  "1 computation(s) have no row at the profile's highest frequency, 1410 MHz: "
+                  "stage 0 forward (at most 1395 MHz)"),
+              std::string::npos)
+        << warnings.dump();
+  };
+  int64_t job = 0;
+  {
+    ServerProcess server(db);
+    Api api(server.port());
+    job = CreateJob(api, 1);
+    EXPECT_EQ(api.Call("GET", "/v1/jobs/" + std::to_string(job)).body["warnings"], json::array());
+    Response put =
+        api.Call("PUT", "/v1/jobs/" + std::to_string(job) + "/profile", profile, "text/csv");
+    ASSERT_EQ(put.status, 202) << put.body.dump();
+    expect_warning(put.body["warnings"]);
+    expect_warning(WaitReady(api, job)["warnings"]);
+    EXPECT_EQ(server.Term(), 0);
+  }
+  ServerProcess restarted(db);
+  Api api(restarted.port());
+  expect_warning(api.Call("GET", "/v1/jobs/" + std::to_string(job)).body["warnings"]);
+  EXPECT_EQ(restarted.Term(), 0);
+  unlink(db.c_str());
+}
+
 TEST(ServerTest, PlanningInterruptedByACrashIsRedone) {
   const std::string db = TempPath("crash.db");
   int64_t job = 0;

@@ -86,10 +86,7 @@ Status Coordinator::Load() {
     Job& job = jobs_[stored.id];
     job.id = stored.id;
     const auto state = ParseJobState(stored.row.state);
-    JobRow{state.value_or(JobState::kFailed), stored.row.reason,           stored.row.profile_csv,
-           stored.row.all_max_time_s,         stored.row.all_max_energy_j, stored.row.solve_seconds,
-           stored.row.planning_attempts}
-        .ApplyTo(&job);
+    JobRow::FromValues(stored.row).ApplyTo(&job);
     std::string field;
     auto config = ParseJobConfig(json::parse(stored.config_json, nullptr, false), &field);
     if (!config.ok()) {
@@ -230,7 +227,27 @@ JobRow JobRow::Of(const Job& job) {
                 job.all_max_time_s,
                 job.all_max_energy_j,
                 job.solve_seconds,
-                job.planning_attempts};
+                job.planning_attempts,
+                job.warnings};
+}
+
+JobRow JobRow::FromValues(const JobRowValues& v) {
+  JobRow row{ParseJobState(v.state).value_or(JobState::kFailed),
+             v.reason,
+             v.profile_csv,
+             v.all_max_time_s,
+             v.all_max_energy_j,
+             v.solve_seconds,
+             v.planning_attempts,
+             {}};
+  // Written by Values(); anything else (an edited database) is ignored.
+  const json warnings = json::parse(v.warnings, nullptr, false);
+  if (warnings.is_array()) {
+    for (const json& w : warnings) {
+      if (w.is_string()) row.warnings.push_back(w.get<std::string>());
+    }
+  }
+  return row;
 }
 
 void JobRow::ApplyTo(Job* job) const {
@@ -241,11 +258,14 @@ void JobRow::ApplyTo(Job* job) const {
   job->all_max_energy_j = all_max_energy_j;
   job->solve_seconds = solve_seconds;
   job->planning_attempts = planning_attempts;
+  job->warnings = warnings;
 }
 
 JobRowValues JobRow::Values() const {
-  return JobRowValues{StateName(state), reason,        profile_csv,      all_max_time_s,
-                      all_max_energy_j, solve_seconds, planning_attempts};
+  return JobRowValues{StateName(state),  reason,
+                      profile_csv,       all_max_time_s,
+                      all_max_energy_j,  solve_seconds,
+                      planning_attempts, warnings.empty() ? std::string() : json(warnings).dump()};
 }
 
 Status Coordinator::SaveJobRow(int64_t id, const JobRow& row) {

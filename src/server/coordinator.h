@@ -104,6 +104,9 @@ struct Job {
   // The planning problem PutProfile built to check the profile, which the
   // planning then takes (after a restart, the planning builds it again).
   std::shared_ptr<const job::PreparedJob> prepared;
+  // What looks wrong in the profile but is planned anyway (PreparedJob's
+  // warnings, from when the profile became complete; stored).
+  std::vector<std::string> warnings;
   double progress = 0;
   std::map<int, RankInfo> ranks;
   std::string profile_csv;
@@ -152,7 +155,11 @@ struct JobRow {
   std::string reason, profile_csv;
   double all_max_time_s = 0, all_max_energy_j = 0, solve_seconds = 0;
   int64_t planning_attempts = 0;
+  std::vector<std::string> warnings;
   static JobRow Of(const Job& job);
+  // The row as the store kept it (its warnings' text parsed; a state that does
+  // not parse is `failed`, which Load reports).
+  static JobRow FromValues(const JobRowValues& values);
   void ApplyTo(Job* job) const;
   JobRowValues Values() const;  // as the store keeps it
 };

@@ -223,6 +223,7 @@ Reply Coordinator::DeleteJob(int64_t id) {
 json Coordinator::JobJson(const Job* job) const {
   json body = JobSummary(*job);
   body["config"] = job->config.ToJson();
+  body["warnings"] = job->warnings;
   if (auto blocking = BlockingPower(*job)) {
     body["blocking_power"] = {{"w", blocking->watts}, {"source", blocking->source}};
   }
@@ -443,6 +444,7 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
                    st.field().empty() ? "profile" : st.field());
     }
     prepared = std::make_shared<const job::PreparedJob>(std::move(checked).value());
+    row.warnings = prepared->warnings;
     row.state = JobState::kPlanning;
     row.reason.clear();
     row.planning_attempts = 0;
@@ -469,8 +471,12 @@ Reply Coordinator::PutProfile(int64_t id, const std::string& content_type,
   }
   job->progress = 0;
   job->prepared = std::move(prepared);
+  if (log_) {
+    for (const std::string& w : job->warnings)
+      log_("job " + std::to_string(id) + ": warning: " + w);
+  }
   Enqueue(id);
-  return Ok(Outcome::kAccepted, {{"state", StateName(job->state)}});
+  return Ok(Outcome::kAccepted, {{"state", StateName(job->state)}, {"warnings", job->warnings}});
 }
 
 std::optional<BlockingPowerUsed> BlockingPower(

@@ -25,6 +25,9 @@ struct JobRowValues {
   std::string state, reason, profile_csv;
   double all_max_time_s = 0, all_max_energy_j = 0, solve_seconds = 0;
   int64_t planning_attempts = 0;
+  // What looks wrong in the job's profile (job::PreparedJob::warnings), as
+  // a JSON array of strings ("": none).
+  std::string warnings;
   bool operator==(const JobRowValues&) const = default;
 };
 

@@ -38,7 +38,7 @@ class JobStoreTest : public ::testing::TestWithParam<StoreFactory> {
   int64_t Insert(const std::string& config) {
     JobStore::Transaction tx(*store_);
     EXPECT_TRUE(tx.begun().ok());
-    auto id = store_->InsertJob(config, {"registering", "", "", 0, 0, 0, 0});
+    auto id = store_->InsertJob(config, {"registering", "", "", 0, 0, 0, 0, ""});
     EXPECT_TRUE(id.ok()) << id.status().message();
     EXPECT_TRUE(tx.Commit().ok());
     return id.ok() ? *id : 0;
@@ -51,7 +51,7 @@ TEST_P(JobStoreTest, CommittedRowsAreLoadedBackAndRolledBackOnesAreNot) {
   const int64_t a = Insert("{\"name\":\"a\"}");
   const int64_t b = Insert("{\"name\":\"b\"}");
   EXPECT_LT(a, b);
-  const JobRowValues ready{"ready", "", "stage,...\n", 1.5, 300, 0.25, 1};
+  const JobRowValues ready{"ready", "", "stage,...\n", 1.5, 300, 0.25, 1, "[\"a warning\"]"};
   const planner::FrontierFiles files{"f", "c", "p", "{}"};
   {
     JobStore::Transaction tx(*store_);

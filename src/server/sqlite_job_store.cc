@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS jobs(
   id INTEGER PRIMARY KEY AUTOINCREMENT, config TEXT NOT NULL, state TEXT NOT NULL,
   reason TEXT NOT NULL DEFAULT '', profile_csv TEXT NOT NULL DEFAULT '',
   all_max_time REAL NOT NULL DEFAULT 0, all_max_energy REAL NOT NULL DEFAULT 0,
-  solve_seconds REAL NOT NULL DEFAULT 0, planning_attempts INTEGER NOT NULL DEFAULT 0);
+  solve_seconds REAL NOT NULL DEFAULT 0, planning_attempts INTEGER NOT NULL DEFAULT 0,
+  warnings TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS ranks(
   job_id INTEGER NOT NULL, rank INTEGER NOT NULL, info TEXT NOT NULL, PRIMARY KEY(job_id, rank));
 CREATE TABLE IF NOT EXISTS measurements(
@@ -53,7 +54,7 @@ Status SqliteJobStore::Migrate() {
   // version of iteration reports (unknown before measured savings: left out of them), the
   // blocking power measured with a rank's profile (-1: none), the planning problem stored with
   // a frontier (none: plans are the frontier's points as stored), the planning attempts of a
-  // job (none before: 0).
+  // job (none before: 0), a job's warnings (none shown before: '').
   struct Added {
     const char* table;
     const char* column;
@@ -69,6 +70,7 @@ Status SqliteJobStore::Migrate() {
       {"measurements", "blocking_power", "REAL NOT NULL DEFAULT -1"},
       {"frontiers", "problem_json", "TEXT NOT NULL DEFAULT ''"},
       {"jobs", "planning_attempts", "INTEGER NOT NULL DEFAULT 0"},
+      {"jobs", "warnings", "TEXT NOT NULL DEFAULT ''"},
   };
   for (const Added& added : kAdded) {
     Statement columns(db_->handle(),
@@ -104,12 +106,13 @@ Result<std::vector<StoredJob>> SqliteJobStore::LoadAll() {
   std::map<int64_t, size_t> index;
   Statement q(db_->handle(),
               "SELECT id, config, state, reason, profile_csv, all_max_time, all_max_energy, "
-              "solve_seconds, planning_attempts FROM jobs ORDER BY id");
+              "solve_seconds, planning_attempts, warnings FROM jobs ORDER BY id");
   while (q.Step()) {
     StoredJob job;
     job.id = q.Int(0);
     job.config_json = q.Text(1);
-    job.row = {q.Text(2), q.Text(3), q.Text(4), q.Double(5), q.Double(6), q.Double(7), q.Int(8)};
+    job.row = {q.Text(2),   q.Text(3),   q.Text(4), q.Double(5),
+               q.Double(6), q.Double(7), q.Int(8),  q.Text(9)};
     index[job.id] = jobs.size();
     jobs.push_back(std::move(job));
   }
@@ -190,7 +193,7 @@ Result<int64_t> SqliteJobStore::InsertJob(const std::string& config_json, const 
 Status SqliteJobStore::SaveJobRow(int64_t id, const JobRowValues& row) {
   return Statement(db_->handle(),
                    "UPDATE jobs SET state=?, reason=?, profile_csv=?, all_max_time=?, "
-                   "all_max_energy=?, solve_seconds=?, planning_attempts=? WHERE id=?")
+                   "all_max_energy=?, solve_seconds=?, planning_attempts=?, warnings=? WHERE id=?")
       .Bind(1, row.state)
       .Bind(2, row.reason)
       .Bind(3, row.profile_csv)
@@ -198,7 +201,8 @@ Status SqliteJobStore::SaveJobRow(int64_t id, const JobRowValues& row) {
       .Bind(5, row.all_max_energy_j)
       .Bind(6, row.solve_seconds)
       .Bind(7, row.planning_attempts)
-      .Bind(8, id)
+      .Bind(8, row.warnings)
+      .Bind(9, id)
       .Run();
 }
 
