@@ -19,10 +19,11 @@ void AddBackendOptions(CLI::App* command, BackendArgs* args, const std::string& 
                       "Profile CSV driving the sim backend [default: the shipped GPT-3 175B A100 "
                       "profile]");
   command
-      ->add_option("--sim-blocking-power", args->sim.blocking_power_w,
-                   "Power of a simulated GPU while it waits, in watts")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+      ->add_option("--sim-blocking-power", args->sim.blocking_power_by_gpu_w,
+                   "Power of a simulated GPU while it waits, in watts: one value for every GPU, "
+                   "or one per GPU (stage) in stage order, comma-separated [default: 83.64]")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
   if (!noise_options) return;
   AddPercentOption(command, "--noise", &args->sim.noise,
                    "Relative standard deviation of simulated times and energies", 50, 0.01);
@@ -35,6 +36,10 @@ void AddBackendOptions(CLI::App* command, BackendArgs* args, const std::string& 
 
 Result<std::unique_ptr<gpu::Backend>> OpenCommandBackend(const BackendArgs& args) {
   BackendArgs config = args;
+  if (config.sim.blocking_power_by_gpu_w.size() == 1) {
+    config.sim.blocking_power_w = config.sim.blocking_power_by_gpu_w[0];
+    config.sim.blocking_power_by_gpu_w.clear();
+  }
   if (config.sim_profile.empty()) {
     config.sim_profile = DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv";
   }

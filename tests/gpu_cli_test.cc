@@ -137,6 +137,42 @@ TEST(GpuCliTest, GpudRestoresClocksOfAKilledProcess) {
 
 // The must-show: the profiler on the sim backend reproduces the profile that
 // drives it (every time and energy within 2%) and stops early.
+// GPUs that wait at different powers, not in ascending order: the summary and
+// the file beside the CSV list each stage's own, in stage order, and the plan
+// takes their median.
+TEST(GpuCliTest, ProfileKeepsEachStagesBlockingPowerInStageOrder) {
+  const std::string csv = TempPath("blocking.csv");
+  const std::vector<double> watts = {90, 70, 85, 75, 80, 72, 88, 78};
+  const Finished f =
+      RunToEnd({"profile", "--backend", "sim", "--sim-blocking-power", "90,70,85,75,80,72,88,78",
+                "--iterations", "3", "--out", csv, "--json"},
+               {});
+  ASSERT_EQ(ExitCode(f.status), 0) << f.out;
+  const json j = json::parse(f.out);
+  ASSERT_EQ(j["stages"].size(), 8u);
+  std::vector<double> by_stage;
+  for (size_t s = 0; s < 8; ++s) {
+    EXPECT_EQ(j["stages"][s]["stage"], s);
+    by_stage.push_back(j["stages"][s]["blocking_power_w"].get<double>());
+    EXPECT_NEAR(by_stage.back(), watts[s], 0.5) << j["stages"][s].dump();
+  }
+  std::ifstream meta_file(csv + ".meta.json");
+  ASSERT_TRUE(meta_file.good());
+  const json meta = json::parse(meta_file);
+  EXPECT_EQ(meta["blocking_power_w_by_stage"].get<std::vector<double>>(), by_stage);
+  std::vector<double> sorted = by_stage;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_DOUBLE_EQ(meta["blocking_power_w"].get<double>(), (sorted[3] + sorted[4]) / 2);
+  EXPECT_NEAR(meta["blocking_power_w"].get<double>(), 79, 0.5);
+  // A list of the wrong length is refused, naming it.
+  const perseus::testing::CommandOutput wrong = perseus::testing::RunCaptured(
+      std::string(kPerseus) + " profile --backend sim --sim-blocking-power 90,70 --json");
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.err;
+  EXPECT_NE(wrong.err.find("2 values for the 8 simulated GPUs"), std::string::npos) << wrong.err;
+  unlink(csv.c_str());
+  unlink((csv + ".meta.json").c_str());
+}
+
 TEST(GpuCliTest, ProfileReproducesTheSimProfileAndStopsEarly) {
   const std::string csv = TempPath("profile.csv");
   const Finished f =
@@ -155,9 +191,9 @@ TEST(GpuCliTest, ProfileReproducesTheSimProfileAndStopsEarly) {
     EXPECT_NEAR(s["blocking_power_w"].get<double>(), 83.64, 0.5);
   }
   // Beside the CSV: every stage's blocking power in stage order (as the
-  // summary lists them), and their median as the one the plan uses. (The
-  // simulated GPUs all block at one power, so this does not catch a list
-  // written out of order.)
+  // summary lists them), and their median as the one the plan uses. (Here
+  // the simulated GPUs all block at one power; the next test gives each its
+  // own.)
   const std::string meta_path = csv + ".meta.json";
   std::ifstream meta_file(meta_path);
   ASSERT_TRUE(meta_file.good());

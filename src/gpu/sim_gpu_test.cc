@@ -45,6 +45,28 @@ TEST(SimGpuTest, RunsTakeTheProfiledTimeAndEnergyAtTheLockedClock) {
   EXPECT_NEAR(*gpu.PowerW(), 83.64, 1e-12);
 }
 
+TEST(SimGpuTest, EachGpuMayWaitAtItsOwnBlockingPower) {
+  SimGpuOptions options;
+  options.blocking_power_by_gpu_w = {90, 70, 85, 75, 80, 72, 88, 78};
+  auto backend = SimBackend::FromProfileCsv(kProfile, options);
+  ASSERT_TRUE(backend.ok()) << backend.status().message();
+  for (int s = 0; s < 8; ++s) {
+    SimGpu& gpu = (*backend)->sim_device(s);
+    const uint64_t e0 = *gpu.EnergyMj();
+    gpu.Block(2.0);
+    EXPECT_NEAR(*gpu.PowerW(), options.blocking_power_by_gpu_w[static_cast<size_t>(s)], 1e-12);
+    EXPECT_NEAR(static_cast<double>(*gpu.EnergyMj() - e0) / 1000.0,
+                2 * options.blocking_power_by_gpu_w[static_cast<size_t>(s)], 1e-2);
+  }
+  // One value per GPU, or none: anything else is refused, naming both counts.
+  options.blocking_power_by_gpu_w = {90, 70, 85};
+  auto wrong = SimBackend::FromProfileCsv(kProfile, options);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(wrong.status().message().find("3 values for the 8 simulated GPUs"), std::string::npos)
+      << wrong.status().message();
+}
+
 TEST(SimGpuTest, RejectsClocksTheProfileLacks) {
   auto backend = SimBackend::FromProfileCsv(kProfile, {});
   ASSERT_TRUE(backend.ok());

@@ -19,9 +19,12 @@ namespace perseus::gpu {
 
 struct SimGpuOptions {
   double blocking_power_w = 83.64;  // per GPU while waiting (the paper's A100 figure)
-  double noise = 0;                 // relative standard deviation of time and energy
-  double outlier_rate = 0;          // chance that a computation is an outlier ...
-  double outlier_factor = 3;        // ... taking this many times its time and energy
+  // SimBackend: if not empty, GPU i waits at blocking_power_by_gpu_w[i] (one
+  // entry per GPU) instead.
+  std::vector<double> blocking_power_by_gpu_w;
+  double noise = 0;           // relative standard deviation of time and energy
+  double outlier_rate = 0;    // chance that a computation is an outlier ...
+  double outlier_factor = 3;  // ... taking this many times its time and energy
   uint64_t seed = 1;
   bool real_time = false;  // also sleep for each computation's and wait's time
   std::string name = "Perseus simulated GPU";
@@ -97,7 +100,8 @@ class SimRunner final : public InstructionRunner {
 
 class SimBackend final : public Backend {
  public:
-  // One GPU per stage of the profile.
+  // One GPU per stage of the profile. REQUIRES: options.blocking_power_by_gpu_w
+  // is empty or has one entry per stage (FromProfileCsv checks).
   SimBackend(std::shared_ptr<const planner::Profile> profile, const SimGpuOptions& options);
   static Result<std::unique_ptr<SimBackend>> FromProfileCsv(const std::string& path,
                                                             const SimGpuOptions& options);
