@@ -352,7 +352,9 @@ bool CutNetwork::ExtendSourceSide() {
 }
 
 Status CutNetwork::Solve() {
+  added_nodes_begin_ = reach_valid_ ? queue_.size() : 0;
   const bool extended = ExtendSourceSide();
+  if (!extended) added_nodes_begin_ = 0;
   seeds_.clear();
   if (extended) {  // reach_valid_ stays: the levels are the new source side
     for (int v : touched_) is_touched_[v] = 0;

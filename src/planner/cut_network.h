@@ -90,6 +90,10 @@ class CutNetwork {
   // search's, in no particular order), and the computation a node's arc
   // belongs to (for nodes other than the source and the sink).
   const std::vector<int>& source_side() const { return queue_; }
+  // After Solve: where in source_side() the nodes the last Solve added to the
+  // one before begin, if it only added nodes (it extended that side); else 0
+  // (every node may have changed).
+  size_t added_nodes_begin() const { return added_nodes_begin_; }
   int ComputationOf(int node) const { return computation_[(node - 2) / 2]; }
   static bool IsOut(int node) { return node % 2 == 1; }
   // Solves that found the cut by extending the last one's source side, and
@@ -165,6 +169,7 @@ class CutNetwork {
   std::vector<int64_t> added_in_;
   int64_t extension_ = 0;
   int64_t extended_solves_ = 0, augmented_extensions_ = 0;
+  size_t added_nodes_begin_ = 0;
 };
 
 }  // namespace perseus::planner

@@ -128,6 +128,9 @@ struct Sweep {
   // The step found: the computations it moves and their rate (-1 crossing
   // the cut forwards, +1 backwards below its maximum; 0 for all others).
   std::vector<int> moved;
+  // The fast network's cut: the computations it crosses, and each one's
+  // place among them (-1: none), kept by UpdateCrossing.
+  std::vector<int> crossing, crossing_index;
   std::vector<int8_t> rate;
   // Per option set: capacity runs of its cost table.
   std::vector<StepRuns> runs;
@@ -153,6 +156,7 @@ struct Sweep {
       reference_flow.set_algorithm(LowerBoundedMaxFlow::Algorithm::kSimple);
     } else {
       network.emplace(dag);
+      crossing_index.assign(dag.num_nodes(), -1);
       network_state.assign(dag.num_nodes(), NetworkState{});
       dependency_in_network.assign(dag.num_edges(), 0);
     }
@@ -465,6 +469,7 @@ struct Sweep {
         stats.network_nodes += static_cast<int64_t>(critical_nodes.size());
         stats.network_arcs += network->num_active_arcs();
         status = network->Solve();
+        if (status.ok()) UpdateCrossing();
       }
     }
     if (!status.ok()) {
@@ -500,15 +505,8 @@ struct Sweep {
              reference_flow.OnSourceSide(3 + 2 * kk));
       }
     } else {
-      // Only nodes on the source side can have an end there.
-      for (int v : network->source_side()) {
-        if (v == CutNetwork::kSource || v == CutNetwork::kSink) continue;
-        const int i = network->ComputationOf(v);
-        if (CutNetwork::IsOut(v)) {
-          if (!network->OnSourceSide(network->In(i))) move(i, false, true);
-        } else {
-          if (!network->OnSourceSide(network->Out(i))) move(i, true, false);
-        }
+      for (int i : crossing) {
+        move(i, network->OnSourceSide(network->In(i)), network->OnSourceSide(network->Out(i)));
       }
     }
     ++stats.steps;
@@ -518,6 +516,36 @@ struct Sweep {
     if (!length.ok()) return length.status();
     *delta = *length;
     return Status::Ok();
+  }
+
+  // The computations with exactly one end of their arc on the cut's source
+  // side (crossing, crossing_index), after a Solve: only nodes on the source
+  // side can be an end of one, and when the Solve only added nodes to the
+  // last source side, only computations with an end among those changed.
+  void UpdateCrossing() {
+    const std::vector<int>& side = network->source_side();
+    const size_t begin = network->added_nodes_begin();
+    if (begin == 0) {
+      for (int i : crossing) crossing_index[i] = -1;
+      crossing.clear();
+    }
+    for (size_t k = begin; k < side.size(); ++k) {
+      const int v = side[k];
+      if (v == CutNetwork::kSource || v == CutNetwork::kSink) continue;
+      const int i = network->ComputationOf(v);
+      const bool crosses =
+          network->OnSourceSide(network->In(i)) != network->OnSourceSide(network->Out(i));
+      if (crosses && crossing_index[i] < 0) {
+        crossing_index[i] = static_cast<int>(crossing.size());
+        crossing.push_back(i);
+      } else if (!crosses && crossing_index[i] >= 0) {
+        const int last = crossing.back();
+        crossing[static_cast<size_t>(crossing_index[i])] = last;
+        crossing_index[last] = crossing_index[i];
+        crossing.pop_back();
+        crossing_index[i] = -1;
+      }
+    }
   }
 
   // The step's length given the limit (a) of its moves: (b) and (c).
