@@ -261,6 +261,10 @@ class Coordinator {
   // the lock if the memo lacks it. REQUIRES: lock held (it is released and
   // taken again); returns the job, or nullptr if it went meanwhile.
   Job* PrecomputePlan(std::unique_lock<std::mutex>& lock, int64_t id, double target_time_s);
+  // Whether PrecomputePlan would compute anything: the job has a frontier, the
+  // memo lacks the plan, and the target is slower than T_min (whose plan is
+  // the fastest point's, no search).
+  static bool PlanToPrecompute(const Job& job, double target_time_s);
   // Recomputes every pipeline's plan from its stored point and target (after a restart).
   static void RefreshPlans(Job& job);
   // The discrete local search's budget for a straggler's plan (computations visited).

@@ -261,10 +261,7 @@ PipelineState Coordinator::PlanFor(Job& job, double target_time_s) {
 Job* Coordinator::PrecomputePlan(std::unique_lock<std::mutex>& lock, int64_t id,
                                  double target_time_s) {
   Job* job = Find(id);
-  if (job == nullptr || job->frontier == nullptr || job->plan_memo.count(target_time_s) > 0 ||
-      target_time_s <= TMin(*job->frontier)) {
-    return job;
-  }
+  if (job == nullptr || !PlanToPrecompute(*job, target_time_s)) return job;
   const std::shared_ptr<const planner::StoredFrontier> frontier = job->frontier;
   lock.unlock();
   if (options_.while_unlocked) options_.while_unlocked();
@@ -273,6 +270,11 @@ Job* Coordinator::PrecomputePlan(std::unique_lock<std::mutex>& lock, int64_t id,
   job = Find(id);
   if (job != nullptr && job->frontier == frontier) Remember(*job, target_time_s, std::move(plan));
   return job;
+}
+
+bool Coordinator::PlanToPrecompute(const Job& job, double target_time_s) {
+  return job.frontier != nullptr && job.plan_memo.count(target_time_s) == 0 &&
+         target_time_s > TMin(*job.frontier);
 }
 
 PipelineState Coordinator::ComputePlan(const planner::StoredFrontier& f, double target_time_s) {

@@ -274,7 +274,7 @@ void Coordinator::ApplyDetections(std::unique_lock<std::mutex>& lock, int64_t id
       next = Straggler{0, d.time_s, true, d.reference_s};
     const double target = TargetAfter(job->stragglers, TMin(*job->frontier), d.pipeline, next);
     const auto key = std::make_tuple(front.iteration, d.pipeline, d.kind);
-    if (precomputed != key && job->plan_memo.count(target) == 0 && target > TMin(*job->frontier)) {
+    if (precomputed != key && PlanToPrecompute(*job, target)) {
       precomputed = key;
       PrecomputePlan(lock, id, target);
       continue;  // the job may have changed meanwhile: look again
