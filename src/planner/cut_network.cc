@@ -186,10 +186,7 @@ int64_t CutNetwork::Push(int u, int64_t limit, bool feasibility) {
     if (residual_[h] <= 0 || level_[v] != level_[u] + 1) continue;
     const int64_t pushed = Push(v, std::min(limit - sent, residual_[h]), feasibility);
     if (pushed > 0) {
-      residual_[h] -= pushed;
-      residual_[pair_[h]] += pushed;
-      pair_open_[pair_[h]] = residual_[h] > 0;
-      pair_open_[h] = residual_[pair_[h]] > 0;
+      AddFlow(h, pushed);
       sent += pushed;
       if (sent == limit) return sent;  // keep the arc: it may have room left
     }
@@ -248,10 +245,7 @@ int64_t CutNetwork::PushTowardSink(int u, int64_t limit) {
     if (residual_[h] <= 0 || distance_[v] != distance_[u] - 1) continue;
     const int64_t pushed = PushTowardSink(v, std::min(limit - sent, residual_[h]));
     if (pushed > 0) {
-      residual_[h] -= pushed;
-      residual_[pair_[h]] += pushed;
-      pair_open_[pair_[h]] = residual_[h] > 0;
-      pair_open_[h] = residual_[pair_[h]] > 0;
+      AddFlow(h, pushed);
       sent += pushed;
       if (sent == limit) return sent;
     }
@@ -277,17 +271,11 @@ bool CutNetwork::AugmentAlongTree(int tail, int sink_slot) {
   for (int v = tail; v != kSource; v = Tail(parent_[v])) {
     amount = std::min(amount, residual_[parent_[v]]);
   }
-  residual_[sink_slot] -= amount;
-  residual_[pair_[sink_slot]] += amount;
-  pair_open_[pair_[sink_slot]] = residual_[sink_slot] > 0;
-  pair_open_[sink_slot] = residual_[pair_[sink_slot]] > 0;
+  AddFlow(sink_slot, amount);
   bool old_side_holds = true;
   for (int v = tail; v != kSource; v = Tail(parent_[v])) {
     const int h = parent_[v];
-    residual_[h] -= amount;
-    residual_[pair_[h]] += amount;
-    pair_open_[pair_[h]] = residual_[h] > 0;
-    pair_open_[h] = residual_[pair_[h]] > 0;
+    AddFlow(h, amount);
     if (residual_[h] <= 0 && added_in_[v] != extension_) old_side_holds = false;
   }
   excess_[kSource] -= amount;

@@ -111,6 +111,14 @@ class CutNetwork {
   bool ExtendSourceSide();
   bool AugmentAlongTree(int tail, int sink_slot);
   int Tail(int slot) const { return head_[pair_[slot]]; }
+  // Sends `amount` more along half-arc `slot` (its residual falls, its other
+  // half's rises).
+  void AddFlow(int slot, int64_t amount) {
+    residual_[slot] -= amount;
+    residual_[pair_[slot]] += amount;
+    pair_open_[pair_[slot]] = residual_[slot] > 0;
+    pair_open_[slot] = residual_[pair_[slot]] > 0;
+  }
   bool BuildLevels(bool feasibility);
   int64_t Push(int u, int64_t limit, bool feasibility);
   int64_t Dinic(bool feasibility);
