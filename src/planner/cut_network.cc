@@ -263,7 +263,17 @@ void CutNetwork::AugmentFromSinkSide() {
     const int64_t pushed = PushTowardSink(kSource, INT64_MAX);
     excess_[kSource] -= pushed;
     excess_[kSink] += pushed;
+    // (A search that reaches the source always lets some flow through; were
+    // it not so, the search from the source after this finishes the job.)
+    if (pushed == 0) break;
   }
+}
+
+bool CutNetwork::PairRecordsHold() const {
+  for (size_t h = 0; h < residual_.size(); ++h) {
+    if ((pair_open_[h] != 0) != (residual_[static_cast<size_t>(pair_[h])] > 0)) return false;
+  }
+  return true;
 }
 
 bool CutNetwork::AugmentAlongTree(int tail, int sink_slot) {

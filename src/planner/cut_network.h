@@ -100,6 +100,9 @@ class CutNetwork {
   // how many of them augmented the flow on the way (Solve).
   int64_t extended_solves() const { return extended_solves_; }
   int64_t augmented_extensions() const { return augmented_extensions_; }
+  // For tests: whether every half-arc's record of its pair's residual
+  // capacity (pair_open_) is right.
+  bool PairRecordsHold() const;
   // After Solve: flow on an active arc.
   int64_t Flow(int arc) const { return lower_[arc] + residual_[backward_slot_[arc]]; }
 

@@ -134,6 +134,7 @@ TEST(CutNetworkTest, SameCutAsAFreshMaxFlowRoundAfterRound) {
       EXPECT_EQ(changed, expected_changed) << "trial " << trial << " round " << round;
       EXPECT_EQ(network.num_active_arcs(), active);
       ASSERT_TRUE(network.Solve().ok()) << "trial " << trial << " round " << round;
+      EXPECT_TRUE(network.PairRecordsHold()) << "trial " << trial << " round " << round;
       std::vector<char> on_source_side(2 + 2 * n, 0);
       for (int v : network.source_side()) on_source_side[v] = 1;
       for (int v = 0; v < 2 + 2 * n; ++v) {
@@ -254,6 +255,7 @@ TEST(CutNetworkTest, ExtendedCutsEqualAFreshMaxFlow) {
       const int64_t extended = network.extended_solves();
       // (Several changes in one round can ask for more than the bounds allow.)
       ASSERT_EQ(network.Solve().ok(), feasible) << "trial " << trial << " round " << round;
+      EXPECT_TRUE(network.PairRecordsHold()) << "trial " << trial << " round " << round;
       if (!feasible) break;
       const bool was_extended = network.extended_solves() > extended;
       ++solves;
