@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -210,6 +211,74 @@ TEST(ServerMeasuredTest, NoBlockingPowerAnywhereFailsTheJobWithTheReason) {
   unlink(db.c_str());
 }
 
+// A client of `rank` (pipeline rank `rank`) whose log lines go to *logs.
+struct LoggedClients {
+  std::vector<std::string> logs;
+  std::mutex mu;
+  std::unique_ptr<perseus::client::Client> Make(const std::string& server, int64_t job, int rank) {
+    perseus::client::ClientOptions options;
+    options.server = server;
+    options.job_id = job;
+    options.rank = rank;
+    options.pp_rank = rank;
+    options.frequencies_mhz = A100Clocks();
+    options.poll_interval_s = 0.05;
+    options.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(mu);
+      logs.push_back(line);
+    };
+    return std::make_unique<perseus::client::Client>(options);
+  }
+};
+
+// A stage's measurements (StageMeasurements) as the client submits them,
+// without those `skip` says to leave out.
+std::vector<perseus::client::MeasuredRow> ClientRows(
+    const json& stage, const std::function<bool(perseus::planner::Instruction, int)>& skip = {}) {
+  std::vector<perseus::client::MeasuredRow> rows;
+  for (const json& m : stage) {
+    perseus::planner::Instruction kind;
+    EXPECT_TRUE(perseus::planner::ParseInstruction(m["instruction"].get<std::string>(), &kind));
+    const int mhz = m["frequency_mhz"].get<int>();
+    if (skip && skip(kind, mhz)) continue;
+    rows.push_back({kind, mhz, m["time_s"].get<double>(), m["energy_j"].get<double>()});
+  }
+  return rows;
+}
+
+// A profile that lacks a row at the highest clock: the client whose upload
+// completes it says the coordinator's warning in the job's log.
+TEST(ClientMeasuredTest, TheProfilesWarningsReachTheTrainingJobsLog) {
+  const std::string db = TempPath("client_warnings.db");
+  ServerProcess server(db);
+  Api api(server.port());
+  const int64_t job = CreateJobWithoutBlockingPower(api);
+  const std::vector<json> stages = StageMeasurements();
+  LoggedClients logged;
+  std::vector<std::unique_ptr<perseus::client::Client>> clients;
+  for (int rank = 0; rank < 4; ++rank) {
+    clients.push_back(logged.Make(server.url(), job, rank));
+    // Stage 2's forward was not measured at 1410 MHz.
+    clients.back()->SubmitMeasurements(
+        ClientRows(stages[rank],
+                   [&](perseus::planner::Instruction kind, int mhz) {
+                     return rank == 2 && kind == perseus::planner::Instruction::kForward &&
+                            mhz == 1410;
+                   }),
+        80);
+  }
+  for (auto& c : clients) ASSERT_TRUE(c->WaitForPlan(0, 60));
+  std::lock_guard<std::mutex> lock(logged.mu);
+  int warned = 0;
+  for (const std::string& line : logged.logs) {
+    if (line.find("the coordinator warns about the job's profile") == std::string::npos) continue;
+    ++warned;
+    EXPECT_NE(line.find("stage 2 forward (at most 1395 MHz)"), std::string::npos) << line;
+  }
+  EXPECT_EQ(warned, 1);  // one upload completed the profile
+  unlink(db.c_str());
+}
+
 // The client library's side: phases reach the report; a profile goes up from
 // the background thread, and a refusal (the job already has its profile) is
 // logged once and shown in measurements_status, not retried.
@@ -219,37 +288,22 @@ TEST(ClientMeasuredTest, PhasesAndMeasurementsGoThroughTheClient) {
   Api api(server.port());
   const int64_t job = CreateJobWithoutBlockingPower(api);
   const std::vector<json> stages = StageMeasurements();
-  std::vector<std::string> logs;
-  std::mutex mu;
-  auto make = [&](int rank) {
-    perseus::client::ClientOptions options;
-    options.server = server.url();
-    options.job_id = job;
-    options.rank = rank;
-    options.pp_rank = rank;
-    options.frequencies_mhz = A100Clocks();
-    options.poll_interval_s = 0.05;
-    options.log = [&](const std::string& line) {
-      std::lock_guard<std::mutex> lock(mu);
-      logs.push_back(line);
-    };
-    return std::make_unique<perseus::client::Client>(options);
-  };
+  LoggedClients logged;
+  std::vector<std::string>& logs = logged.logs;
+  std::mutex& mu = logged.mu;
   std::vector<std::unique_ptr<perseus::client::Client>> clients;
   for (int rank = 0; rank < 4; ++rank) {
-    clients.push_back(make(rank));
-    std::vector<perseus::client::MeasuredRow> rows;
-    for (const json& m : stages[rank]) {
-      perseus::planner::Instruction kind;
-      ASSERT_TRUE(perseus::planner::ParseInstruction(m["instruction"].get<std::string>(), &kind));
-      rows.push_back({kind, m["frequency_mhz"].get<int>(), m["time_s"].get<double>(),
-                      m["energy_j"].get<double>()});
-    }
+    clients.push_back(logged.Make(server.url(), job, rank));
     EXPECT_EQ(clients.back()->measurements_status(), "none");
-    clients.back()->SubmitMeasurements(rows, 80 + rank);
+    clients.back()->SubmitMeasurements(ClientRows(stages[rank]), 80 + rank);
   }
   for (auto& c : clients) ASSERT_TRUE(c->WaitForPlan(0, 60));
   for (auto& c : clients) EXPECT_EQ(c->measurements_status(), "accepted");
+  {
+    // A complete profile at every clock: nothing to warn about.
+    std::lock_guard<std::mutex> lock(mu);
+    for (const std::string& line : logs) EXPECT_EQ(line.find("warns"), std::string::npos) << line;
+  }
   json state = api.Call("GET", "/v1/jobs/" + std::to_string(job)).body;
   EXPECT_EQ(state["blocking_power"]["w"], 81.5);
   // Planned now: the same profile again is refused (409), and said so.

@@ -184,8 +184,20 @@ bool Client::FlushMeasurements(Http& http) {
     return false;
   }
   std::string status = "accepted";
+  const json reply = json::parse(result->body, nullptr, false);
+  if (result->status < 400 && reply.is_object()) {
+    // The upload that completes the profile carries what looks wrong in it
+    // (the job's warnings): said in the training job's log, where people look.
+    auto warnings = reply.find("warnings");
+    if (warnings != reply.end() && warnings->is_array()) {
+      for (const json& w : *warnings) {
+        if (!w.is_string()) continue;
+        Log("perseus client: rank " + std::to_string(options_.rank) +
+            ": the coordinator warns about the job's profile: " + w.get<std::string>());
+      }
+    }
+  }
   if (result->status >= 400) {
-    const json reply = json::parse(result->body, nullptr, false);
     status = "refused: " + (reply.is_object() ? reply.value("error", result->body) : result->body);
     Log("perseus client: rank " + std::to_string(options_.rank) +
         ": the coordinator refused this rank's profile (HTTP " + std::to_string(result->status) +

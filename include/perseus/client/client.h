@@ -113,7 +113,8 @@ class Client {
   // power it measured; negative: none) for the background thread, which sends
   // it before the next iteration report and retries while the server is away.
   // A refusal (4xx, e.g. 409: the job already has its profile) is logged and
-  // not retried. Never waits on the network.
+  // not retried; so are the warnings the upload that completes the profile
+  // answers (what looks wrong in it). Never waits on the network.
   void SubmitMeasurements(const std::vector<MeasuredRow>& rows, double blocking_power_w);
   // "none", "queued", "accepted" or "refused: <the server's error>".
   std::string measurements_status() const;
