@@ -36,10 +36,6 @@ void AddBackendOptions(CLI::App* command, BackendArgs* args, const std::string& 
 
 Result<std::unique_ptr<gpu::Backend>> OpenCommandBackend(const BackendArgs& args) {
   BackendArgs config = args;
-  if (config.sim.blocking_power_by_gpu_w.size() == 1) {
-    config.sim.blocking_power_w = config.sim.blocking_power_by_gpu_w[0];
-    config.sim.blocking_power_by_gpu_w.clear();
-  }
   if (config.sim_profile.empty()) {
     config.sim_profile = DataDir() + "/profiles/gpt3-175b+a100_sxm_bf16.csv";
   }

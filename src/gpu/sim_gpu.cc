@@ -185,8 +185,11 @@ SimBackend::SimBackend(std::shared_ptr<const planner::Profile> profile,
     : profile_(std::move(profile)) {
   for (int s = 0; s < profile_->num_stages; ++s) {
     SimGpuOptions own = options;
-    if (static_cast<size_t>(s) < options.blocking_power_by_gpu_w.size()) {
-      own.blocking_power_w = options.blocking_power_by_gpu_w[static_cast<size_t>(s)];
+    const std::vector<double>& by_gpu = options.blocking_power_by_gpu_w;
+    if (by_gpu.size() == 1) {
+      own.blocking_power_w = by_gpu[0];
+    } else if (static_cast<size_t>(s) < by_gpu.size()) {
+      own.blocking_power_w = by_gpu[static_cast<size_t>(s)];
     }
     own.blocking_power_by_gpu_w.clear();
     gpus_.push_back(std::make_unique<SimGpu>(s, profile_, s, std::move(own)));
@@ -198,7 +201,7 @@ Result<std::unique_ptr<SimBackend>> SimBackend::FromProfileCsv(const std::string
   auto profile = planner::ReadProfileCsv(path);
   if (!profile.ok()) return profile.status();
   const size_t given = options.blocking_power_by_gpu_w.size();
-  if (given != 0 && given != static_cast<size_t>(profile->num_stages)) {
+  if (given > 1 && given != static_cast<size_t>(profile->num_stages)) {
     return Status::InvalidInput("blocking power: " + std::to_string(given) + " values for the " +
                                 std::to_string(profile->num_stages) + " simulated GPUs of " + path +
                                 " (one per stage; give one value for all)");

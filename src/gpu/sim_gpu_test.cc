@@ -58,7 +58,15 @@ TEST(SimGpuTest, EachGpuMayWaitAtItsOwnBlockingPower) {
     EXPECT_NEAR(static_cast<double>(*gpu.EnergyMj() - e0) / 1000.0,
                 2 * options.blocking_power_by_gpu_w[static_cast<size_t>(s)], 1e-2);
   }
-  // One value per GPU, or none: anything else is refused, naming both counts.
+  // One value for every GPU.
+  options.blocking_power_by_gpu_w = {77};
+  auto one = SimBackend::FromProfileCsv(kProfile, options);
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  for (int s = 0; s < 8; ++s) {
+    (*one)->sim_device(s).Block(1.0);
+    EXPECT_NEAR(*(*one)->sim_device(s).PowerW(), 77, 1e-12);
+  }
+  // One value per GPU, one, or none: anything else is refused, naming both counts.
   options.blocking_power_by_gpu_w = {90, 70, 85};
   auto wrong = SimBackend::FromProfileCsv(kProfile, options);
   ASSERT_FALSE(wrong.ok());

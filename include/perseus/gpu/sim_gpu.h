@@ -20,7 +20,7 @@ namespace perseus::gpu {
 struct SimGpuOptions {
   double blocking_power_w = 83.64;  // per GPU while waiting (the paper's A100 figure)
   // SimBackend: if not empty, GPU i waits at blocking_power_by_gpu_w[i] (one
-  // entry per GPU) instead.
+  // entry per GPU), or every GPU at its only entry, instead.
   std::vector<double> blocking_power_by_gpu_w;
   double noise = 0;           // relative standard deviation of time and energy
   double outlier_rate = 0;    // chance that a computation is an outlier ...
@@ -101,7 +101,7 @@ class SimRunner final : public InstructionRunner {
 class SimBackend final : public Backend {
  public:
   // One GPU per stage of the profile. REQUIRES: options.blocking_power_by_gpu_w
-  // is empty or has one entry per stage (FromProfileCsv checks).
+  // has no entry, one, or one per stage (FromProfileCsv checks).
   SimBackend(std::shared_ptr<const planner::Profile> profile, const SimGpuOptions& options);
   static Result<std::unique_ptr<SimBackend>> FromProfileCsv(const std::string& path,
                                                             const SimGpuOptions& options);
