@@ -75,8 +75,8 @@ Result<SimulationResult> Simulate(const planner::Problem& problem, const planner
     makespan = std::max(makespan, finish[i]);
     r.timeline[i] = {i, start, finish[i], want.frequency_mhz, e};
   }
-  // Summed in node order, as EvaluatePlan does, so that the figures agree to the bit.
-  for (int i = 0; i < n; ++i) {
+  // Summed in topological order, as EvaluatePlan does, so that the figures agree to the bit.
+  for (int i : dag.topological_order()) {
     sum_t += duration[i];
     sum_e += r.timeline[i].energy_j;
   }

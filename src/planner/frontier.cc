@@ -36,6 +36,26 @@ void Frontier::Append(const FrontierPoint& point, const Plan& plan) {
   last_plan_ = plan;
 }
 
+void Frontier::AppendChangesToFill(const FrontierPoint& point,
+                                   const std::vector<std::pair<int, int>>& changes,
+                                   double fill_deadline_s) {
+  assert(problem_ != nullptr && !points_.empty());
+  const size_t k = points_.size();
+  points_.push_back(point);
+  fill_deadline_.push_back(fill_deadline_s);
+  sorted_time_.clear();
+  best_upto_.clear();
+  for (const auto& [node, option] : changes) {
+    int& last = last_plan_[static_cast<size_t>(node)];
+    if (last == option) continue;
+    last = option;
+    change_node_.push_back(static_cast<uint32_t>(node));
+    change_option_.push_back(static_cast<uint16_t>(option));
+  }
+  change_begin_.push_back(static_cast<uint32_t>(change_node_.size()));
+  if (k % kCheckpointInterval == 0) checkpoints_.emplace_back(last_plan_.begin(), last_plan_.end());
+}
+
 Plan Frontier::StoredPlanAt(size_t index) const {
   assert(index < points_.size());
   const size_t base = index / kCheckpointInterval;

@@ -4,7 +4,12 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <random>
+#include <utility>
+
+#include "perseus/planner/realized.h"
+#include "src/planner/testing/shipped_problem.h"
 
 namespace perseus::planner {
 namespace {
@@ -43,6 +48,54 @@ TEST(FrontierTest, PlansAreRebuiltExactlyAcrossCheckpoints) {
   }
   // Compact: far below storing every plan in full.
   EXPECT_LT(r.frontier.PlanStorageBytes(), r.plans.size() * 400 * sizeof(uint16_t) / 10);
+}
+
+// A frontier appended by changes stores the same plans as one appended
+// plan by plan, across checkpoints, with unchanged computations listed too.
+TEST(FrontierTest, AppendingChangesStoresTheSamePlans) {
+  std::mt19937 rng(3);
+  auto problem = testing::ShippedProblem("gpt3-175b+a100_sxm_bf16.csv", 4);
+  ASSERT_NE(problem, nullptr);
+  const int n = problem->dag->num_nodes();
+  Frontier by_plan(problem), by_changes(problem);
+  Plan plan(n, 0);
+  std::vector<Plan> plans;
+  std::vector<double> deadlines;
+  const double fastest = EvaluatePlan(*problem, plan).time_s;
+  for (size_t k = 0; k < 2 * Frontier::kCheckpointInterval + 40; ++k) {
+    std::vector<std::pair<int, int>> changes;
+    if (k > 0) {
+      const int first = static_cast<int>(rng() % static_cast<unsigned>(n - 4));
+      for (int c = 0; c < 4; ++c) {
+        const int i = first + c;  // each computation once, as the solver lists them
+        if (c == 3) {
+          changes.emplace_back(i, plan[i]);  // listed, unchanged
+          continue;
+        }
+        plan[i] = static_cast<int>(rng() % problem->set(i).options.size());
+        changes.emplace_back(i, plan[i]);
+      }
+    }
+    FrontierPoint p;
+    p.time_s = EvaluatePlan(*problem, plan).time_s;
+    p.model_time_s = p.time_s;
+    p.model_energy_j = p.energy_j = 10.0 + static_cast<double>(k);
+    const double deadline = std::max(p.time_s, fastest * 1.2);
+    by_plan.AppendToFill(p, plan, deadline);
+    if (k == 0) {
+      by_changes.AppendToFill(p, plan, deadline);
+    } else {
+      by_changes.AppendChangesToFill(p, changes, deadline);
+    }
+    plans.push_back(plan);
+    deadlines.push_back(deadline);
+  }
+  ASSERT_EQ(by_changes.size(), plans.size());
+  for (size_t k = 0; k < plans.size(); ++k) {
+    ASSERT_EQ(by_changes.PlanAt(k), FillSlack(*problem, plans[k], deadlines[k])) << "point " << k;
+    ASSERT_EQ(by_changes.PlanAt(k), by_plan.PlanAt(k)) << "point " << k;
+  }
+  EXPECT_EQ(by_changes.PlanStorageBytes(), by_plan.PlanStorageBytes());
 }
 
 TEST(FrontierTest, DeadlineLookupMatchesALinearScan) {

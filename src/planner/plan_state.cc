@@ -233,8 +233,8 @@ void PlanState::Commit() {
   journaling_ = false;
   ++mark_;
   sum_energy_ = sum_time_ = 0;
-  for (size_t i = 0; i < plan_.size(); ++i) {
-    const Option& o = problem_.option(static_cast<int>(i), plan_[i]);
+  for (int i : problem_.dag->topological_order()) {  // EvaluatePlan's order
+    const Option& o = problem_.option(i, plan_[static_cast<size_t>(i)]);
     sum_energy_ += o.energy_j;
     sum_time_ += o.time_s;
   }

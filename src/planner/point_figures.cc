@@ -33,9 +33,18 @@ PointFigures::PointFigures(const Problem& problem) : problem_(problem) {
 }
 
 Figures PointFigures::FillAndEvaluate(const Plan& base, double deadline_s, Plan* filled) {
+  by_position_.resize(n_);
+  for (int p = 0; p < n_; ++p) by_position_[p] = base[node_[p]];
+  const Figures figures = FillAndEvaluateByPosition(by_position_, deadline_s);
+  filled->resize(n_);
+  for (int p = 0; p < n_; ++p) (*filled)[node_[p]] = option_[p];
+  return figures;
+}
+
+Figures PointFigures::FillAndEvaluateByPosition(const Plan& base, double deadline_s) {
   // FillSlack: earliest starts of the base plan, ...
   for (int p = 0; p < n_; ++p) {
-    const int k = base[node_[p]];
+    const int k = base[p];
     option_[p] = k;
     t_[p] = options_[p][k].time_s;
     double start = 0;
@@ -61,8 +70,9 @@ Figures PointFigures::FillAndEvaluate(const Plan& base, double deadline_s, Plan*
     option_[p] = k;
     t_[p] = options[k].time_s;
   }
-  // EvaluatePlan of the result: its longest path, ...
-  double makespan = 0;
+  // EvaluatePlan of the result: its longest path and its sums, both in
+  // topological order.
+  double makespan = 0, sum_t = 0, sum_e = 0;
   for (int p = 0; p < n_; ++p) {
     double start = 0;
     for (int q = pred_begin_[p]; q < pred_begin_[p + 1]; ++q) {
@@ -71,16 +81,8 @@ Figures PointFigures::FillAndEvaluate(const Plan& base, double deadline_s, Plan*
     }
     es_[p] = start;
     makespan = std::max(makespan, start + t_[p]);
-  }
-  // ... and its sums, in node order.
-  filled->resize(n_);
-  double sum_t = 0, sum_e = 0;
-  for (int i = 0; i < n_; ++i) {
-    const int p = position_[i];
-    const Option& o = options_[p][option_[p]];
-    (*filled)[i] = option_[p];
-    sum_t += o.time_s;
-    sum_e += o.energy_j;
+    sum_t += t_[p];
+    sum_e += options_[p][option_[p]].energy_j;
   }
   return RealizedFigures(problem_, makespan, sum_e, sum_t);
 }

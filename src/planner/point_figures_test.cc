@@ -38,6 +38,11 @@ void ExpectSameAsFillSlackAndEvaluatePlan(const Problem& problem, std::mt19937& 
     const Figures expected = EvaluatePlan(problem, expected_plan);
     const Figures got = figures.FillAndEvaluate(base, deadline, &filled);
     EXPECT_EQ(filled, expected_plan) << "plan " << k;
+    Plan by_position(n);
+    for (int p = 0; p < n; ++p) by_position[p] = base[figures.node_at(p)];
+    const Figures same = figures.FillAndEvaluateByPosition(by_position, deadline);
+    EXPECT_EQ(Bits(same.time_s), Bits(expected.time_s)) << "plan " << k;
+    EXPECT_EQ(Bits(same.energy_j), Bits(expected.energy_j)) << "plan " << k;
     EXPECT_EQ(Bits(got.time_s), Bits(expected.time_s)) << "plan " << k;
     EXPECT_EQ(Bits(got.energy_j), Bits(expected.energy_j)) << "plan " << k;
   }

@@ -581,8 +581,17 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   // The fast sweep walks the DAG renumbered in topological order (the same
   // steps, its arrays read in order); relabel->new_id maps a computation to
   // its id there.
+  // It is renumbered unless its ids already are that order, so that the
+  // sweep's ids are the positions PointFigures reads plans by.
   std::optional<TopologicalRelabel> relabel;
-  if (!options.reference && !IsTopologicallyNumbered(dag)) relabel = RelabelTopologically(dag);
+  bool ids_are_positions = true;
+  for (int p = 0; p < n && ids_are_positions; ++p) {
+    ids_are_positions = dag.topological_order()[p] == p;
+  }
+  if (!options.reference && !ids_are_positions) {
+    relabel = RelabelTopologically(dag);
+    ids_are_positions = true;
+  }
   const Dag& sweep_dag = relabel ? relabel->dag : dag;
   std::vector<int> sweep_sets = problem.set_of_node;
   if (relabel) {
@@ -595,33 +604,44 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   sweep.StartAtMaximum();
 
   PointFigures point_figures(problem);
+  // The sweep's plan by computation (kept up to date from its moves), and
+  // by position for PointFigures when the sweep's ids are not positions
+  // (the reference's sweep on a DAG not numbered in topological order).
+  auto node_of = [&](int i) { return relabel ? relabel->old_id[i] : i; };
+  Plan plan_by_node(n), by_position;
+  for (int i = 0; i < n; ++i) plan_by_node[node_of(i)] = sweep.plan[i];
   bool have_pending = false;
   FrontierPoint pending;
-  Plan pending_plan, pending_base;  // the plan, and what it was filled from
+  Plan pending_plan;  // round_down: the plan; else the first point's to fill
+  // Otherwise the plan to fill: the one before with these changes.
+  std::vector<std::pair<int, int>> pending_changes;
   double pending_fill_deadline = 0;
   auto append_pending = [&] {
     if (problem.options.round_down) {
       frontier.Append(pending, pending_plan);
+    } else if (frontier.size() == 0) {
+      frontier.AppendToFill(pending, pending_plan, pending_fill_deadline);
     } else {
-      frontier.AppendToFill(pending, pending_base, pending_fill_deadline);
+      frontier.AppendChangesToFill(pending, pending_changes, pending_fill_deadline);
     }
   };
-  // The point of the current durations at iteration time `makespan`.
+  // The point of the current durations at iteration time `makespan`; the
+  // sweep moved `moved` since the last one.
   auto add_point = [&](int64_t makespan) {
     if (have_pending) append_pending();
-    if (relabel) {
-      pending_base.resize(n);
-      for (int i = 0; i < n; ++i) pending_base[i] = sweep.plan[relabel->new_id[i]];
-    } else {
-      pending_base = sweep.plan;
-    }
+    pending_changes.clear();
+    for (int i : sweep.moved) pending_changes.emplace_back(node_of(i), sweep.plan[i]);
     pending_fill_deadline = static_cast<double>(makespan) * tau;
     Figures realized;
+    if (problem.options.round_down || frontier.size() == 0) pending_plan = plan_by_node;
     if (problem.options.round_down) {
-      pending_plan = pending_base;
       realized = EvaluatePlan(problem, pending_plan);
-    } else {  // FillSlack and EvaluatePlan
-      realized = point_figures.FillAndEvaluate(pending_base, pending_fill_deadline, &pending_plan);
+    } else if (ids_are_positions) {  // FillSlack and EvaluatePlan
+      realized = point_figures.FillAndEvaluateByPosition(sweep.plan, pending_fill_deadline);
+    } else {
+      by_position.resize(n);
+      for (int p = 0; p < n; ++p) by_position[p] = sweep.plan[point_figures.node_at(p)];
+      realized = point_figures.FillAndEvaluateByPosition(by_position, pending_fill_deadline);
     }
     pending.time_s = realized.time_s;
     pending.energy_j = realized.energy_j;
@@ -629,6 +649,10 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     pending.model_energy_j = static_cast<double>(sweep.cost) * kCostUnitJoules +
                              stage_blocking * static_cast<double>(makespan) * tau;
     have_pending = true;
+  };
+  // After the sweep's moves: the plan by computation.
+  auto moved_to_plan = [&] {
+    for (int i : sweep.moved) plan_by_node[node_of(i)] = sweep.plan[i];
   };
 
   int64_t makespan = EarliestStarts(sweep_dag, sweep.duration, &sweep.earliest_start);
@@ -661,12 +685,15 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
       // (the step is delta unit steps with one cut).
       for (int64_t k = 1; k < delta; ++k) {
         sweep.Advance(1);
+        moved_to_plan();
         add_point(makespan - k);
       }
       sweep.Advance(1);
+      moved_to_plan();
       lap.To(&sweep.stats.points_s);
     } else {
       sweep.Advance(delta);
+      moved_to_plan();
     }
     sweep.stats.unit_steps += delta;
     // The step length's last longest-path pass was at the new durations, or
@@ -700,7 +727,8 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     // than the highest frequency's, which the all-max time does not
     // allow). The start then meets the all-max time, and the polish only
     // fills slack: no repair of thousands of computations one at a time.
-    Plan fast_start = pending_plan;
+    // (The last point's filled plan: the sweep ended at its durations.)
+    Plan fast_start = FillSlack(problem, plan_by_node, pending_fill_deadline);
     for (int i = 0; i < n; ++i) {
       const OptionSet& set = problem.set(i);
       int k = 0;

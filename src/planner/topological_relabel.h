@@ -16,6 +16,7 @@ namespace perseus::planner {
 struct TopologicalRelabel {
   Dag dag;                  // computation new_id[i] is the original's i
   std::vector<int> new_id;  // original id -> id in dag
+  std::vector<int> old_id;  // id in dag -> original id
 };
 
 // Whether every dependency of `dag` goes from a lower id to a higher one.

@@ -31,7 +31,11 @@ TEST(TopologicalRelabelTest, KeepsEveryComputationDependencyAndProgramOrder) {
     EXPECT_TRUE(IsTopologicallyNumbered(r.dag));
     ASSERT_EQ(r.dag.num_nodes(), dag.num_nodes());
     EXPECT_EQ(r.dag.num_edges(), dag.num_edges());
+    ASSERT_EQ(r.old_id.size(), r.new_id.size());
     for (int u = 0; u < dag.num_nodes(); ++u) {
+      // The new ids are the positions in the original's topological order.
+      EXPECT_EQ(r.new_id[dag.topological_order()[u]], u);
+      EXPECT_EQ(r.old_id[r.new_id[u]], u);
       const Computation& a = dag.node(u);
       const Computation& b = r.dag.node(r.new_id[u]);
       EXPECT_EQ(ComputationLabel(a), ComputationLabel(b));

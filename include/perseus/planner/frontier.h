@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "perseus/planner/problem.h"
@@ -43,6 +44,13 @@ class Frontier {
   // in far fewer computations from point to point than the filled one), and
   // PlanAt() fills it again. REQUIRES: a problem.
   void AppendToFill(const FrontierPoint& point, const Plan& base, double fill_deadline_s);
+  // The same, with `base` given as the last appended plan with `changes`
+  // applied (computation, option; computations whose option is unchanged
+  // may be listed, each computation at most once): O(changes) instead of
+  // O(n), except at checkpoints. REQUIRES: a point appended before, and a
+  // problem.
+  void AppendChangesToFill(const FrontierPoint& point,
+                           const std::vector<std::pair<int, int>>& changes, double fill_deadline_s);
 
   const Problem& problem() const { return *problem_; }
   std::shared_ptr<const Problem> problem_ptr() const { return problem_; }

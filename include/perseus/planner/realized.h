@@ -25,7 +25,9 @@ Figures EvaluatePlan(const Problem& problem, const Plan& plan);
 
 // The figures of a plan from its realized iteration time and its
 // computations' summed energy and time: the accounting above, one definition
-// for every evaluator.
+// for every evaluator. Every evaluator sums the computations in the DAG's
+// topological order (Dag::topological_order), so that their figures agree
+// to the bit.
 inline Figures RealizedFigures(const Problem& problem, double time_s, double sum_energy_j,
                                double sum_time_s) {
   return {time_s, sum_energy_j +
