@@ -28,7 +28,8 @@ PointFigures::PointFigures(const Problem& problem) : problem_(problem) {
   }
   t_.resize(n_);
   es_.resize(n_);
-  lf_.resize(n_);
+  f_.resize(n_);
+  ls_.resize(n_);
   option_.resize(n_);
 }
 
@@ -42,45 +43,40 @@ Figures PointFigures::FillAndEvaluate(const Plan& base, double deadline_s, Plan*
 }
 
 Figures PointFigures::FillAndEvaluateByPosition(const Plan& base, double deadline_s) {
+  // Each pass reads one value per neighbour (its finish, or its latest
+  // start), computed by the same operation as FillSlack's and EvaluatePlan's
+  // at the neighbour itself, so the results are theirs bit for bit.
   // FillSlack: earliest starts of the base plan, ...
   for (int p = 0; p < n_; ++p) {
     const int k = base[p];
     option_[p] = k;
     t_[p] = options_[p][k].time_s;
     double start = 0;
-    for (int q = pred_begin_[p]; q < pred_begin_[p + 1]; ++q) {
-      const int u = pred_[q];
-      start = std::max(start, es_[u] + t_[u]);
-    }
+    for (int q = pred_begin_[p]; q < pred_begin_[p + 1]; ++q) start = std::max(start, f_[pred_[q]]);
     es_[p] = start;
+    f_[p] = start + t_[p];
   }
   // ... then in reverse topological order the slowest option that fits
   // between the earliest start and the latest finish.
   for (int p = n_ - 1; p >= 0; --p) {
     double lf = deadline_s;
-    for (int q = succ_begin_[p]; q < succ_begin_[p + 1]; ++q) {
-      const int j = succ_[q];
-      lf = std::min(lf, lf_[j] - t_[j]);
-    }
-    lf_[p] = lf;
+    for (int q = succ_begin_[p]; q < succ_begin_[p + 1]; ++q) lf = std::min(lf, ls_[succ_[q]]);
     const Option* options = options_[p];
     const double room = lf - es_[p];
     int k = option_[p];
     while (k + 1 < num_options_[p] && options[k + 1].time_s <= room) ++k;
     option_[p] = k;
     t_[p] = options[k].time_s;
+    ls_[p] = lf - t_[p];
   }
   // EvaluatePlan of the result: its longest path and its sums, both in
   // topological order.
   double makespan = 0, sum_t = 0, sum_e = 0;
   for (int p = 0; p < n_; ++p) {
     double start = 0;
-    for (int q = pred_begin_[p]; q < pred_begin_[p + 1]; ++q) {
-      const int u = pred_[q];
-      start = std::max(start, es_[u] + t_[u]);
-    }
-    es_[p] = start;
-    makespan = std::max(makespan, start + t_[p]);
+    for (int q = pred_begin_[p]; q < pred_begin_[p + 1]; ++q) start = std::max(start, f_[pred_[q]]);
+    f_[p] = start + t_[p];
+    makespan = std::max(makespan, f_[p]);
     sum_t += t_[p];
     sum_e += options_[p][option_[p]].energy_j;
   }

@@ -39,9 +39,11 @@ class PointFigures {
   std::vector<int> succ_begin_, succ_, pred_begin_, pred_;  // by position
   std::vector<const Option*> options_;                      // by position
   std::vector<int> num_options_;
-  std::vector<double> t_, es_, lf_;  // by position
-  std::vector<int> option_;          // by position: the filled plan
-  Plan by_position_;                 // FillAndEvaluate's base, by position
+  // By position: time, earliest start, finish (earliest start + time),
+  // latest start.
+  std::vector<double> t_, es_, f_, ls_;
+  std::vector<int> option_;  // by position: the filled plan
+  Plan by_position_;         // FillAndEvaluate's base, by position
 };
 
 }  // namespace perseus::planner
