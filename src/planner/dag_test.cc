@@ -62,10 +62,12 @@ TEST(DagTest, LongestPathOnADiamond) {
   dag.AddDependency(x, t);
   dag.AddDependency(y, t);
   ASSERT_TRUE(dag.Finalize().ok());
-  std::vector<int64_t> d = {1, 5, 2, 1}, es, lf;
+  std::vector<int64_t> d = {1, 5, 2, 1}, es, ls;
   EXPECT_EQ(EarliestStarts(dag, d, &es), 7);
   EXPECT_EQ(es, (std::vector<int64_t>{0, 1, 1, 6}));
-  LatestFinishes(dag, d, int64_t{7}, &lf);
+  LatestStarts(dag, d, int64_t{7}, &ls);
+  std::vector<int64_t> lf(ls.size());
+  for (size_t i = 0; i < ls.size(); ++i) lf[i] = ls[i] + d[i];
   EXPECT_EQ(lf, (std::vector<int64_t>{1, 6, 6, 7}));  // y has 3 units of slack
 }
 

@@ -15,43 +15,46 @@ void Frontier::AppendToFill(const FrontierPoint& point, const Plan& base, double
 }
 
 void Frontier::Append(const FrontierPoint& point, const Plan& plan) {
-  const size_t k = points_.size();
-  points_.push_back(point);
-  fill_deadline_.push_back(std::numeric_limits<double>::quiet_NaN());
-  sorted_time_.clear();
-  best_upto_.clear();
-  if (change_begin_.empty()) change_begin_.push_back(0);
-  if (k % kCheckpointInterval == 0) {
-    checkpoints_.emplace_back(plan.begin(), plan.end());
-  }
-  if (k > 0) {
+  const size_t k = BeginPoint(point, std::numeric_limits<double>::quiet_NaN());
+  if (k == 0) {
+    last_plan_ = plan;
+  } else {
     for (size_t i = 0; i < plan.size(); ++i) {
-      if (plan[i] != last_plan_[i]) {
-        change_node_.push_back(static_cast<uint32_t>(i));
-        change_option_.push_back(static_cast<uint16_t>(plan[i]));
-      }
+      if (plan[i] != last_plan_[i]) RecordChange(i, plan[i]);
     }
   }
-  change_begin_.push_back(static_cast<uint32_t>(change_node_.size()));
-  last_plan_ = plan;
+  EndPoint(k);
 }
 
 void Frontier::AppendChangesToFill(const FrontierPoint& point,
                                    const std::vector<std::pair<int, int>>& changes,
                                    double fill_deadline_s) {
   assert(problem_ != nullptr && !points_.empty());
-  const size_t k = points_.size();
+  const size_t k = BeginPoint(point, fill_deadline_s);
+  for (const auto& [node, option] : changes) {
+    if (last_plan_[static_cast<size_t>(node)] != option) {
+      RecordChange(static_cast<size_t>(node), option);
+    }
+  }
+  EndPoint(k);
+}
+
+size_t Frontier::BeginPoint(const FrontierPoint& point, double fill_deadline_s) {
   points_.push_back(point);
   fill_deadline_.push_back(fill_deadline_s);
   sorted_time_.clear();
   best_upto_.clear();
-  for (const auto& [node, option] : changes) {
-    int& last = last_plan_[static_cast<size_t>(node)];
-    if (last == option) continue;
-    last = option;
-    change_node_.push_back(static_cast<uint32_t>(node));
-    change_option_.push_back(static_cast<uint16_t>(option));
-  }
+  if (change_begin_.empty()) change_begin_.push_back(0);
+  return points_.size() - 1;
+}
+
+void Frontier::RecordChange(size_t node, int option) {
+  last_plan_[node] = option;
+  change_node_.push_back(static_cast<uint32_t>(node));
+  change_option_.push_back(static_cast<uint16_t>(option));
+}
+
+void Frontier::EndPoint(size_t k) {
   change_begin_.push_back(static_cast<uint32_t>(change_node_.size()));
   if (k % kCheckpointInterval == 0) checkpoints_.emplace_back(last_plan_.begin(), last_plan_.end());
 }

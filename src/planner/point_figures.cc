@@ -8,14 +8,14 @@ PointFigures::PointFigures(const Problem& problem) : problem_(problem) {
   const Dag& dag = *problem.dag;
   n_ = dag.num_nodes();
   node_ = dag.topological_order();
-  position_.assign(n_, 0);
-  for (int p = 0; p < n_; ++p) position_[node_[p]] = p;
+  std::vector<int> position(n_);
+  for (int p = 0; p < n_; ++p) position[node_[p]] = p;
   succ_begin_.assign(n_ + 1, 0);
   pred_begin_.assign(n_ + 1, 0);
   for (int p = 0; p < n_; ++p) {
     const int i = node_[p];
-    for (int j : dag.successors(i)) succ_.push_back(position_[j]);
-    for (int j : dag.predecessors(i)) pred_.push_back(position_[j]);
+    for (int j : dag.successors(i)) succ_.push_back(position[j]);
+    for (int j : dag.predecessors(i)) pred_.push_back(position[j]);
     succ_begin_[p + 1] = static_cast<int>(succ_.size());
     pred_begin_[p + 1] = static_cast<int>(pred_.size());
   }

@@ -34,8 +34,7 @@ class PointFigures {
  private:
   const Problem& problem_;
   int n_ = 0;
-  std::vector<int> node_;  // position -> computation
-  std::vector<int> position_;
+  std::vector<int> node_;                                   // position -> computation
   std::vector<int> succ_begin_, succ_, pred_begin_, pred_;  // by position
   std::vector<const Option*> options_;                      // by position
   std::vector<int> num_options_;

@@ -176,23 +176,6 @@ struct Sweep {
 
   const OptionSet& SetOf(int i) const { return problem.option_sets[set_of_node[i]]; }
 
-  // Fills earliest_start (EarliestStarts, timing.h) and returns the
-  // makespan; each computation reads one value per predecessor, its finish.
-  int64_t EarliestStartsNow() {
-    const int n = dag.num_nodes();
-    earliest_start.resize(n);
-    finish_scratch.resize(n);
-    int64_t makespan = 0;
-    for (int v : dag.topological_order()) {
-      int64_t start = 0;
-      for (int u : dag.predecessors(v)) start = std::max(start, finish_scratch[u]);
-      earliest_start[v] = start;
-      finish_scratch[v] = start + duration[v];
-      makespan = std::max(makespan, finish_scratch[v]);
-    }
-    return makespan;
-  }
-
   // Starts the sweep with every computation at its maximum duration.
   void StartAtMaximum() {
     const int n = dag.num_nodes();
@@ -413,24 +396,16 @@ struct Sweep {
     for (int i : moved) rate[i] = 0;
     moved.clear();
     Lap lap;
-    // Latest finishes, and with them the critical computations (in reverse
-    // topological order as each latest finish becomes final, then turned
+    // Latest starts, and with them the critical computations (in reverse
+    // topological order as each latest start becomes final, then turned
     // into topological order, the order of the network's arc ids,
-    // cut_network.h).
-    // Each computation reads one value per successor: its latest start.
-    // critical_start: a critical computation's earliest start, -1 for the
-    // others (one read per dependency in UpdateNetwork).
+    // cut_network.h). critical_start: a critical computation's earliest
+    // start, -1 for the others (one read per dependency in UpdateNetwork).
     const int n = dag.num_nodes();
     critical_index.resize(n);
     critical_start.resize(n);
-    latest_start.resize(n);
     critical_nodes.clear();
-    const std::vector<int>& topo = dag.topological_order();
-    for (auto it = topo.rbegin(); it != topo.rend(); ++it) {
-      const int v = *it;
-      int64_t lf = makespan;
-      for (int j : dag.successors(v)) lf = std::min(lf, latest_start[j]);
-      latest_start[v] = lf - duration[v];
+    LatestStarts(dag, duration, makespan, &latest_start, [&](int v) {
       if (earliest_start[v] == latest_start[v]) {
         critical_nodes.push_back(v);
         critical_start[v] = earliest_start[v];
@@ -438,7 +413,7 @@ struct Sweep {
         critical_index[v] = -1;
         critical_start[v] = -1;
       }
-    }
+    });
     std::reverse(critical_nodes.begin(), critical_nodes.end());
     for (size_t k = 0; k < critical_nodes.size(); ++k) {
       critical_index[critical_nodes[k]] = static_cast<int>(k);
@@ -631,7 +606,8 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
   Sweep sweep(problem, sweep_dag, std::move(sweep_sets), options);
   // Lower end of the sweep, for progress: the makespan at minimum durations.
   sweep.duration = sweep.min_units;
-  const int64_t lowest = sweep.EarliestStartsNow();
+  const int64_t lowest =
+      EarliestStarts(sweep_dag, sweep.duration, &sweep.earliest_start, &sweep.finish_scratch);
   sweep.StartAtMaximum();
 
   PointFigures point_figures(problem);
@@ -686,7 +662,8 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
     for (int i : sweep.moved) plan_by_node[node_of(i)] = sweep.plan[i];
   };
 
-  int64_t makespan = sweep.EarliestStartsNow();
+  int64_t makespan =
+      EarliestStarts(sweep_dag, sweep.duration, &sweep.earliest_start, &sweep.finish_scratch);
   const int64_t first = makespan;
   int64_t reported = 0;  // progress is reported every 64 units swept
   for (;;) {
@@ -734,7 +711,8 @@ Result<Frontier> SolveFrontier(std::shared_ptr<const Problem> problem_ptr,
       std::swap(sweep.earliest_start, sweep.path_start);
       next = sweep.next_makespan;
     } else {
-      next = sweep.EarliestStartsNow();
+      next =
+          EarliestStarts(sweep_dag, sweep.duration, &sweep.earliest_start, &sweep.finish_scratch);
     }
     lap.To(&sweep.stats.timing_s);
     if (next != makespan - delta) {

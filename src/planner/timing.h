@@ -11,37 +11,47 @@
 
 namespace perseus::planner {
 
-// Fills earliest_start[i] and returns the makespan (length of the longest path).
+// Fills earliest_start[i] and returns the makespan (length of the longest
+// path). Each computation reads one value per predecessor, its finish
+// (*finish, scratch of the caller's, so a hot loop allocates nothing).
 template <typename T>
-T EarliestStarts(const Dag& dag, const std::vector<T>& duration, std::vector<T>* earliest_start) {
-  earliest_start->assign(dag.num_nodes(), T{0});
+T EarliestStarts(const Dag& dag, const std::vector<T>& duration, std::vector<T>* earliest_start,
+                 std::vector<T>* finish) {
+  earliest_start->resize(dag.num_nodes());
+  finish->resize(dag.num_nodes());
   T makespan{0};
-  for (int u : dag.topological_order()) {
-    T finish = (*earliest_start)[u] + duration[u];
-    makespan = std::max(makespan, finish);
-    for (int v : dag.successors(u)) {
-      if ((*earliest_start)[v] < finish) (*earliest_start)[v] = finish;
-    }
+  for (int v : dag.topological_order()) {
+    T start{0};
+    for (int u : dag.predecessors(v)) start = std::max(start, (*finish)[u]);
+    (*earliest_start)[v] = start;
+    (*finish)[v] = start + duration[v];
+    makespan = std::max(makespan, (*finish)[v]);
   }
   return makespan;
 }
 
-// Fills latest_finish[i]: the latest time i may finish without delaying the
-// iteration beyond `makespan`. Walks the DAG in reverse topological order and
-// calls final(v) as it reaches v, whose latest finish is then final.
+template <typename T>
+T EarliestStarts(const Dag& dag, const std::vector<T>& duration, std::vector<T>* earliest_start) {
+  std::vector<T> finish;
+  return EarliestStarts(dag, duration, earliest_start, &finish);
+}
+
+// Fills latest_start[i]: the latest time i may start without delaying the
+// iteration beyond `makespan`. Walks the DAG in reverse topological order,
+// each computation reading one value per successor (its latest start), and
+// calls final(v) as it reaches v, whose latest start is then final.
 template <typename T, typename Final = void (*)(int)>
-void LatestFinishes(
-    const Dag& dag, const std::vector<T>& duration, T makespan, std::vector<T>* latest_finish,
+void LatestStarts(
+    const Dag& dag, const std::vector<T>& duration, T makespan, std::vector<T>* latest_start,
     Final&& final = [](int) {}) {
-  latest_finish->assign(dag.num_nodes(), makespan);
+  latest_start->resize(dag.num_nodes());
   const std::vector<int>& topo = dag.topological_order();
   for (auto it = topo.rbegin(); it != topo.rend(); ++it) {
-    int v = *it;
+    const int v = *it;
+    T latest_finish = makespan;
+    for (int j : dag.successors(v)) latest_finish = std::min(latest_finish, (*latest_start)[j]);
+    (*latest_start)[v] = latest_finish - duration[v];
     final(v);
-    T latest_start = (*latest_finish)[v] - duration[v];
-    for (int u : dag.predecessors(v)) {
-      if ((*latest_finish)[u] > latest_start) (*latest_finish)[u] = latest_start;
-    }
   }
 }
 

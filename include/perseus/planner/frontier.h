@@ -88,6 +88,12 @@ class Frontier {
   double solve_seconds = 0;
 
  private:
+  // The steps of every Append: a point and its fill deadline in (returns
+  // its index), a computation whose option differs from the last plan's,
+  // and the point's changes closed (and its checkpoint, if one is due).
+  size_t BeginPoint(const FrontierPoint& point, double fill_deadline_s);
+  void RecordChange(size_t node, int option);
+  void EndPoint(size_t k);
   void BuildDeadlineIndex() const;
   Plan StoredPlanAt(size_t index) const;  // before any fill
 
